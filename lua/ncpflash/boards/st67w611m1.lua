@@ -1,0 +1,27 @@
+-- ST ST67W611M1 Wi-Fi/BLE NCP module (QCC743 = BL616 inside, 4 MiB flash). Data only.
+return {
+  name = "st67w611m1",
+  description = "ST ST67W611M1 module (QCC743/BL616, 4 MiB flash)",
+  chip = "bl616",
+  flash_size = 4 * 1024 * 1024,
+  -- Reset/boot wiring through the adapter's modem lines (protocol.md §1.2, the Bouffalo/QConn
+  -- convention): RTS drives CHIP_EN, DTR drives BOOT; an asserted line pulls its pin low.
+  reset = {
+    lines = { en = "rts", boot = "dtr" },
+    active = "low",
+    -- enter the ROM's UART download mode: BOOT high while CHIP_EN rises
+    enter = { { boot = 1, en = 0 }, { wait = 0.05 }, { en = 1 }, { wait = 0.10 }, { boot = 0 },
+              { wait = 0.02 } },
+    -- run the application from flash: BOOT low while CHIP_EN rises
+    run = { { boot = 0, en = 0 }, { wait = 0.05 }, { en = 1 } },
+  },
+  -- ST release folder layout (X-CUBE-ST67W61 ST67W6X_Scripts/Binaries/NCP_Binaries)
+  release = {
+    subdir = "Binaries/NCP_Binaries",
+    ini = {
+      mission_t01 = "mission_t01_flash_prog_cfg*.ini",
+      mission_t02 = "mission_t02_flash_prog_cfg*.ini",
+      mfg = "mfg_flash_prog_cfg*.ini",
+    },
+  },
+}

@@ -1,0 +1,84 @@
+-- Bouffalo BL616 / BL618 and its Qualcomm twin QCC743 (the chip in ST's ST67W611M1).
+-- Data only (protocol.md §9); generic code reads these fields and never tests the name.
+
+-- The 84-byte SPI flash configuration (protocol.md §6.2, the SPI_Flash_Cfg block) as named
+-- fields in wire order. Values are Bouffalo's generic defaults for 4 MiB SPI NOR parts.
+-- Each entry: {name, size_in_bytes, value}; size 2 = u16 LE; a table value = byte array.
+local flash_cfg = {
+  {"io_mode", 1, 0x04}, {"cont_read_support", 1, 0x01}, {"clk_delay", 1, 0x00},
+  {"clk_invert", 1, 0x00},
+  {"reset_en_cmd", 1, 0x66}, {"reset_cmd", 1, 0x99}, {"exit_contread_cmd", 1, 0xFF},
+  {"exit_contread_size", 1, 0x03},
+  {"jedecid_cmd", 1, 0x9F}, {"jedecid_dmy_clk", 1, 0x00}, {"enter_32bit_addr_cmd", 1, 0xB7},
+  {"exit_32bit_addr_cmd", 1, 0xE9},
+  {"sector_size_kib", 1, 4}, {"mfg_id", 1, 0xC8}, {"page_size", 2, 256},
+  {"chip_erase_cmd", 1, 0xC7}, {"sector_erase_cmd", 1, 0x20}, {"blk32_erase_cmd", 1, 0x52},
+  {"blk64_erase_cmd", 1, 0xD8},
+  {"write_enable_cmd", 1, 0x06}, {"page_prog_cmd", 1, 0x02}, {"qpage_prog_cmd", 1, 0x32},
+  {"qpp_addr_mode", 1, 0x00},
+  {"fast_read_cmd", 1, 0x0B}, {"fast_read_dmy_clk", 1, 1},
+  {"qpi_fast_read_cmd", 1, 0x0B}, {"qpi_fast_read_dmy_clk", 1, 1},
+  {"fast_read_do_cmd", 1, 0x3B}, {"fast_read_do_dmy_clk", 1, 1},
+  {"fast_read_dio_cmd", 1, 0xBB}, {"fast_read_dio_dmy_clk", 1, 0},
+  {"fast_read_qo_cmd", 1, 0x6B}, {"fast_read_qo_dmy_clk", 1, 1},
+  {"fast_read_qio_cmd", 1, 0xEB}, {"fast_read_qio_dmy_clk", 1, 2},
+  {"qpi_fast_read_qio_cmd", 1, 0xEB}, {"qpi_fast_read_qio_dmy_clk", 1, 2},
+  {"qpi_page_prog_cmd", 1, 0x02}, {"write_vreg_enable_cmd", 1, 0x50},
+  {"wel_reg_index", 1, 0}, {"qe_reg_index", 1, 1}, {"busy_reg_index", 1, 0},
+  {"wel_bit_pos", 1, 1}, {"qe_bit_pos", 1, 1}, {"busy_bit_pos", 1, 0},
+  {"wel_reg_write_len", 1, 2}, {"wel_reg_read_len", 1, 1},
+  {"qe_reg_write_len", 1, 2}, {"qe_reg_read_len", 1, 1},
+  {"release_power_down_cmd", 1, 0xAB}, {"busy_reg_read_len", 1, 1},
+  {"read_reg_cmd", 4, {0x05, 0x35, 0x00, 0x00}}, {"write_reg_cmd", 4, {0x01, 0x01, 0x00, 0x00}},
+  {"enter_qpi_cmd", 1, 0x38}, {"exit_qpi_cmd", 1, 0xFF},
+  {"cont_read_code", 1, 0xA0}, {"cont_read_exit_code", 1, 0xFF},
+  {"burst_wrap_cmd", 1, 0x77}, {"burst_wrap_dmy_clk", 1, 0x03},
+  {"burst_wrap_data_mode", 1, 0x02}, {"burst_wrap_data", 1, 0x40},
+  {"de_burst_wrap_cmd", 1, 0x77}, {"de_burst_wrap_dmy_clk", 1, 0x03},
+  {"de_burst_wrap_data_mode", 1, 0x02}, {"de_burst_wrap_data", 1, 0xF0},
+  {"sector_erase_time_ms", 2, 300}, {"blk32_erase_time_ms", 2, 1200},
+  {"blk64_erase_time_ms", 2, 1200}, {"page_prog_time_ms", 2, 5},
+  {"chip_erase_time_ms", 2, 33000}, {"power_down_delay", 1, 20}, {"qe_data", 1, 0},
+}
+
+return {
+  name = "bl616",
+  description = "Bouffalo BL616/BL618, Qualcomm QCC743",
+  baud = { handshake = 500000, load = 2000000 },
+  -- sync burst: count = floor(seconds * baud / 10) bytes of 0x55 (300 at 500 kbaud)
+  sync = { seconds = 0.006, read_timeout = 0.1, settle = 0.02, retries = 3 },
+  probe_timeout = 0.1,                 -- bare get_boot_info before any reset/sync
+  baud_switch_guard = 0.01,            -- after 0x22: reopen at the new rate, flush, wait
+  boot_info = {
+    lengths = { [24] = true, [28] = true },
+    rom_version = 0,                   -- u32 LE at byte offset 0
+    sign = 4, encrypt = 5,             -- byte offsets
+    sw_cfg0 = 8, sw_cfg1 = 20,         -- u32 LE offsets
+    chip_id = { first = 12, last = 17, reverse = true },
+  },
+  flash_pin_from_boot_info = { shift = 14, mask = 0x3F },  -- replaces flash_set.pin 0x80
+  flash_set = { pin = 0x80, clk = 0x41, io = 1, delay = 1 },
+  flash_cfg = flash_cfg,               -- 84 bytes, sent after flash_set when the JEDEC flag says so
+  jedec_flag_required = false,         -- BL602/BL702 only: flag must be 0x80
+  jedec_identified_flag = 0x80,
+  header_size = 256,
+  mac_len = 6,
+  tx_chunk = 4096,                     -- data bytes per 0x31/0x3F frame (ROM accepts 4 + 4096)
+  tx_chunk_max = 4096,
+  read_chunk = 4096,                   -- data bytes per 0x32 read
+  decompress_write = true,
+  compress_min = 4096,                 -- files up to this size go as plain 0x31 writes
+  xz = { dict = 32768, check = "crc32", preset = 6 },
+  sector_size = 4096,
+  erase_timeout = 100,                 -- chip erase deadline (s); no PD seen on this ROM
+  erase_rate = 20000,                  -- bytes/s lower bound used to scale range-erase deadlines
+  write_rate = 20000,                  -- bytes/s lower bound used to scale write deadlines
+  sha_rate = 2 * 1024 * 1024,          -- bytes/s lower bound for XIP SHA-256
+  rom_timeout = {                      -- ROM session timeout (protocol.md §2.2)
+    long = 10.0, short = 2.0,
+    -- "A0" parts (ROM version below) lack 0x23: memory-write addr <- ms << 16 | low
+    mem_write = { rom_versions = { [0x06160001] = true }, addr = 0x6102DF04, low = 0x1200 },
+  },
+  rom_versions = { [0x06160001] = "BL616 A0", [0x06160002] = "BL616/QCC743" },
+  flash_layout = { partition_table = { 0xE000, 0xF000 }, firmware = 0x10000 },
+}
