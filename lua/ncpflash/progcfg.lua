@@ -1,0 +1,231 @@
+-- QConn_Flash / BLFlashCommand `flash_prog_cfg.ini` (protocol.md §5.4, st67w611m1.md §2.1).
+--   [cfg]      erase = 0|1|2, skip_mode = addr, len[; addr, len ...], boot2_isp_mode = 0|1
+--   [<name>]   filedir = path (relative to the ini; `*` matches exactly one file; $(CHIPNAME))
+--              address = hex | @partition   (the entry called <name> in the [partition] table)
+local sys = require("ncpflash.core.sys")
+local errors = require("ncpflash.errors")
+local partition = require("ncpflash.partition")
+
+local M = {}
+
+local function fail(ini, line, key, msg, fields)
+  local where = line and (ini .. ":" .. line) or ini
+  local f = fields or {}
+  f.file, f.line, f.key = ini, line, key
+  errors.raise("input", string.format("%s: %s%s", where, key and ("[" .. key .. "] ") or "", msg), f)
+end
+
+local function q(s) return string.format("%q", s) end
+
+local function dirname(path)
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
+end
+
+local function join(dir, rel)
+  if rel:sub(1, 1) == "/" then return rel end
+  rel = rel:gsub("^%./", "")
+  return dir .. "/" .. rel
+end
+
+-- Tidy "a/./b/../c" (lexically; good enough for messages and comparisons).
+local function normalize(path)
+  local abs = path:sub(1, 1) == "/"
+  local parts = {}
+  for p in path:gmatch("[^/]+") do
+    if p == ".." and #parts > 0 and parts[#parts] ~= ".." then parts[#parts] = nil
+    elseif p ~= "." then parts[#parts + 1] = p end
+  end
+  local s = table.concat(parts, "/")
+  if abs then return "/" .. s end
+  return s ~= "" and s or "."
+end
+
+local function parse_number(s)
+  s = s:match("^%s*(.-)%s*$")
+  if s:match("^0[xX]%x+$") then return tonumber(s:sub(3), 16) end
+  if s:match("^%d+$") then return tonumber(s) end
+  return nil
+end
+
+-- Plain INI reader: returns list of sections {name=, line=, keys={k={value=, line=}}, order={}}.
+function M.read_ini(path)
+  local f, err = io.open(path, "rb")
+  if not f then fail(path, nil, nil, "cannot read: " .. tostring(err)) end
+  local text = f:read("a")
+  f:close()
+  text = text:gsub("^\xEF\xBB\xBF", "")
+  local sections, cur = {}, nil
+  local n = 0
+  for raw in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    local line = raw:gsub("\r$", ""):match("^%s*(.-)%s*$")
+    if line == "" or line:match("^[#;]") then -- luacheck: ignore 542
+      -- blank or comment
+    elseif line:match("^%[") then
+      local name = line:match("^%[%s*([^%]]-)%s*%]$")
+      if not name or name == "" then fail(path, n, nil, "malformed section header " .. q(line)) end
+      for _, s in ipairs(sections) do
+        if s.name == name then fail(path, n, name, "duplicate section (first at line " .. s.line .. ")") end
+      end
+      cur = { name = name, line = n, keys = {}, order = {} }
+      sections[#sections + 1] = cur
+    else
+      local k, v = line:match("^([^=]-)%s*=%s*(.*)$")
+      if not k or k == "" then fail(path, n, cur and cur.name, "expected key = value, found " .. q(line)) end
+      if not cur then fail(path, n, k, "key outside any section") end
+      v = v:gsub("%s+[#;].*$", "")
+      v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
+      cur.keys[k] = { value = v, line = n }
+      cur.order[#cur.order + 1] = k
+    end
+  end
+  return sections
+end
+
+-- Resolve a path that may contain `*` in its last component; exactly one match required.
+local function resolve_file(ini, line, section, path)
+  if not path:find("*", 1, true) then return path end
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", path end
+  if dir:find("*", 1, true) then
+    fail(ini, line, section .. ".filedir", "wildcard only allowed in the file name: " .. path)
+  end
+  local pat = "^" .. base:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
+  local names = sys.listdir(dir)
+  if not names then fail(ini, line, section .. ".filedir", "no such directory: " .. dir) end
+  local hits = {}
+  for _, nm in ipairs(names) do if nm:match(pat) then hits[#hits + 1] = nm end end
+  if #hits ~= 1 then
+    fail(ini, line, section .. ".filedir", string.format("%q must match exactly one file, matched %d%s",
+      path, #hits, #hits > 0 and (": " .. table.concat(hits, ", ")) or ""))
+  end
+  return dir .. "/" .. hits[1]
+end
+
+local function file_size(path)
+  local st = sys.stat(path)
+  if not st then return nil, "missing" end
+  if st.type ~= "file" then return nil, "not a regular file" end
+  return st.size
+end
+
+-- Parse and resolve an ini. opts.chipname substitutes $(CHIPNAME) (default "qcc743").
+-- Returns {file=, dir=, erase=, skip={{address=, length=}}, boot2_isp_mode=, partition=(parsed
+-- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}}.
+function M.load(path, opts)
+  opts = opts or {}
+  local sections = M.read_ini(path)
+  local dir = dirname(path)
+  local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {} }
+  local chipname = opts.chipname or "qcc743"
+  local pt
+  for _, s in ipairs(sections) do
+    if s.name:lower() == "cfg" then
+      for _, k in ipairs(s.order) do
+        local e = s.keys[k]
+        if k == "erase" then
+          local v = parse_number(e.value)
+          if v ~= 0 and v ~= 1 and v ~= 2 then
+            fail(path, e.line, "cfg.erase", "expected 0, 1 or 2, found " .. q(e.value))
+          end
+          cfg.erase = v
+        elseif k == "skip_mode" then
+          for pair in e.value:gmatch("[^;]+") do
+            local a, l = pair:match("^%s*([^,]-)%s*,%s*(.-)%s*$")
+            local av, lv = a and parse_number(a), l and parse_number(l)
+            if not av or not lv then
+              fail(path, e.line, "cfg.skip_mode", "expected addr, len[; addr, len], found " .. q(e.value))
+            end
+            if lv > 0 then cfg.skip[#cfg.skip + 1] = { address = av, length = lv } end
+          end
+        elseif k == "boot2_isp_mode" then
+          local v = parse_number(e.value)
+          if v ~= 0 and v ~= 1 then
+            fail(path, e.line, "cfg.boot2_isp_mode", "expected 0 or 1, found " .. q(e.value))
+          end
+          cfg.boot2_isp_mode = v
+        end
+      end
+    else
+      local fd, ad = s.keys.filedir, s.keys.address
+      if not fd then fail(path, s.line, s.name, "section has no filedir") end
+      if not ad then fail(path, s.line, s.name, "section has no address") end
+      local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname)
+      local file = normalize(resolve_file(path, fd.line, s.name, join(dir, rel)))
+      local size, why = file_size(file)
+      if not size then
+        fail(path, fd.line, s.name .. ".filedir", string.format("file %s: %s", file, why), { path = file })
+      end
+      if size == 0 then
+        fail(path, fd.line, s.name .. ".filedir", string.format("file %s is empty", file), { path = file })
+      end
+      local r = { name = s.name, file = file, size = size, line = fd.line }
+      if ad.value:match("^%s*@partition%s*$") then
+        if not pt then
+          fail(path, ad.line, s.name .. ".address", "@partition needs a [partition] section before it")
+        end
+        local e = partition.find(pt, s.name)
+        if not e then
+          local names = {}
+          for _, x in ipairs(pt.entries) do names[#names + 1] = x.name end
+          fail(path, ad.line, s.name .. ".address", string.format("no entry %q in partition table %s (entries: %s)",
+            s.name, cfg.partition_file, table.concat(names, ", ")))
+        end
+        r.address, r.max_size, r.entry = e.address0, e.size0, e
+        if size > e.size0 then
+          fail(path, fd.line, s.name .. ".filedir", string.format(
+            "file %s is %d bytes, larger than partition entry %s (%d bytes at 0x%X)", file, size, e.name, e.size0,
+            e.address0), { path = file, size = size, max_size = e.size0 })
+        end
+      else
+        local a = parse_number(ad.value)
+        if not a then
+          fail(path, ad.line, s.name .. ".address", "expected a hex address or @partition, found " .. q(ad.value))
+        end
+        r.address = a
+      end
+      if s.name:lower() == "partition" then
+        local fh = io.open(file, "rb")
+        local data = fh:read("a")
+        fh:close()
+        local ok, res = pcall(partition.parse, data, { file = file })
+        if not ok then
+          fail(path, fd.line, s.name .. ".filedir", tostring(res), { cause = res })
+        end
+        pt = res
+        cfg.partition, cfg.partition_file = pt, file
+      end
+      cfg.regions[#cfg.regions + 1] = r
+    end
+  end
+  if #cfg.regions == 0 then fail(path, nil, nil, "no file sections") end
+  -- regions placed at a partition entry's address inherit its size as their limit
+  if pt then
+    for _, r in ipairs(cfg.regions) do
+      if not r.max_size and r.file ~= cfg.partition_file then
+        for _, e in ipairs(pt.entries) do
+          if e.address0 == r.address and e.size0 > 0 then
+            r.max_size, r.entry = e.size0, e
+            if r.size > e.size0 then
+              fail(path, r.line, r.name .. ".filedir", string.format(
+                "file %s is %d bytes, larger than partition entry %s (%d bytes at 0x%X)", r.file, r.size, e.name,
+                e.size0, e.address0), { path = r.file, size = r.size, max_size = e.size0 })
+            end
+            break
+          end
+        end
+      end
+    end
+  end
+  if cfg.erase == 2 and #cfg.skip > 0 then
+    fail(path, nil, "cfg.skip_mode", "skip_mode conflicts with erase = 2 (chip erase)")
+  end
+  return cfg
+end
+
+M.normalize = normalize
+
+return M
