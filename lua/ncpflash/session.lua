@@ -1,0 +1,525 @@
+-- ncpflash.session: one conversation with a chip's boot ROM (protocol.md §2, §5.1).
+--
+--   local s <close> = require("ncpflash.session").connect(ctx, opts)
+--
+-- connect: open the port at the handshake speed, probe for a live ROM session (bare
+-- get_boot_info), else reset (board data) + sync burst until the adjacent "OK" pair; decode the
+-- boot info; raise the ROM timeout; switch to the load speed; read the MAC (CRC checked); set the
+-- flash parameters and read the JEDEC id. Every command goes through isp.command.
+local sys = require("ncpflash.core.sys")
+local isp = require("ncpflash.core.isp")
+local image = require("ncpflash.core.image")
+local errors = require("ncpflash.errors")
+
+local M = {}
+
+local Session = {}
+Session.__index = Session
+Session.__close = function(self) self:close() end
+Session.__gc = Session.__close
+M.Session = Session
+
+local function op(name)
+  local code = isp.op[name]
+  if not code then error("isp.op." .. name .. " is not defined") end
+  return code
+end
+
+local function hexs(s, max)
+  max = max or 24
+  local h = image.hex(s:sub(1, max))
+  if #s > max then h = h .. "..." end
+  return h
+end
+
+-- Boot-info decoding with the chip's layout (protocol.md §6.1).
+function M.decode_boot_info(chip, data)
+  local L = chip.boot_info
+  if L.lengths and not L.lengths[#data] then
+    errors.raise("protocol", string.format("get_boot_info: unexpected reply length %d (%s)", #data, hexs(data, 32)),
+      { op = "get_boot_info", got = data })
+  end
+  local bi = { raw = data, length = #data }
+  bi.rom_version = string.unpack("<I4", data, L.rom_version + 1)
+  bi.sign = data:byte(L.sign + 1)
+  bi.encrypt = data:byte(L.encrypt + 1)
+  bi.sw_cfg0 = string.unpack("<I4", data, L.sw_cfg0 + 1)
+  if L.sw_cfg1 and #data >= L.sw_cfg1 + 4 then bi.sw_cfg1 = string.unpack("<I4", data, L.sw_cfg1 + 1) end
+  local id = data:sub(L.chip_id.first + 1, L.chip_id.last + 1)
+  if L.chip_id.reverse then id = id:reverse() end
+  bi.chip_id = image.hex(id)
+  local fp = chip.flash_pin_from_boot_info
+  if fp then bi.flash_pin = (bi.sw_cfg0 >> fp.shift) & fp.mask end
+  bi.rom_name = chip.rom_versions and chip.rom_versions[bi.rom_version]
+  bi.secure_boot = bi.sign ~= 0
+  bi.encrypted = bi.encrypt ~= 0
+  return bi
+end
+
+-- The 84-byte flash configuration built from the chip's named fields.
+function M.flash_cfg_bytes(chip)
+  local out = {}
+  for _, f in ipairs(chip.flash_cfg) do
+    local name, size, v = f[1], f[2], f[3]
+    if type(v) == "table" then
+      assert(#v == size, "flash_cfg." .. name .. ": wrong length")
+      for _, b in ipairs(v) do out[#out + 1] = string.char(b) end
+    elseif size == 1 then out[#out + 1] = string.pack("B", v)
+    elseif size == 2 then out[#out + 1] = string.pack("<I2", v)
+    else out[#out + 1] = string.pack("<I4", v) end
+  end
+  local s = table.concat(out)
+  assert(#s == 84, "flash_cfg must describe 84 bytes, got " .. #s)
+  return s
+end
+
+-- Flash size in bytes from the JEDEC capacity byte (protocol.md §4.3).
+function M.jedec_size(cap)
+  local e = (cap & 0x1F) - 0x13
+  if e < 0 or e > 12 then return nil end
+  return (1 << e) * 512 * 1024
+end
+
+function M.sync_count(chip, baud)
+  return math.floor(chip.sync.seconds * baud / 10)
+end
+
+-- Classify what came back after a sync burst: "ok", "nothing", "echo" or "garbage".
+function M.classify(bytes)
+  if bytes:find("OK", 1, true) then return "ok" end
+  if #bytes == 0 then return "nothing" end
+  local n55 = select(2, bytes:gsub("\x55", ""))
+  if n55 * 2 >= #bytes then return "echo" end
+  return "garbage"
+end
+
+---------------------------------------------------------------------------------------------------
+-- reset lines
+
+-- Apply one reset step {boot=0|1, en=0|1, wait=s}. Returns false once lines are unsupported.
+function Session:_lines(step)
+  local r = self.board.reset
+  if step.wait then sys.sleep(step.wait) end
+  if self.lines_ok == false then return false end
+  local set = {}
+  for sig, level in pairs(step) do
+    if sig ~= "wait" then
+      local line = r.lines[sig]
+      if not line then error("board reset: unknown signal " .. tostring(sig)) end
+      -- asserted line = pin low when active == "low"
+      local asserted = (level == 0)
+      if r.active == "high" then asserted = (level == 1) end
+      set[line] = asserted
+    end
+  end
+  if next(set) == nil then return true end
+  local ok, why = self.port:set_lines(set)
+  if not ok then
+    self.lines_ok = false
+    if not self.warned_lines then
+      self.warned_lines = true
+      self.ev:warn(string.format("cannot drive the reset lines on this port (%s); put the chip in download "
+        .. "mode by hand: BOOT high while CHIP_EN rises", tostring(why or "not supported")))
+    end
+    return false
+  end
+  self.lines_ok = true
+  return true
+end
+
+function Session:_sequence(name)
+  local r = self.board.reset
+  local seq = r and r[name]
+  if not seq then return false end
+  for _, step in ipairs(seq) do self:_lines(step) end
+  return self.lines_ok ~= false
+end
+
+---------------------------------------------------------------------------------------------------
+-- commands
+
+-- The one command path: name = isp.op key, opts as isp.command (+ keepalive bookkeeping).
+function Session:cmd(name, payload, opts)
+  opts = opts or {}
+  if opts.checksum == nil then opts.checksum = true end
+  if not opts.no_keepalive then self:_keepalive() end
+  local ok, res = pcall(isp.command, self.port, op(name), payload or "", opts)
+  self.last_io = sys.now()
+  if not ok then error(res, 0) end
+  return res
+end
+
+-- The ROM drops back to handshake mode after its timeout without traffic; re-handshake at the
+-- current speed when we have been quiet for (almost) that long.
+function Session:_keepalive()
+  if not self.ready or not self.last_io then return end
+  local idle = sys.now() - self.last_io
+  if idle >= self.rom_timeout * 0.9 then
+    self.ev:debug(string.format("idle %.1f s >= ROM timeout %.1f s: re-handshake at %d baud", idle,
+      self.rom_timeout, self.port:baud()))
+    self:_rehandshake()
+  end
+end
+
+function Session:_rehandshake()
+  self.ready = false
+  local baud = self.port:baud()
+  local ok_pair = self:_sync_once(baud)
+  if not ok_pair then
+    errors.raise("handshake", string.format("the ROM session timed out and the chip did not answer a new sync "
+      .. "at %d baud", baud), { baud = baud })
+  end
+  self.rehandshakes = (self.rehandshakes or 0) + 1
+  self:set_rom_timeout(self.chip.rom_timeout.long)
+  if self.flash_prepared then
+    self.flash_prepared = false
+    self:_prepare_flash()
+  end
+  self.ready = true
+end
+
+-- One sync attempt at `baud`: burst, then wait for "OK". Returns true or false, bytes_seen.
+function Session:_sync_once(baud)
+  local c = self.chip
+  self.port:flush_input()
+  isp.sync(self.port, M.sync_count(c, baud))
+  local ok, seen = self.port:expect("OK", c.sync.read_timeout)
+  self.last_io = sys.now()
+  if ok then
+    sys.sleep(c.sync.settle or 0.02)
+    self.port:flush_input()                    -- trailing 0x55 echo, duplicate acks
+    return true
+  end
+  return false, seen or ""
+end
+
+function Session:set_rom_timeout(seconds)
+  local rt = self.chip.rom_timeout
+  if not rt then return end
+  local ms = math.floor(seconds * 1000 + 0.5)
+  local mw = rt.mem_write
+  if mw and self.info and mw.rom_versions[self.info.rom_version] then
+    self:cmd("MEMORY_WRITE", string.pack("<I4I4", mw.addr, (ms << 16 | mw.low) & 0xFFFFFFFF),
+      { checksum = false, no_keepalive = true })
+  else
+    self:cmd("SET_TIMEOUT", string.pack("<I4", ms), { checksum = false, no_keepalive = true })
+  end
+  self.rom_timeout = seconds
+end
+
+---------------------------------------------------------------------------------------------------
+-- connect
+
+local function handshake_error(s, attempts, last_kind, last_seen, baud)
+  local url = s.url or "the port"
+  local kinds = {
+    nothing = { "no answer from the chip",
+      "check power, that BOOT is high while CHIP_EN rises (download mode), TX/RX crossed, and the port" },
+    echo = { "only our own 0x55 sync bytes came back",
+      "TX is looped back to RX (adapter loopback, or the module is not driving its TX line)" },
+    garbage = { "the line is alive but it is not the boot ROM",
+      "application firmware is probably running (the sync burst was read as text); enter download mode "
+        .. "(BOOT high while CHIP_EN rises) and retry" },
+  }
+  local k = kinds[last_kind] or kinds.nothing
+  errors.raise("handshake", string.format("handshake failed on %s at %d baud after %d attempt%s: %s%s", url, baud,
+    attempts, attempts == 1 and "" or "s", k[1], #last_seen > 0 and (" (received " .. #last_seen .. " bytes: "
+    .. hexs(last_seen, 16) .. ")") or ""),
+    { kind = last_kind, got = last_seen, attempts = attempts, baud = baud, port = url, hint = k[2] })
+end
+
+-- opts: port (url), baud (handshake), load_baud, retries, probe (default true), reset (default
+-- true), board, chip (tables).
+function M.connect(ctx, opts)
+  opts = opts or {}
+  local board = opts.board or ctx:board()
+  local chip = opts.chip or ctx:chip()
+  local cop = ctx.opts or {}
+  local s = setmetatable({ ctx = ctx, ev = ctx.ev, board = board, chip = chip, stats = {} }, Session)
+  local hs_baud = opts.baud or cop.baud or chip.baud.handshake
+  local load_baud = opts.load_baud or cop.load_baud or chip.baud.load
+  s.url = opts.port or cop.port
+  local t0 = sys.now()
+  s.ev:stage("connect", { port = s.url, baud = hs_baud })
+  s.port = ctx:open_port({ url = s.url, baud = hs_baud })
+  local ok, err = pcall(M._connect, s, hs_baud, load_baud, opts)
+  if not ok then
+    s:close()
+    error(err, 0)
+  end
+  s.stats.connect = sys.now() - t0
+  return s
+end
+
+function M._connect(s, hs_baud, load_baud, opts)
+  local chip = s.chip
+  local info
+  -- 1. probe: maybe the ROM is already listening (a previous run, or a manual reset)
+  if opts.probe ~= false then
+    local ok, res = pcall(isp.command, s.port, op("GET_BOOT_INFO"), "",
+      { data = true, checksum = false, timeout = chip.probe_timeout })
+    if ok then info = res; s.probed = true end
+  end
+  -- 2. reset + sync attempts
+  if not info then
+    local retries = opts.retries or chip.sync.retries or 3
+    local got_ok = false
+    for attempt = 1, retries do
+      if opts.reset ~= false then s:_sequence("enter") end
+      local ok, seen = s:_sync_once(hs_baud)
+      if ok then got_ok = true; break end
+      local kind = M.classify(seen)
+      s.ev:debug(string.format("handshake attempt %d: %s (%d bytes)", attempt, kind, #seen))
+      if attempt == retries then handshake_error(s, attempt, kind, seen, hs_baud) end
+      if opts.reset == false or s.lines_ok == false then sys.sleep(0.3) end
+    end
+    assert(got_ok)
+    info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
+  end
+  s.info = M.decode_boot_info(chip, info)
+  -- 3. ROM timeout, baud switch
+  s:set_rom_timeout(chip.rom_timeout.long)
+  if load_baud ~= hs_baud and load_baud ~= s.port:baud() then
+    s:cmd("CLK_SET", string.pack("<I4I4", 1, load_baud), { no_keepalive = true })   -- ack at the old rate
+    s.port:drain(0.5)
+    s.port:set_baud(load_baud)
+    s.port:flush_input()
+    sys.sleep(chip.baud_switch_guard or 0.01)
+  end
+  s.baud = s.port:baud()
+  s.ready = true
+  -- 4. MAC (CRC32 checked)
+  local ok, mac = pcall(s.cmd, s, "EFUSE_READ_MAC", "", { data = true })
+  if not ok then
+    if errors.is(mac) and (mac.code == "timeout" or mac.code == "protocol") and s.baud ~= hs_baud then
+      mac.message = mac.message .. string.format(" - first command after switching to %d baud; the adapter may "
+        .. "not support that rate (try --load-baud %d)", s.baud, hs_baud)
+      mac.hint = "USB-UART bridges such as the CP2102 stop at 1 Mbaud"
+    end
+    error(mac, 0)
+  end
+  local n = chip.mac_len or 6
+  if #mac < n + 4 then
+    errors.raise("protocol", string.format("efuse_read_mac: reply of %d bytes, expected %d", #mac, n + 4),
+      { op = "efuse_read_mac", got = mac })
+  end
+  local m, crc = mac:sub(1, n), string.unpack("<I4", mac, n + 1)
+  if image.crc32(m) ~= crc then
+    errors.raise("protocol", string.format("efuse_read_mac: CRC32 mismatch (MAC %s, CRC 0x%08X, computed 0x%08X)",
+      hexs(m), crc, image.crc32(m)), { op = "efuse_read_mac", got = mac })
+  end
+  s.mac_bytes = m
+  -- 5. flash parameters + JEDEC
+  s:_prepare_flash()
+  s.ev:info(string.format("connected: %s ROM 0x%08X, chip id %s, %s, flash %s %s at %d baud",
+    s.info.rom_name or "chip", s.info.rom_version, s.info.chip_id,
+    s.info.secure_boot and "secure boot ON" or "secure boot off", s.jedec_hex,
+    s.flash_size and string.format("%d MiB", s.flash_size // (1024 * 1024)) or "(size unknown)", s.baud),
+    { rom_version = s.info.rom_version, chip_id = s.info.chip_id, mac = s:mac(), jedec = s.jedec_hex,
+      flash_size = s.flash_size, baud = s.baud, probed = s.probed or false })
+end
+
+function Session:_flash_set_bytes()
+  local fs = self.chip.flash_set
+  local pin = fs.pin
+  if pin & 0x80 ~= 0 and self.info.flash_pin then pin = self.info.flash_pin end
+  return string.pack("BBBB", pin, fs.clk, fs.io, fs.delay)
+end
+
+function Session:_prepare_flash()
+  local c = self.chip
+  self:cmd("FLASH_SET_PARA", self:_flash_set_bytes())
+  local j = self:cmd("FLASH_READ_JEDEC_ID", "", { data = true })
+  if #j < 4 then
+    errors.raise("protocol", "flash_read_jedec_id: short reply " .. hexs(j), { op = "flash_read_jedec_id", got = j })
+  end
+  local mfg, typ, cap, flag = j:byte(1, 4)
+  self.jedec_id = { mfg = mfg, type = typ, capacity = cap, flag = flag }
+  self.jedec_hex = string.format("%02X%02X%02X", mfg, typ, cap)
+  self.flash_size = M.jedec_size(cap) or (self.board and self.board.flash_size)
+  local identified = flag == (c.jedec_identified_flag or 0x80)
+  if c.jedec_flag_required and not identified then
+    errors.raise("device", string.format("flash %s not identified by the loader (flag 0x%02X)", self.jedec_hex, flag),
+      { op = "flash_read_jedec_id" })
+  end
+  if not identified and c.flash_cfg then
+    self:cmd("FLASH_SET_PARA", self:_flash_set_bytes() .. M.flash_cfg_bytes(c))
+  end
+  self.flash_prepared = true
+end
+
+---------------------------------------------------------------------------------------------------
+-- public methods
+
+function Session:boot_info() return self.info end
+
+function Session:mac()
+  return (image.hex(self.mac_bytes or ""):gsub("(%x%x)", "%1:"):gsub(":$", ""))
+end
+
+function Session:jedec() return self.jedec_hex, self.flash_size, self.jedec_id end
+
+local function u32(v, what)
+  if math.type(v) ~= "integer" or v < 0 or v > 0xFFFFFFFF then
+    error(what .. " must be an integer 0..0xFFFFFFFF", 3)
+  end
+  return v
+end
+
+function Session:erase(addr, len)
+  u32(addr, "address"); u32(len, "length")
+  if len == 0 then return end
+  local c = self.chip
+  local t = math.min(c.erase_timeout, 2 + len / (c.erase_rate or 20000))
+  local t0 = sys.now()
+  self:cmd("FLASH_ERASE", string.pack("<I4I4", addr, addr + len - 1), { timeout = t, pending = true })
+  self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
+end
+
+function Session:erase_all()
+  local t0 = sys.now()
+  self:cmd("FLASH_CHIP_ERASE", "", { timeout = self.chip.erase_timeout, pending = true })
+  self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
+end
+
+-- Decide whether compressing `data` pays: compress a sample with a throwaway encoder.
+function Session:_compression_pays(data)
+  local c = self.chip
+  if not c.decompress_write or #data <= (c.compress_min or 4096) then return false end
+  if not image.xz_encoder then return false end
+  local sample = data:sub(1, 65536)
+  local e = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = 0 })
+  local out = e:feed(sample) .. e:finish()
+  return #out < #sample * 0.95
+end
+
+-- Write `data` at `addr`. opts: progress(done, total), compress (nil = auto, true, false).
+-- Returns {sent = bytes of payload sent, written = #data, compressed = bool, frames = n}.
+function Session:write(addr, data, opts)
+  u32(addr, "address")
+  opts = opts or {}
+  local c = self.chip
+  local chunk = c.tx_chunk or 2048
+  local total = #data
+  local progress = opts.progress or function() end
+  local wrate = c.write_rate or 20000
+  local compress = opts.compress
+  if compress == nil then compress = self:_compression_pays(data) end
+  local st = { sent = 0, written = total, compressed = compress, frames = 0 }
+  local t0 = sys.now()
+  if not compress then
+    local pos = 1
+    while pos <= total do
+      local piece = data:sub(pos, pos + chunk - 1)
+      self:cmd("FLASH_WRITE", string.pack("<I4", addr + pos - 1) .. piece,
+        { timeout = 2 + #piece / wrate })
+      st.sent, st.frames = st.sent + #piece, st.frames + 1
+      pos = pos + #piece
+      progress(pos - 1, total)
+    end
+  else
+    local enc = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
+    local buf, fed, first = {}, 0, true
+    local buflen = 0
+    local step = 16 * 1024
+    local function send(piece)
+      local a = first and ((addr | 0x80000000) & 0xFFFFFFFF) or (addr + st.sent)
+      -- the ROM may program far more than the frame carries (highly compressible data)
+      local ratio = fed / math.max(st.sent + #piece, 1)
+      local t = math.min(60, 2 + #piece * ratio / wrate)
+      self:cmd("FLASH_DECOMPRESS_WRITE", string.pack("<I4", a) .. piece, { timeout = t })
+      first = false
+      st.sent, st.frames = st.sent + #piece, st.frames + 1
+    end
+    local function pump(final)
+      local s = table.concat(buf)
+      local pos = 1
+      while #s - pos + 1 >= chunk or (final and pos <= #s) do
+        local piece = s:sub(pos, pos + chunk - 1)
+        send(piece)
+        pos = pos + #piece
+        progress(math.min(fed, total), total)
+      end
+      buf = { s:sub(pos) }
+      buflen = #buf[1]
+    end
+    local pos = 1
+    while pos <= total do
+      local piece = data:sub(pos, pos + step - 1)
+      pos = pos + #piece
+      fed = pos - 1
+      local out = enc:feed(piece)
+      if #out > 0 then buf[#buf + 1] = out; buflen = buflen + #out end
+      if buflen >= chunk then pump(false) end
+    end
+    buf[#buf + 1] = enc:finish()
+    pump(true)
+    progress(total, total)
+  end
+  st.seconds = sys.now() - t0
+  self.stats.write = (self.stats.write or 0) + st.seconds
+  self.stats.sent = (self.stats.sent or 0) + st.sent
+  self.stats.written = (self.stats.written or 0) + st.written
+  return st
+end
+
+function Session:write_check()
+  self:cmd("FLASH_WRITE_CHECK", "", { timeout = 2 })
+end
+
+-- On-chip SHA-256 (XIP) of [addr, addr+len): 32-byte string.
+function Session:sha256(addr, len)
+  u32(addr, "address"); u32(len, "length")
+  local t0 = sys.now()
+  local t = 2 * (len // (2 * 1024 * 1024) + 1) + len / (self.chip.sha_rate or 2097152)
+  self:cmd("XIP_READ_START", "")
+  local ok, res = pcall(self.cmd, self, "FLASH_XIP_READ_SHA", string.pack("<I4I4", addr, len),
+    { data = true, timeout = t })
+  local ok2, err2 = pcall(self.cmd, self, "XIP_READ_FINISH", "")
+  if not ok then error(res, 0) end
+  if not ok2 then error(err2, 0) end
+  if #res < 32 then
+    errors.raise("protocol", "flash_xip_read_sha: short reply " .. hexs(res), { op = "flash_xip_read_sha", got = res })
+  end
+  self.stats.verify = (self.stats.verify or 0) + (sys.now() - t0)
+  return res:sub(1, 32)
+end
+
+-- Read [addr, addr+len) from flash. opts.progress(done, total).
+function Session:read(addr, len, opts)
+  u32(addr, "address"); u32(len, "length")
+  local progress = opts and opts.progress or function() end
+  local chunk = self.chip.read_chunk or 2048
+  local out, done = {}, 0
+  local bps = self.port:baud() / 10
+  while done < len do
+    local n = math.min(chunk, len - done)
+    local d = self:cmd("FLASH_READ", string.pack("<I4I4", addr + done, n), { data = true, timeout = 2 + 2 * n / bps })
+    if #d ~= n then
+      errors.raise("protocol", string.format("flash_read at 0x%X: asked %d bytes, got %d", addr + done, n, #d),
+        { op = "flash_read", got = d })
+    end
+    out[#out + 1] = d
+    done = done + n
+    progress(done, len)
+  end
+  return table.concat(out)
+end
+
+-- Leave the ROM: board "run" sequence when the lines work, else the reset command.
+function Session:reset()
+  if self.board.reset and self.lines_ok ~= false and self:_sequence("run") then return true end
+  self:cmd("RESET", "")
+  return true
+end
+
+function Session:close()
+  if self.port then
+    local p = self.port
+    self.port = nil
+    self.ready = false
+    pcall(p.close, p)
+  end
+end
+
+return M
