@@ -1,0 +1,108 @@
+# ncpflash - one readable Makefile (no autotools).  `make help` lists targets.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PKGS     = lua5.4 libserialport zlib liblzma libcrypto
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+B        = build
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION 2>/dev/null || echo unknown)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc \
+             -DNCP_VERSION='"$(VERSION)"'
+LIBS     = $(PKG_LIBS) -lm
+
+SRC      = $(filter-out src/main.c,$(wildcard src/*.c))
+OBJ      = $(SRC:src/%.c=$(B)/obj/%.o)
+SIM_SRC  = $(wildcard tests/emulator/*.c)
+SIM_OBJ  = $(SIM_SRC:tests/emulator/%.c=$(B)/obj/sim/%.o)
+TEST_BIN = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
+PEER_BIN = $(patsubst tests/peer/%.c,$(B)/tests/%,$(wildcard tests/peer/*.c))
+EMBED    = $(sort $(wildcard lua/ncpflash/*.lua lua/ncpflash/*/*.lua recipes/*.lua recipes/*/*.lua))
+LUA_ALL  = $(EMBED) $(wildcard tests/*.lua tests/lib/*.lua tests/lua/*.lua)
+DEPS_OK  = $(B)/.deps-ok
+RUN      = $(B)/ncpflash run tests/run.lua
+
+.PHONY: all test demo bench lint install clean deps help check-deps
+all: $(B)/ncpflash $(B)/ncpsim $(TEST_BIN) $(PEER_BIN)
+
+help:
+	@echo "make            build build/ncpflash and build/ncpsim (installs packages when root)"
+	@echo "make demo       start ncpsim, flash a synthetic image set, show info, stop"
+	@echo "make test       build and run every test (ends with 'N passed, N failed')"
+	@echo "make bench      realtime benchmarks against ncpsim"
+	@echo "make lint       luacheck + compiler warnings as errors"
+	@echo "make deps       install the Debian packages the build needs"
+	@echo "make install    install to \$$(DESTDIR)\$$(PREFIX) (default /usr/local)"
+
+deps:
+	@sh tools/deps.sh install
+
+$(DEPS_OK): tools/deps.sh
+	@mkdir -p $(B)
+	@sh tools/deps.sh check-or-install
+	@touch $@
+
+$(B)/embed: tools/embed.c | $(DEPS_OK)
+	@mkdir -p $(B)
+	@echo "  CC      $@"
+	@$(CC) -O1 -o $@ $<
+
+$(B)/gen/embedded.c: $(B)/embed $(EMBED)
+	@mkdir -p $(B)/gen
+	@echo "  EMBED   $(words $(EMBED)) Lua files"
+	@$(B)/embed $@ . $(EMBED)
+
+$(B)/obj/%.o: src/%.c src/*.h | $(DEPS_OK)
+	@mkdir -p $(B)/obj
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/obj/embedded.o: $(B)/gen/embedded.c src/embedded.h
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/obj/sim/%.o: tests/emulator/%.c $(wildcard tests/emulator/*.h) | $(DEPS_OK)
+	@mkdir -p $(B)/obj/sim
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -Itests/emulator -c -o $@ $<
+
+$(B)/ncpflash: $(B)/obj/main.o $(OBJ) $(B)/obj/embedded.o
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(LIBS)
+
+$(B)/ncpsim: $(SIM_OBJ)
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/c/%.c $(OBJ) $(B)/obj/embedded.o
+	@mkdir -p $(B)/tests
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/peer/%.c | $(DEPS_OK)
+	@mkdir -p $(B)/tests
+	@echo "  CC      $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
+
+test: all
+	@$(RUN)
+
+demo: all
+	@sh tools/demo.sh
+
+bench: all
+	@$(B)/ncpflash run tests/bench.lua
+
+lint: $(DEPS_OK)
+	luacheck -q $(LUA_ALL)
+	@$(MAKE) --no-print-directory CFLAGS="$(CFLAGS) -O2" all
+
+install: $(B)/ncpflash
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(B)/ncpflash $(DESTDIR)$(PREFIX)/bin/ncpflash
+
+clean:
+	rm -rf $(B)

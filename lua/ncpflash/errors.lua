@@ -1,0 +1,45 @@
+-- ncpflash.errors: the one error shape of expected failures.
+--
+-- An expected failure is raised as a table {code =, message =, ...} with the
+-- metatable registry["ncpflash.error"] (tostring gives the message).  Codes
+-- are stable and map to exit codes; misuse raises plain string errors.
+local sys = require "ncpflash.core.sys"
+
+local M = {}
+
+M.exit_codes = {
+  usage = 2, handshake = 3, port = 3, timeout = 4, device = 4, protocol = 4,
+  verify = 5, safety = 6, input = 7, interrupted = 130,
+}
+
+--- Raise an expected failure. `fields` are copied into the error.
+function M.raise(code, message, fields)
+  sys.error(code, message, fields)
+end
+
+--- Build an error object without raising it.
+function M.new(code, message, fields)
+  return sys.new_error(code, message, fields)
+end
+
+--- True when `e` is an ncpflash error (and has `code`, when given).
+function M.is(e, code)
+  return sys.is_error(e) and (code == nil or e.code == code)
+end
+
+--- The process exit code for an error value (1 for anything unclassified).
+function M.exit_code(e)
+  if sys.is_error(e) then return M.exit_codes[e.code] or 1 end
+  return 1
+end
+
+--- Call f(...) and turn a raised ncpflash error into nil, err; other errors
+--- propagate unchanged.
+function M.try(f, ...)
+  local res = table.pack(pcall(f, ...))
+  if res[1] then return table.unpack(res, 2, res.n) end
+  if M.is(res[2]) then return nil, res[2] end
+  error(res[2], 0)
+end
+
+return M

@@ -1,0 +1,294 @@
+-- ncpflash.main: the entry point the C host calls with argv.
+--
+-- Resolves the command (a built-in or user recipe, or a .lua file), parses
+-- its arguments, builds the context recipes receive, runs it and turns the
+-- outcome into an exit code.  Every error is reported here, once.
+local sys = require "ncpflash.core.sys"
+local cli = require "ncpflash.cli"
+local errors = require "ncpflash.errors"
+local events = require "ncpflash.events"
+local util = require "ncpflash.util"
+
+local M = {}
+
+local BUILTIN_COMMANDS = {
+  help = "show help for ncpflash or for one command",
+  run = "run a Lua file: ncpflash run FILE.lua [args]",
+}
+
+local function config_dir()
+  local x = sys.getenv("XDG_CONFIG_HOME")
+  if x and x ~= "" then return x .. "/ncpflash" end
+  local home = sys.getenv("HOME")
+  return home and (home .. "/.config/ncpflash") or nil
+end
+
+--- Where recipes, boards and chips come from, highest precedence first.
+function M.roots(opts)
+  local roots = {}
+  if opts.lua_path then
+    roots[#roots + 1] = { dir = opts.lua_path, origin = "--lua-path " .. opts.lua_path }
+  end
+  local cfg = config_dir()
+  if cfg then roots[#roots + 1] = { dir = cfg, origin = cfg } end
+  return roots
+end
+
+local function install_roots(roots)
+  local dirs = {}
+  for _, r in ipairs(roots) do
+    dirs[#dirs + 1] = r.dir .. "/lua"
+    dirs[#dirs + 1] = r.dir
+  end
+  sys.set_roots(dirs)
+end
+
+local function scan_dir(dir, prefix, out, origin)
+  local names = sys.listdir(dir)
+  if not names then return end
+  for _, n in ipairs(names) do
+    local path = dir .. "/" .. n
+    local st = sys.stat(path)
+    if st and st.type == "dir" and prefix == "" then
+      scan_dir(path, n .. "/", out, origin)
+    elseif st and st.type == "file" and n:match("%.lua$") then
+      local name = prefix .. n:gsub("%.lua$", "")
+      if not out[name] then out[name] = { name = name, path = path, origin = origin } end
+    end
+  end
+end
+
+--- All recipes by name: {name=, path=, origin=, embedded=bool}.
+function M.list_recipes(roots)
+  local out = {}
+  for _, r in ipairs(roots) do scan_dir(r.dir .. "/recipes", "", out, r.origin) end
+  for _, p in ipairs(sys.embedded("recipes/")) do
+    local name = p:gsub("^recipes/", ""):gsub("%.lua$", "")
+    if not out[name] then out[name] = { name = name, path = p, origin = "built-in", embedded = true } end
+  end
+  return out
+end
+
+local function recipe_source(entry)
+  if entry.embedded then return sys.embedded_source(entry.path), "@" .. entry.path end
+  return util.readfile(entry.path, "recipe"), "@" .. entry.path
+end
+
+--- Load a recipe chunk (text only) and run its top level with `args`.
+--- Returns the recipe table, or nil when the file is a plain script (which
+--- has then already run).
+local function load_recipe(src, chunkname, args)
+  local env = setmetatable({}, { __index = _G })
+  env.arg = args
+  local fn, err = load(src, chunkname, "t", env)
+  if not fn then errors.raise("input", "cannot load " .. chunkname:sub(2) .. ": " .. err) end
+  local r = fn(table.unpack(args))
+  if type(r) == "table" and type(r.run) == "function" then return r end
+  return nil
+end
+
+-- The context every recipe receives.
+local Ctx = {}
+Ctx.__index = Ctx
+
+function Ctx:board()
+  if self._board then return self._board end
+  local name = self.opts.board or self.default_board or "st67w611m1"
+  if not name:match("^[%w_%-]+$") then errors.raise("usage", ("bad board name %q"):format(name)) end
+  local ok, b = pcall(require, "ncpflash.boards." .. name)
+  if not ok then
+    if errors.is(b) then error(b, 0) end
+    if tostring(b):match("module '[^']+' not found") then
+      local names = {}
+      for _, p in ipairs(sys.embedded("lua/ncpflash/boards/")) do
+        names[#names + 1] = p:match("([^/]+)%.lua$")
+      end
+      errors.raise("usage", ("unknown board %q (built in: %s; user boards go in %s/boards/NAME.lua)")
+        :format(name, table.concat(names, ", "), config_dir() or "~/.config/ncpflash"))
+    end
+    error(b, 0)
+  end
+  b.name = b.name or name
+  self._board = b
+  return b
+end
+
+function Ctx:chip()
+  if self._chip then return self._chip end
+  local name = self.opts.chip or self:board().chip
+  if not name or not name:match("^[%w_%-]+$") then
+    errors.raise("usage", ("bad chip name %q"):format(tostring(name)))
+  end
+  local ok, c = pcall(require, "ncpflash.chips." .. name)
+  if not ok then
+    if tostring(c):match("module '[^']+' not found") then
+      errors.raise("usage", ("unknown chip %q (user chips go in %s/chips/NAME.lua)")
+        :format(name, config_dir() or "~/.config/ncpflash"))
+    end
+    error(c, 0)
+  end
+  c.name = c.name or name
+  self._chip = c
+  return c
+end
+
+--- Open the port named by --port (or o.url) at o.baud.
+function Ctx:open_port(o)
+  o = o or {}
+  local url = o.url or self.opts.port
+  if not url then
+    errors.raise("usage", "no port given: use --port URL or set NCPFLASH_PORT",
+      { hint = "'ncpflash ports' lists serial ports; try rfc2217://HOST:PORT for ncpsim or ser2net" })
+  end
+  local trace = self.opts.trace_file or (self.opts.trace and "stderr") or false
+  return require("ncpflash.core.port").open(url, { baud = o.baud, trace = trace })
+end
+
+--- Connect to the chip's ROM (reset ladder, handshake, baud switch).
+function Ctx:connect(o)
+  return require("ncpflash.session").connect(self, o)
+end
+
+--- Ask for a typed confirmation word; false in --json/non-interactive
+--- mode unless `allow_yes` and --yes were given.
+function Ctx:confirm(prompt, word, allow_yes)
+  if allow_yes and self.opts.yes then return true end
+  if not sys.isatty(0) then return false end
+  io.stderr:write(prompt, " Type ", word, " to continue: ")
+  io.stderr:flush()
+  local line = io.stdin:read("l")
+  return line == word
+end
+
+local function general_help(roots)
+  local lines = {
+    "ncpflash " .. sys.version .. " - open, scriptable flasher for Bouffalo-ISP chips (BL616/QCC743, ST67W611M1)",
+    "",
+    "usage: ncpflash [global options] COMMAND [arguments]",
+    "       ncpflash [global options] FILE.lua [arguments]",
+    "",
+    "commands:",
+  }
+  local all = M.list_recipes(roots)
+  local names = {}
+  for n in pairs(all) do names[#names + 1] = n end
+  for n in pairs(BUILTIN_COMMANDS) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local e = all[n]
+    local help = BUILTIN_COMMANDS[n]
+    local origin = ""
+    if e then
+      local ok, r = pcall(function()
+        local src, chunk = recipe_source(e)
+        local fn = load(src, chunk, "t", setmetatable({}, { __index = _G }))
+        return fn and fn()
+      end)
+      help = ok and type(r) == "table" and r.help or "(could not load)"
+      if e.origin ~= "built-in" then origin = "  [" .. e.origin .. "]" end
+    end
+    lines[#lines + 1] = ("  %-24s %s%s"):format(n, help or "", origin)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "global options:"
+  lines[#lines + 1] = cli.global_help()
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "'ncpflash help COMMAND' explains one command.  Exit codes: 0 ok, 1 failure, 2 usage,"
+  lines[#lines + 1] = "3 could not reach the ROM, 4 device error, 5 verify mismatch, 6 refused for safety,"
+  lines[#lines + 1] = "7 bad input file, 130 interrupted.  User recipes, boards and chips: "
+    .. (config_dir() or "~/.config/ncpflash") .. "/{recipes,boards,chips}/NAME.lua"
+  return table.concat(lines, "\n")
+end
+
+local function find_command(roots, name)
+  local all = M.list_recipes(roots)
+  if all[name] then return all[name] end
+  local names = {}
+  for n in pairs(all) do names[#names + 1] = n end
+  for n in pairs(BUILTIN_COMMANDS) do names[#names + 1] = n end
+  table.sort(names)
+  local hint = util.suggest(name, names)
+  errors.raise("usage", ("unknown command %q%s"):format(name, hint and (" (did you mean " .. hint .. "?)") or ""),
+    { hint = "'ncpflash help' lists the commands" })
+end
+
+local function run(opts, rest, ev)
+  local roots = M.roots(opts)
+  install_roots(roots)
+  if opts.version then
+    ev:info("ncpflash " .. sys.version, { version = sys.version })
+    return
+  end
+  local cmd = table.remove(rest, 1)
+  if cmd == "help" or (cmd == nil) then
+    local what = rest[1]
+    if what == nil then
+      if cmd == nil and not opts.help then
+        io.stderr:write(general_help(roots), "\n")
+        errors.raise("usage", "no command given")
+      end
+      ev:info(general_help(roots))
+      return
+    end
+    if BUILTIN_COMMANDS[what] then ev:info("ncpflash " .. what .. ": " .. BUILTIN_COMMANDS[what]); return end
+    local entry
+    if what:match("%.lua$") then
+      entry = { name = what, path = what, origin = what }
+    else
+      entry = find_command(roots, what)
+    end
+    local src, chunk = recipe_source(entry)
+    local r = load_recipe(src, chunk, {})
+    ev:info(cli.recipe_help(what, r or { help = "(a plain Lua script)" }, entry.origin))
+    return
+  end
+  local entry, src, chunk
+  if cmd == "run" or cmd:match("%.lua$") then
+    local file = cmd == "run" and table.remove(rest, 1) or cmd
+    if not file then errors.raise("usage", "run: missing FILE.lua") end
+    src = util.readfile(file, "script")
+    chunk = "@" .. file
+    entry = { name = file, origin = file }
+  else
+    entry = find_command(roots, cmd)
+    src, chunk = recipe_source(entry)
+  end
+  local ctx = setmetatable({ opts = opts, ev = ev, command = entry.name }, Ctx)
+  if opts.help then
+    local r = load_recipe(src, chunk, {})
+    ev:info(cli.recipe_help(entry.name, r or { help = "(a plain Lua script)" }, entry.origin))
+    return
+  end
+  local recipe = load_recipe(src, chunk, rest)
+  if not recipe then return end
+  local args = cli.parse_args(entry.name, recipe.args, rest)
+  ctx.default_board = recipe.board
+  return recipe.run(ctx, args)
+end
+
+--- Called by the C host; returns the process exit code.
+function M.main(argv)
+  local opts, rest, ev
+  local ok, err = pcall(function() opts, rest = cli.parse_globals(argv) end)
+  ev = events.new({ json = opts and opts.json, verbose = opts and opts.verbose or 0,
+    color = (opts and opts.no_color) and false or nil })
+  if not ok then
+    ev:error(err, errors.exit_code(err))
+    return errors.exit_code(err)
+  end
+  local trace
+  ok, err = xpcall(run, function(e)
+    if errors.is(e) then return e end
+    trace = debug.traceback(tostring(e), 2)
+    return e
+  end, opts, rest, ev)
+  if ok then return 0 end
+  local code = errors.exit_code(err)
+  if not errors.is(err) and opts.verbose == 0 then
+    err = { code = "internal", message = tostring(err) .. " (run with -v for a traceback)" }
+  end
+  ev:error(err, code, trace)
+  return code
+end
+
+return M

@@ -1,0 +1,147 @@
+-- ncpflash.util: small helpers shared by the library and recipes.
+local errors = require "ncpflash.errors"
+
+local M = {}
+
+local suffix = { k = 1024, K = 1024, KiB = 1024, M = 1048576, MiB = 1048576 }
+
+--- Parse an unsigned 32-bit number: decimal, 0x hex, optional k/K/KiB/M/MiB
+--- suffix.  Returns the integer or nil, reason.
+function M.parse_u32(s)
+  if math.type(s) == "integer" then
+    if s < 0 or s > 0xFFFFFFFF then return nil, "out of range 0..0xFFFFFFFF" end
+    return s
+  end
+  if type(s) ~= "string" then return nil, "not a number" end
+  local num, suf = s:match("^%s*(0[xX]%x+)%s*(%a*)%s*$")
+  local v
+  if num then
+    v = tonumber(num:sub(3), 16)
+  else
+    num, suf = s:match("^%s*(%d+)%s*(%a*)%s*$")
+    v = num and tonumber(num, 10)
+  end
+  if not v then return nil, "expected a number like 4096, 0x1000 or 64K" end
+  if suf ~= "" then
+    local m = suffix[suf]
+    if not m then return nil, ("unknown suffix %q (use k, K, KiB, M or MiB)"):format(suf) end
+    v = v * m
+  end
+  if v > 0xFFFFFFFF then return nil, "out of range 0..0xFFFFFFFF" end
+  return math.tointeger(v)
+end
+
+--- Human size: 1536 -> "1.5 KiB".
+function M.fmt_size(n)
+  if n < 1024 then return ("%d B"):format(n) end
+  if n < 1048576 then return ("%.1f KiB"):format(n / 1024) end
+  return ("%.2f MiB"):format(n / 1048576)
+end
+
+function M.hex(s, sep)
+  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) .. (sep or "") end))
+end
+
+--- Edit distance, for "did you mean" suggestions.
+function M.distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The closest of `candidates` to `word`, or nil when none is close.
+function M.suggest(word, candidates)
+  local best, bestd
+  for _, c in ipairs(candidates) do
+    local d = M.distance(word, c)
+    if not bestd or d < bestd then best, bestd = c, d end
+  end
+  if best and bestd <= math.max(2, #word // 3) then return best end
+  return nil
+end
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
+    local b = c:byte()
+    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\"
+    elseif c == "\n" then return "\\n" elseif c == "\r" then return "\\r"
+    elseif c == "\t" then return "\\t" elseif b < 32 or b == 127 then
+      return ("\\u%04x"):format(b)
+    end
+    return c
+  end) .. '"'
+end
+
+--- Encode a Lua value as JSON.  Tables with only integer keys 1..n become
+--- arrays; other tables become objects with sorted keys.  Binary strings
+--- should be hex-encoded by the caller (non-UTF-8 bytes pass through).
+function M.json(v)
+  local t = type(v)
+  if t == "nil" then return "null"
+  elseif t == "boolean" then return tostring(v)
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    if math.type(v) == "integer" then return tostring(v) end
+    return (("%.6g"):format(v))
+  elseif t == "string" then return json_string(v)
+  elseif t == "table" then
+    local n = #v
+    local count = 0
+    for _ in pairs(v) do count = count + 1 end
+    if count == n and (n > 0 or getmetatable(v) == M.json_array) then
+      local out = {}
+      for i = 1, n do out[i] = M.json(v[i]) end
+      return "[" .. table.concat(out, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local out = {}
+    for _, k in ipairs(keys) do
+      local val = v[k]
+      if type(val) ~= "function" and type(val) ~= "userdata" then
+        out[#out + 1] = json_string(tostring(k)) .. ":" .. M.json(val)
+      end
+    end
+    return "{" .. table.concat(out, ",") .. "}"
+  end
+  return json_string(tostring(v))
+end
+M.json_array = {}
+
+--- Read a whole file; raises an "input" error naming the file.
+function M.readfile(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then errors.raise("input", ("cannot read %s%s"):format(what and (what .. " ") or "", err)) end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+function M.writefile(path, data)
+  local f, err = io.open(path, "wb")
+  if not f then errors.raise("input", "cannot write " .. err) end
+  local ok, werr = f:write(data)
+  if not ok then f:close(); errors.raise("input", "cannot write " .. path .. ": " .. tostring(werr)) end
+  f:close()
+end
+
+function M.dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+function M.join(a, b)
+  if b:sub(1, 1) == "/" then return b end
+  if a == "" or a == "." then return b end
+  return (a:gsub("/+$", "")) .. "/" .. b
+end
+
+return M

@@ -1,0 +1,378 @@
+/*
+ * l_sys.c - ncpflash.core.sys: what Lua lacks for a command-line tool.
+ *
+ *   now() -> s                monotonic clock
+ *   sleep(s)                  interruptible (raises "interrupted")
+ *   isatty(fd) -> bool        term_cols() -> n (0 when unknown)
+ *   listdir(path) -> names | nil, err      (sorted, without . and ..)
+ *   stat(path) -> {type=, size=, mtime=} | nil, err
+ *   realpath(path) -> p | nil, err         mkdirs(path) -> true | nil, err
+ *   getenv(name)              pid()
+ *   spawn(argv, {stdin=, stdout=, stderr=, append=}) -> pid  (paths; "null")
+ *   wait(pid, timeout) -> status | nil     (status 128+sig when killed)
+ *   kill(pid [, "TERM"|"KILL"|"INT"])
+ *   error(code, message, fields)  new_error(...) -> e   is_error(v) -> bool
+ *   interrupted() -> bool     embedded([prefix]) -> list of embedded paths
+ *   embedded_source(path) -> text | nil
+ *   set_roots(list)           module search roots (see host.c)
+ *   version
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embedded.h"
+#include "host.h"
+
+#ifndef NCP_VERSION
+#define NCP_VERSION "unknown"
+#endif
+
+extern char **environ;
+
+static int l_now(lua_State *L)
+{
+	lua_pushnumber(L, ncp_now());
+	return 1;
+}
+
+static int l_sleep(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	double deadline = ncp_now() + (s > 0 ? s : 0);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		if (ncp_interrupt_pending())
+			return ncp_error(L, "interrupted", "interrupted");
+		double left = deadline - ncp_now();
+		if (left <= 0)
+			return 0;
+		struct timespec ts = {(time_t)left,
+				      (long)((left - (double)(time_t)left) * 1e9)};
+		/* sigtimedwait would consume the signal; nanosleep with the
+		 * signals blocked is not woken, so sleep in short slices. */
+		if (ts.tv_sec > 0 || ts.tv_nsec > 50000000L) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 50000000L;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int l_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static int l_term_cols(lua_State *L)
+{
+	struct winsize ws;
+	int cols = 0;
+	if (ioctl(2, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)
+		cols = ws.ws_col;
+	lua_pushinteger(L, cols);
+	return 1;
+}
+
+static int fail(lua_State *L, const char *what)
+{
+	int e = errno;
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", what, strerror(e));
+	return 2;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int l_listdir(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	DIR *d = opendir(path);
+	if (!d)
+		return fail(L, path);
+	lua_newtable(L);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, de->d_name);
+		lua_rawseti(L, -2, ++n);
+	}
+	closedir(d);
+	/* sort in Lua-visible order via table.sort equivalent */
+	const char **names = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, -2, i);
+		names[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1); /* still referenced by the table */
+	}
+	qsort(names, (size_t)n, sizeof(char *), cmp_str);
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, names[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+static int l_stat(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct stat st;
+	if (stat(path, &st))
+		return fail(L, path);
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, S_ISREG(st.st_mode) ? "file" :
+			  S_ISDIR(st.st_mode) ? "dir" : "other");
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, (lua_Integer)st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, (lua_Integer)st.st_mtime);
+	lua_setfield(L, -2, "mtime");
+	return 1;
+}
+
+static int l_realpath(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *r = realpath(path, NULL);
+	if (!r)
+		return fail(L, path);
+	lua_pushstring(L, r);
+	free(r);
+	return 1;
+}
+
+static int l_mkdirs(lua_State *L)
+{
+	size_t len;
+	const char *path = luaL_checklstring(L, 1, &len);
+	char *buf = lua_newuserdatauv(L, len + 1, 0);
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0777) && errno != EEXIST)
+			return fail(L, buf);
+		buf[i] = c;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_getenv(lua_State *L)
+{
+	lua_pushstring(L, getenv(luaL_checkstring(L, 1)));
+	return 1;
+}
+
+static int l_pid(lua_State *L)
+{
+	lua_pushinteger(L, getpid());
+	return 1;
+}
+
+static int redirect(lua_State *L, posix_spawn_file_actions_t *fa, int opts,
+		    const char *field, int fd, int flags)
+{
+	lua_getfield(L, opts, field);
+	const char *path = lua_tostring(L, -1);
+	int r = 0;
+	if (path)
+		r = posix_spawn_file_actions_addopen(
+			fa, fd, strcmp(path, "null") == 0 ? "/dev/null" : path,
+			flags, 0666);
+	lua_pop(L, 1);
+	return r;
+}
+
+static int l_spawn(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	int opts = lua_istable(L, 2) ? 2 : 0;
+	lua_Integer n = luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1, 1, "empty argv");
+	char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		argv[i - 1] = (char *)luaL_checkstring(L, -1);
+		lua_pop(L, 1); /* the string stays alive in the argv table */
+	}
+	argv[n] = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	sigset_t none, dfl;
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGPIPE);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (opts) {
+		lua_getfield(L, opts, "append");
+		int app = lua_toboolean(L, -1) ? O_APPEND : O_TRUNC;
+		lua_pop(L, 1);
+		redirect(L, &fa, opts, "stdin", 0, O_RDONLY);
+		redirect(L, &fa, opts, "stdout", 1, O_WRONLY | O_CREAT | app);
+		redirect(L, &fa, opts, "stderr", 2, O_WRONLY | O_CREAT | app);
+	}
+	pid_t pid;
+	int r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r) {
+		errno = r;
+		return fail(L, argv[0]);
+	}
+	lua_pushinteger(L, pid);
+	return 1;
+}
+
+static int l_wait(lua_State *L)
+{
+	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	double timeout = luaL_optnumber(L, 2, -1);
+	double deadline = ncp_now() + timeout;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			lua_pushinteger(L, WIFEXITED(st) ? WEXITSTATUS(st) :
+					   128 + WTERMSIG(st));
+			return 1;
+		}
+		if (r < 0)
+			return fail(L, "waitpid");
+		if (timeout >= 0 && ncp_now() >= deadline)
+			return 0;
+		struct timespec ts = {0, 5000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int l_kill(lua_State *L)
+{
+	static const char *const names[] = {"TERM", "KILL", "INT", NULL};
+	static const int sigs[] = {SIGTERM, SIGKILL, SIGINT};
+	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	int s = sigs[luaL_checkoption(L, 2, "TERM", names)];
+	lua_pushboolean(L, kill(pid, s) == 0);
+	return 1;
+}
+
+static int l_error(lua_State *L)
+{
+	const char *code = luaL_checkstring(L, 1);
+	const char *msg = luaL_optstring(L, 2, code);
+	return ncp_error_fields(L, lua_istable(L, 3) ? 3 : 0, code, "%s", msg);
+}
+
+static int l_new_error(lua_State *L)
+{
+	lua_settop(L, 3);
+	lua_pushcfunction(L, l_error);
+	lua_insert(L, 1);
+	lua_pcall(L, 3, 1, 0);
+	return 1;
+}
+
+static int l_is_error(lua_State *L)
+{
+	int is = 0;
+	if (lua_getmetatable(L, 1)) {
+		luaL_getmetatable(L, NCP_ERROR_MT);
+		is = lua_rawequal(L, -1, -2);
+	}
+	lua_pushboolean(L, is);
+	return 1;
+}
+
+static int l_interrupted(lua_State *L)
+{
+	lua_pushboolean(L, ncp_interrupt_pending());
+	return 1;
+}
+
+static int l_embedded(lua_State *L)
+{
+	size_t plen;
+	const char *prefix = luaL_optlstring(L, 1, "", &plen);
+	lua_newtable(L);
+	int n = 0;
+	for (const struct embedded_file *e = embedded_files; e->path; e++)
+		if (strncmp(e->path, prefix, plen) == 0) {
+			lua_pushstring(L, e->path);
+			lua_rawseti(L, -2, ++n);
+		}
+	return 1;
+}
+
+static int l_embedded_source(lua_State *L)
+{
+	const struct embedded_file *e = host_embedded_find(luaL_checkstring(L, 1));
+	if (!e)
+		return 0;
+	lua_pushlstring(L, (const char *)e->data, e->size);
+	return 1;
+}
+
+static int l_set_roots(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "ncpflash.roots");
+	return 0;
+}
+
+static int l_get_roots(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "ncpflash.roots");
+	return 1;
+}
+
+int luaopen_ncpflash_core_sys(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{"now", l_now},           {"sleep", l_sleep},
+		{"isatty", l_isatty},     {"term_cols", l_term_cols},
+		{"listdir", l_listdir},   {"stat", l_stat},
+		{"realpath", l_realpath}, {"mkdirs", l_mkdirs},
+		{"getenv", l_getenv},     {"pid", l_pid},
+		{"spawn", l_spawn},       {"wait", l_wait},
+		{"kill", l_kill},         {"error", l_error},
+		{"new_error", l_new_error}, {"is_error", l_is_error},
+		{"interrupted", l_interrupted}, {"embedded", l_embedded},
+		{"embedded_source", l_embedded_source},
+		{"set_roots", l_set_roots}, {"get_roots", l_get_roots},
+		{NULL, NULL}};
+	luaL_newlib(L, fns);
+	lua_pushliteral(L, NCP_VERSION);
+	lua_setfield(L, -2, "version");
+	luaL_getmetatable(L, NCP_ERROR_MT);
+	lua_setfield(L, -2, "error_mt");
+	return 1;
+}

@@ -1,0 +1,242 @@
+-- helpers: processes, temporary files, ncpsim and fixtures for the tests.
+local sys = require "ncpflash.core.sys"
+
+local M = {}
+M.root = sys.realpath(".")
+M.build = M.root .. "/build"
+M.ncpflash = M.build .. "/ncpflash"
+M.fixtures = sys.realpath(M.root .. "/../shared/fixtures/st67w611m1/ST67W6X_Scripts")
+M.ncp_binaries = M.fixtures and (M.fixtures .. "/Binaries/NCP_Binaries")
+
+local live = {}   -- things to clean up after each test
+
+function M.have_fixtures()
+  return M.fixtures ~= nil and sys.stat(M.ncp_binaries) ~= nil
+end
+
+function M.readfile(path)
+  local f = assert(io.open(path, "rb"))
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
+function M.writefile(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+  return path
+end
+
+local tmp_seq = 0
+--- A fresh temporary directory, removed after the test.
+function M.tmpdir()
+  tmp_seq = tmp_seq + 1
+  local base = sys.getenv("TMPDIR") or "/tmp"
+  local dir = ("%s/ncpflash-test-%d-%d-%d"):format(base, sys.pid(), tmp_seq, math.random(1, 1e9))
+  assert(sys.mkdirs(dir))
+  live[#live + 1] = function() os.execute("rm -rf '" .. dir .. "'") end
+  return dir
+end
+
+--- Run build/ncpflash with argv (a list); returns {code=, out=, err=}.
+--- opts.stdin: text fed on stdin; opts.timeout (s, default 120); opts.env:
+--- {NAME = value} added to the environment.
+function M.run(argv, opts)
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local cmd = {}
+  if opts.env then
+    cmd[1] = "env"
+    for k, v in pairs(opts.env) do cmd[#cmd + 1] = k .. "=" .. v end
+  end
+  cmd[#cmd + 1] = M.ncpflash
+  for _, a in ipairs(argv) do cmd[#cmd + 1] = tostring(a) end
+  local stdin = "null"
+  if opts.stdin then stdin = M.writefile(dir .. "/stdin", opts.stdin) end
+  local pid = assert(sys.spawn(cmd, { stdout = dir .. "/out", stderr = dir .. "/err", stdin = stdin }))
+  local code = sys.wait(pid, opts.timeout or 120)
+  if not code then
+    sys.kill(pid, "KILL")
+    sys.wait(pid)
+    error("ncpflash " .. table.concat(argv, " ") .. ": still running after the timeout", 2)
+  end
+  return { code = code, out = M.readfile(dir .. "/out"), err = M.readfile(dir .. "/err") }
+end
+
+--- Parse --json output into a list of event tables (very small JSON
+--- reader: enough for our own encoder's output).
+function M.json_decode(s)
+  local pos = 1
+  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
+  local value
+  local function str()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local c = s:sub(pos, pos)
+      if c == '"' then pos = pos + 1; break end
+      if c == "\\" then
+        local e = s:sub(pos + 1, pos + 1)
+        if e == "u" then
+          out[#out + 1] = utf8.char(tonumber(s:sub(pos + 2, pos + 5), 16)); pos = pos + 6
+        else
+          out[#out + 1] = ({ n = "\n", r = "\r", t = "\t", b = "\b", f = "\f" })[e] or e; pos = pos + 2
+        end
+      else
+        out[#out + 1] = c; pos = pos + 1
+      end
+    end
+    return table.concat(out)
+  end
+  function value()
+    ws()
+    local c = s:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1; ws()
+      if s:sub(pos, pos) == "}" then pos = pos + 1; return t end
+      repeat
+        ws(); local k = str(); ws(); pos = pos + 1
+        t[k] = value(); ws()
+        local sep = s:sub(pos, pos); pos = pos + 1
+      until sep == "}"
+      return t
+    elseif c == "[" then
+      local t = {}
+      pos = pos + 1; ws()
+      if s:sub(pos, pos) == "]" then pos = pos + 1; return t end
+      repeat
+        t[#t + 1] = value(); ws()
+        local sep = s:sub(pos, pos); pos = pos + 1
+      until sep == "]"
+      return t
+    elseif c == '"' then return str()
+    elseif s:sub(pos, pos + 3) == "true" then pos = pos + 4; return true
+    elseif s:sub(pos, pos + 4) == "false" then pos = pos + 5; return false
+    elseif s:sub(pos, pos + 3) == "null" then pos = pos + 4; return nil
+    end
+    local num = s:match("^-?[%d%.eE+-]+", pos)
+    pos = pos + #num
+    return math.tointeger(tonumber(num)) or tonumber(num)
+  end
+  return value()
+end
+
+function M.json_lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = M.json_decode(line) end
+  return out
+end
+
+local Sim = {}
+Sim.__index = Sim
+Sim.__close = function(self) self:stop() end
+
+--- Start build/ncpsim with extra args (list).  Unless the args name a
+--- frontend, it serves RFC 2217 on a free loopback port; unless they name
+--- --state, a temporary state dir is used.  Returns a handle:
+---   url, state, pid, log (path of --log), stop(), flash(), efuse(), lines()
+function M.ncpsim(args, opts)
+  args = args or {}
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local argv = { M.build .. "/ncpsim" }
+  local has_front, has_state, has_log = false, false, false
+  for _, a in ipairs(args) do
+    if a == "--listen" or a == "--raw" or a == "--pty" then has_front = true end
+    if a == "--state" then has_state = true end
+    if a == "--log" then has_log = true end
+  end
+  local self = setmetatable({ state = dir .. "/state", dir = dir }, Sim)
+  if not has_front then table.move({ "--listen", "127.0.0.1:0" }, 1, 2, #argv + 1, argv) end
+  if not has_state then table.move({ "--state", self.state }, 1, 2, #argv + 1, argv) end
+  if not has_log then
+    self.log = dir .. "/ncpsim.log"
+    table.move({ "--log", self.log }, 1, 2, #argv + 1, argv)
+  end
+  for i, a in ipairs(args) do
+    argv[#argv + 1] = a
+    if args[i - 1] == "--state" then self.state = a end
+    if args[i - 1] == "--log" then self.log = a end
+  end
+  self.stdout = dir .. "/stdout"
+  self.stderr = dir .. "/stderr"
+  self.stdin = opts.stdin
+  self.pid = assert(sys.spawn(argv, { stdout = self.stdout, stderr = self.stderr,
+    stdin = opts.stdin or "null" }))
+  live[#live + 1] = function() self:stop() end
+  local deadline = sys.now() + 10
+  while sys.now() < deadline do
+    local f = io.open(self.stdout, "r")
+    local line = f and f:read("l")
+    if f then f:close() end
+    if line and line ~= "" then self.url = line; break end
+    local st = sys.wait(self.pid, 0)
+    if st then
+      error(("ncpsim exited (%s) before serving: %s"):format(st, M.readfile(self.stderr)), 2)
+    end
+    sys.sleep(0.01)
+  end
+  if not self.url then self:stop(); error("ncpsim printed no URL within 10 s", 2) end
+  return self
+end
+
+function Sim:stop()
+  if self.stopped then return self.status end
+  self.stopped = true
+  sys.kill(self.pid, "TERM")
+  self.status = sys.wait(self.pid, 10)
+  if not self.status then sys.kill(self.pid, "KILL"); self.status = sys.wait(self.pid, 5) end
+  return self.status
+end
+
+--- The simulated flash as saved in the state dir (stop or wait for a save first).
+function Sim:flash() return M.readfile(self.state .. "/flash.bin") end
+function Sim:efuse() return M.readfile(self.state .. "/efuse.bin") end
+--- The command log lines.
+function Sim:log_lines()
+  local f = io.open(self.log, "r")
+  if not f then return {} end
+  local out = {}
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
+--- Deterministic pseudo-random bytes (xorshift), for synthetic images.
+function M.random_bytes(n, seed)
+  local x = seed or 0x12345678
+  local parts = {}
+  for i = 1, n // 4 + 1 do
+    x = x ~ (x << 13) & 0xFFFFFFFF
+    x = x ~ (x >> 17)
+    x = x ~ (x << 5) & 0xFFFFFFFF
+    parts[i] = string.pack("<I4", x)
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+--- Compressible pseudo-firmware: text-like repeated structures.
+function M.compressible_bytes(n, seed)
+  local words = { "wifi", "ble", "lwip", "task", "init", "done", "\0\0\0\0", "\xff\xff" }
+  local x = seed or 7
+  local parts, len = {}, 0
+  while len < n do
+    x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    local w = words[x % #words + 1] .. string.pack("<I2", x % 4096)
+    parts[#parts + 1] = w
+    len = len + #w
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+--- Called by the runner after every test.
+function M.cleanup()
+  for i = #live, 1, -1 do
+    pcall(live[i])
+    live[i] = nil
+  end
+end
+
+return M
