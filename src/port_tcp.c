@@ -1,0 +1,146 @@
+/*
+ * port_tcp.c - socket://host:port, raw TCP (e.g. ser2net in raw mode).
+ * Data only: the baud rate is whatever the server is set to, and there are
+ * no modem lines; both are reported as unsupported.
+ */
+#include "port.h"
+#include "host.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct tcp_port {
+	struct port base;
+	int fd;
+	char host[128];
+	int tcp_port;
+};
+
+static int tcp_read(struct port *p, uint8_t *buf, size_t n, double deadline)
+{
+	struct tcp_port *t = (struct tcp_port *)p;
+
+	for (;;) {
+		ssize_t r = recv(t->fd, buf, n, MSG_DONTWAIT);
+		if (r > 0)
+			return (int)r;
+		if (r == 0) {
+			port_seterr(p, "%s: connection closed by the peer", p->url);
+			return PORT_EIO;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			port_seterr(p, "%s: read failed: %s", p->url,
+				    strerror(errno));
+			return PORT_EIO;
+		}
+		int w = port_wait_fd(p, t->fd, POLLIN, deadline);
+		if (w <= 0)
+			return w;
+	}
+}
+
+static int tcp_write(struct port *p, const uint8_t *buf, size_t n,
+		     double deadline)
+{
+	return port_fd_write(p, ((struct tcp_port *)p)->fd, 1, buf, n, deadline);
+}
+
+static int tcp_drain(struct port *p, double deadline)
+{
+	return port_fd_drain(p, ((struct tcp_port *)p)->fd, deadline);
+}
+
+static int tcp_flush_input(struct port *p)
+{
+	struct tcp_port *t = (struct tcp_port *)p;
+	uint8_t junk[512];
+
+	while (recv(t->fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+		;
+	return PORT_OK;
+}
+
+static int tcp_set_baud(struct port *p, int baud)
+{
+	(void)baud;
+	port_seterr(p, "socket:// cannot change the baud rate (set it on the "
+		       "server, or use rfc2217://)");
+	return PORT_UNSUPPORTED;
+}
+
+static int tcp_set_lines(struct port *p, int dtr, int rts)
+{
+	(void)dtr;
+	(void)rts;
+	port_seterr(p, "socket:// has no modem lines (use rfc2217:// for DTR/RTS)");
+	return PORT_UNSUPPORTED;
+}
+
+static int tcp_send_break(struct port *p, double seconds)
+{
+	(void)seconds;
+	port_seterr(p, "socket:// cannot send a break");
+	return PORT_UNSUPPORTED;
+}
+
+static void tcp_close(struct port *p)
+{
+	struct tcp_port *t = (struct tcp_port *)p;
+
+	close(t->fd);
+	free(t);
+}
+
+static void tcp_info(struct port *p, struct port_info *out)
+{
+	struct tcp_port *t = (struct tcp_port *)p;
+
+	out->host = t->host;
+	out->tcp_port = t->tcp_port;
+}
+
+static const struct port_ops tcp_ops = {
+	.read = tcp_read,
+	.write = tcp_write,
+	.drain = tcp_drain,
+	.flush_input = tcp_flush_input,
+	.set_baud = tcp_set_baud,
+	.set_lines = tcp_set_lines,
+	.send_break = tcp_send_break,
+	.close = tcp_close,
+	.info = tcp_info,
+};
+
+struct port *port_tcp_open(const char *url, const char *hostport,
+			   const struct port_opts *o, char *err, size_t errlen,
+			   enum port_open_failure *why)
+{
+	struct tcp_port *t = calloc(1, sizeof *t);
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (port_split_hostport(hostport, t->host, sizeof t->host,
+				&t->tcp_port) < 0) {
+		snprintf(err, errlen, "bad URL '%s' (expected socket://host:port)",
+			 url);
+		*why = PORT_FAIL_URL;
+		free(t);
+		return NULL;
+	}
+	t->fd = port_tcp_connect(t->host, t->tcp_port, o->connect_timeout, err,
+				 errlen, why);
+	if (t->fd < 0) {
+		free(t);
+		return NULL;
+	}
+	port_init(&t->base, &tcp_ops, "socket", url, o);
+	return &t->base;
+}
