@@ -1,0 +1,260 @@
+-- ncpflash.flash: the flash engine.
+--
+--   local plan = flash.plan(regions, {flash_size=, skip=})   -- validates; nothing is sent
+--   local s <close> = ctx:connect()
+--   local summary = flash.run(ctx, s, plan, {erase=0|1|2, verify=true, skip_unchanged=false})
+--
+-- A region is {address=, file= | data=, name=, max_size=}. Validation errors are "input" errors
+-- (exit 7) naming the region. run() erases (policy 0 none, 1 each region, 2 chip erase first),
+-- writes (XZ decompress-write or plain), write-checks, verifies by on-chip SHA-256, retries a
+-- failed region once, and reports progress and a summary through ctx.ev.
+local sys = require("ncpflash.core.sys")
+local image = require("ncpflash.core.image")
+local errors = require("ncpflash.errors")
+
+local M = {}
+
+local function label(r)
+  return string.format("%s @0x%X", r.name or "region", r.address)
+end
+
+local function input(r, msg, fields)
+  fields = fields or {}
+  fields.region = r.name
+  fields.address = r.address
+  errors.raise("input", label(r) .. ": " .. msg, fields)
+end
+
+local function readfile(r)
+  local f, err = io.open(r.file, "rb")
+  if not f then input(r, "cannot read " .. r.file .. ": " .. tostring(err), { file = r.file }) end
+  local d = f:read("a")
+  f:close()
+  if not d then input(r, "cannot read " .. r.file, { file = r.file }) end
+  return d
+end
+
+-- Cut the ranges in `skip` ({address=, length=}) out of the regions (QConn skip_mode).
+local function apply_skip(regions, skip)
+  if not skip or #skip == 0 then return regions end
+  local out = {}
+  for _, r in ipairs(regions) do
+    local pieces = { { lo = r.address, hi = r.address + r.size } }
+    for _, s in ipairs(skip) do
+      local slo, shi = s.address, s.address + s.length
+      local next_pieces = {}
+      for _, p in ipairs(pieces) do
+        if shi <= p.lo or slo >= p.hi then
+          next_pieces[#next_pieces + 1] = p
+        else
+          if slo > p.lo then next_pieces[#next_pieces + 1] = { lo = p.lo, hi = slo } end
+          if shi < p.hi then next_pieces[#next_pieces + 1] = { lo = shi, hi = p.hi } end
+        end
+      end
+      pieces = next_pieces
+    end
+    if #pieces == 1 and pieces[1].lo == r.address and pieces[1].hi == r.address + r.size then
+      out[#out + 1] = r
+    else
+      for _, p in ipairs(pieces) do
+        local data = r.data:sub(p.lo - r.address + 1, p.hi - r.address)
+        out[#out + 1] = { name = string.format("%s[0x%X..0x%X]", r.name, p.lo, p.hi), address = p.lo,
+          data = data, size = #data, file = r.file, sha256 = image.sha256(data), max_size = nil }
+      end
+    end
+  end
+  return out
+end
+
+-- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges).
+-- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total}.
+function M.plan(regions, opts)
+  opts = opts or {}
+  if #regions == 0 then errors.raise("usage", "nothing to flash: no regions given") end
+  local out = {}
+  for i, src in ipairs(regions) do
+    local r = { name = src.name or (src.file and src.file:match("([^/]+)$")) or ("region" .. i),
+                address = src.address, file = src.file, max_size = src.max_size }
+    if math.type(r.address) ~= "integer" or r.address < 0 or r.address > 0xFFFFFFFF then
+      input(r, "bad address " .. tostring(src.address))
+    end
+    if src.data then r.data = src.data
+    elseif src.file then r.data = readfile(r)
+    else input(r, "no file or data") end
+    r.size = #r.data
+    if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
+    if r.max_size and r.size > r.max_size then
+      input(r, string.format("%s is %d bytes, larger than its partition (%d bytes, 0x%X)", r.file or "data",
+        r.size, r.max_size, r.max_size), { file = r.file, size = r.size, max_size = r.max_size })
+    end
+    if opts.flash_size and r.address + r.size > opts.flash_size then
+      input(r, string.format("%d bytes end at 0x%X, beyond the %d-byte flash (0x%X)", r.size, r.address + r.size,
+        opts.flash_size, opts.flash_size), { size = r.size, flash_size = opts.flash_size })
+    end
+    out[#out + 1] = r
+  end
+  -- overlaps
+  local sorted = {}
+  for i, r in ipairs(out) do sorted[i] = r end
+  table.sort(sorted, function(a, b) return a.address < b.address end)
+  for i = 2, #sorted do
+    local a, b = sorted[i - 1], sorted[i]
+    if a.address + a.size > b.address then
+      input(b, string.format("overlaps %s (0x%X..0x%X)", label(a), a.address, a.address + a.size - 1),
+        { other = a.name })
+    end
+  end
+  for _, r in ipairs(out) do r.sha256 = image.sha256(r.data) end
+  out = apply_skip(out, opts.skip)
+  local total = 0
+  for _, r in ipairs(out) do total = total + r.size end
+  return { regions = out, bytes = total, flash_size = opts.flash_size }
+end
+
+-- Re-check a plan against the connected chip's flash size.
+function M.check_device(plan, s)
+  local fs = s.flash_size
+  if not fs then return end
+  for _, r in ipairs(plan.regions) do
+    if r.address + r.size > fs then
+      input(r, string.format("%d bytes end at 0x%X, beyond the chip's %d-byte flash (JEDEC %s)", r.size,
+        r.address + r.size, fs, s.jedec_hex or "?"), { size = r.size, flash_size = fs })
+    end
+  end
+end
+
+local function sha_hex(s) return image.hex(s) end
+
+-- Write one region (erase per policy, write, write-check, verify). Returns stats.
+local function do_region(ctx, s, r, opts, attempt)
+  local ev = ctx.ev
+  local state = { erased = false, sent = 0 }
+  r.state = state
+  if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
+    s:erase(r.address, r.size)
+    state.erased = true
+  end
+  ev:stage("write", { name = r.name, address = r.address, size = r.size, attempt = attempt })
+  local st = s:write(r.address, r.data, {
+    compress = opts.compress,
+    progress = function(done, total)
+      state.sent = done
+      ev:progress(done, total, { name = r.name })
+    end,
+  })
+  state.written = true
+  s:write_check()
+  state.checked = true
+  if opts.verify ~= false then
+    local got = s:sha256(r.address, r.size)
+    if got ~= r.sha256 then
+      errors.raise("verify", string.format("%s: on-chip SHA-256 %s differs from the file's %s", label(r),
+        sha_hex(got), sha_hex(r.sha256)), { region = r.name, address = r.address, got = sha_hex(got),
+        expected = sha_hex(r.sha256) })
+    end
+    state.verified = true
+  end
+  return st
+end
+
+local function describe_state(st, r)
+  if not st then return "untouched" end
+  if st.checked and not st.verified then return "written, but its content does not match" end
+  if st.written then return "written, write-check failed" end
+  if st.sent and st.sent > 0 then
+    return string.format("partially written (%d of %d bytes)", st.sent, r.size)
+  end
+  if st.erased then return "erased" end
+  return "untouched or partially written"
+end
+
+-- Run a plan on a connected session. opts: erase (0|1|2, default 1), verify (default true),
+-- skip_unchanged, compress (nil = auto). Returns the summary table (also sent as ev:result).
+function M.run(ctx, s, plan, opts)
+  opts = opts or {}
+  if opts.erase == nil then opts.erase = 1 end
+  local ev = ctx.ev
+  local t0 = sys.now()
+  M.check_device(plan, s)
+  local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
+                written = 0, seconds = {}, retries = 0, erase = opts.erase }
+  local before = { erase = s.stats.erase or 0, verify = s.stats.verify or 0, write = s.stats.write or 0 }
+  if opts.erase == 2 then
+    ev:stage("erase", { all = true })
+    s:erase_all()
+  end
+  for _, r in ipairs(plan.regions) do
+    local skip = false
+    if opts.skip_unchanged and opts.erase ~= 2 then
+      local got = s:sha256(r.address, r.size)
+      if got == r.sha256 then
+        skip = true
+        sum.skipped = sum.skipped + 1
+        ev:info(string.format("%s: unchanged (%d bytes, SHA-256 %s), skipped", label(r), r.size,
+          sha_hex(r.sha256):sub(1, 16)), { region = r.name, address = r.address, unchanged = true })
+      end
+    end
+    if not skip then
+      local ok, res = pcall(do_region, ctx, s, r, opts, 1)
+      if not ok then
+        if not errors.is(res) or res.code == "interrupted" or res.code == "port" then error(res, 0) end
+        sum.retries = sum.retries + 1
+        ev:warn(string.format("%s failed (%s); retrying once", label(r), tostring(res.message)),
+          { region = r.name, code = res.code })
+        if res.code == "timeout" or res.code == "protocol" then
+          pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
+          pcall(s._rehandshake, s)
+        end
+        local ok2, res2 = pcall(do_region, ctx, s, r, opts, 2)
+        if not ok2 then
+          if not errors.is(res2) then error(res2, 0) end
+          local state = describe_state(r.state, r)
+          res2.message = string.format("%s failed twice, region is now %s: %s", label(r), state, res2.message)
+          res2.region, res2.address, res2.state = r.name, r.address, state
+          error(res2, 0)
+        end
+        res = res2
+      end
+      sum.written_regions = sum.written_regions + 1
+      sum.sent = sum.sent + res.sent
+      sum.written = sum.written + res.written
+      ev:info(string.format("%s: %d bytes written (%d sent%s)", label(r), res.written, res.sent,
+        res.compressed and string.format(", XZ %.0f%%", 100 * res.sent / math.max(res.written, 1)) or ""),
+        { region = r.name, address = r.address, written = res.written, sent = res.sent,
+          compressed = res.compressed })
+    end
+  end
+  sum.seconds.connect = s.stats.connect
+  sum.seconds.erase = (s.stats.erase or 0) - before.erase
+  sum.seconds.write = (s.stats.write or 0) - before.write
+  sum.seconds.verify = (s.stats.verify or 0) - before.verify
+  sum.seconds.total = sys.now() - t0
+  ev:result({ command = "flash", regions = sum.regions, written_regions = sum.written_regions,
+    skipped = sum.skipped, bytes_written = sum.written, bytes_sent = sum.sent, retries = sum.retries,
+    seconds = sum.seconds, rate = sum.seconds.write > 0 and math.floor(sum.written / sum.seconds.write) or nil })
+  return sum
+end
+
+-- Compare on-chip SHA-256 of each region with the host's. Returns list of
+-- {name, address, size, match, got, expected}; raises "verify" when opts.raise and any differs.
+function M.verify(ctx, s, plan, opts)
+  M.check_device(plan, s)
+  local res, bad = {}, {}
+  for _, r in ipairs(plan.regions) do
+    local got = s:sha256(r.address, r.size)
+    local m = got == r.sha256
+    res[#res + 1] = { name = r.name, address = r.address, size = r.size, match = m, got = sha_hex(got),
+      expected = sha_hex(r.sha256) }
+    ctx.ev:info(string.format("%s: %d bytes %s", label(r), r.size, m and "match" or
+      ("DIFFER (chip " .. sha_hex(got):sub(1, 16) .. ", file " .. sha_hex(r.sha256):sub(1, 16) .. ")")),
+      { region = r.name, address = r.address, match = m })
+    if not m then bad[#bad + 1] = label(r) end
+  end
+  if #bad > 0 and (not opts or opts.raise ~= false) then
+    errors.raise("verify", string.format("%d of %d regions differ from the files: %s", #bad, #res,
+      table.concat(bad, ", ")), { regions = bad })
+  end
+  return res
+end
+
+return M
