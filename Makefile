@@ -21,7 +21,7 @@ SIM_OBJ  = $(SIM_SRC:tests/emulator/%.c=$(B)/obj/sim/%.o)
 TEST_BIN = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 PEER_BIN = $(patsubst tests/peer/%.c,$(B)/tests/%,$(wildcard tests/peer/*.c))
 EMBED    = $(sort $(wildcard lua/ncpflash/*.lua lua/ncpflash/*/*.lua recipes/*.lua recipes/*/*.lua))
-LUA_ALL  = $(EMBED) $(wildcard tests/*.lua tests/lib/*.lua tests/lua/*.lua)
+LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua/*.lua)
 DEPS_OK  = $(B)/.deps-ok
 RUN      = $(B)/ncpflash run tests/run.lua
 
@@ -91,7 +91,7 @@ test: all
 	@$(RUN)
 
 demo: all
-	@sh tools/demo.sh
+	@$(B)/ncpflash run tools/demo.lua
 
 bench: all
 	@$(B)/ncpflash run tests/bench.lua
