@@ -202,6 +202,7 @@ static void setup_loading(lua_State *L, const char *lua_path)
 		{"ncpflash.core.port", luaopen_ncpflash_core_port},
 		{"ncpflash.core.isp", luaopen_ncpflash_core_isp},
 		{"ncpflash.core.image", luaopen_ncpflash_core_image},
+		{"ncpflash.core.crypto", luaopen_ncpflash_core_crypto},
 	};
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");

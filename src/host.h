@@ -76,5 +76,6 @@ int luaopen_ncpflash_core_sys(lua_State *L);   /* "ncpflash.core.sys"   */
 int luaopen_ncpflash_core_port(lua_State *L);  /* "ncpflash.core.port"  */
 int luaopen_ncpflash_core_isp(lua_State *L);   /* "ncpflash.core.isp"   */
 int luaopen_ncpflash_core_image(lua_State *L); /* "ncpflash.core.image" */
+int luaopen_ncpflash_core_crypto(lua_State *L); /* "ncpflash.core.crypto" */
 
 #endif
