@@ -229,9 +229,20 @@ function M.run(ctx, s, plan, opts)
   sum.seconds.write = (s.stats.write or 0) - before.write
   sum.seconds.verify = (s.stats.verify or 0) - before.verify
   sum.seconds.total = sys.now() - t0
-  ev:result({ command = "flash", regions = sum.regions, written_regions = sum.written_regions,
-    skipped = sum.skipped, bytes_written = sum.written, bytes_sent = sum.sent, retries = sum.retries,
-    seconds = sum.seconds, rate = sum.seconds.write > 0 and math.floor(sum.written / sum.seconds.write) or nil })
+  local sec = sum.seconds
+  sum.summary = {
+    string.format("flashed %d of %d regions (%d unchanged), %d bytes written, %d bytes sent%s", sum.written_regions,
+      sum.regions, sum.skipped, sum.written, sum.sent, sum.retries > 0 and (", " .. sum.retries .. " retried") or ""),
+    string.format("time: connect %.2f s, erase %.2f s, write %.2f s%s, verify %.2f s, total %.2f s",
+      sec.connect or 0, sec.erase, sec.write,
+      sec.write > 0 and string.format(" (%.0f KiB/s)", sum.written / sec.write / 1024) or "", sec.verify,
+      sec.total + (sec.connect or 0)),
+  }
+  if not opts.quiet then
+    ev:result({ command = "flash", regions = sum.regions, written_regions = sum.written_regions,
+      skipped = sum.skipped, bytes_written = sum.written, bytes_sent = sum.sent, retries = sum.retries,
+      seconds = sec, summary = sum.summary })
+  end
   return sum
 end
 
@@ -255,6 +266,74 @@ function M.verify(ctx, s, plan, opts)
       table.concat(bad, ", ")), { regions = bad })
   end
   return res
+end
+
+-- "ADDR FILE [ADDR FILE ...]" (strings) -> regions. Usage error on odd counts / bad addresses.
+function M.parse_pairs(list)
+  local util = require("ncpflash.util")
+  if #list == 0 or #list % 2 ~= 0 then
+    errors.raise("usage", "expected ADDR FILE pairs, got " .. #list .. " argument" .. (#list == 1 and "" or "s"),
+      { hint = "e.g. ncpflash flash 0x10000 fw.bin 0x378000 littlefs.bin" })
+  end
+  local out = {}
+  for i = 1, #list, 2 do
+    local a, why = util.parse_u32(list[i])
+    if not a then errors.raise("usage", string.format("bad address %q: %s", list[i], tostring(why))) end
+    out[#out + 1] = { address = a, file = list[i + 1], name = list[i + 1]:match("([^/]+)$") }
+  end
+  return out
+end
+
+-- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
+-- skip_unchanged, template (filedir substitutions). Returns the summary.
+function M.from_config(ctx, ini, opts)
+  opts = opts or {}
+  local progcfg = require("ncpflash.progcfg")
+  local board = ctx:board()
+  local cfg = progcfg.load(ini, { chipname = board.chipname, template = opts.template })
+  if cfg.boot2_isp_mode == 1 then
+    ctx.ev:warn(ini .. ": boot2_isp_mode = 1 is not supported; using the ROM handshake")
+  end
+  local erase = opts.erase
+  if erase == nil then erase = cfg.erase end
+  if erase == 2 and #cfg.skip > 0 then
+    errors.raise("input", ini .. ": skip_mode conflicts with a chip erase (erase = 2)")
+  end
+  local regions = {}
+  for _, r in ipairs(cfg.regions) do
+    regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
+  end
+  local plan = M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+  for _, r in ipairs(plan.regions) do
+    ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
+      { region = r.name, address = r.address, size = r.size, file = r.file })
+  end
+  local s <close> = ctx:connect()
+  return M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged })
+end
+
+-- Find exactly one file matching `pattern` (a Lua pattern) in dir or dir/<sub> for sub in subdirs.
+function M.find_file(dir, pattern, subdirs)
+  local st = sys.stat(dir)
+  if st and st.type == "file" then return dir end
+  if not st then errors.raise("input", "no such file or directory: " .. dir, { file = dir }) end
+  local tried = {}
+  for _, sub in ipairs(subdirs or { "" }) do
+    local d = sub == "" and dir or (dir .. "/" .. sub)
+    local names = sys.listdir(d)
+    if names then
+      local hits = {}
+      for _, n in ipairs(names) do if n:match(pattern) then hits[#hits + 1] = n end end
+      if #hits == 1 then return d .. "/" .. hits[1] end
+      if #hits > 1 then
+        errors.raise("input", string.format("%s: %d files match %s (%s); pass one with flash --config", d, #hits,
+          pattern, table.concat(hits, ", ")), { file = d })
+      end
+      tried[#tried + 1] = d
+    end
+  end
+  errors.raise("input", string.format("no file matching %s in %s", pattern,
+    #tried > 0 and table.concat(tried, ", ") or dir), { file = dir })
 end
 
 return M

@@ -154,6 +154,11 @@ function M.load(path, opts)
       if not fd then fail(path, s.line, s.name, "section has no filedir") end
       if not ad then fail(path, s.line, s.name, "section has no address") end
       local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname)
+      -- opts.template: plain substitutions tried when the named file is absent
+      -- (e.g. ST's "..._vxxx.bin" templates -> "..._v*.bin")
+      if opts.template and not sys.stat(join(dir, rel)) then
+        for from, to in pairs(opts.template) do rel = rel:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%"))) end
+      end
       local file = normalize(resolve_file(path, fd.line, s.name, join(dir, rel)))
       local size, why = file_size(file)
       if not size then

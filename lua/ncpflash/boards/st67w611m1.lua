@@ -3,6 +3,7 @@ return {
   name = "st67w611m1",
   description = "ST ST67W611M1 module (QCC743/BL616, 4 MiB flash)",
   chip = "bl616",
+  chipname = "qcc743",          -- $(CHIPNAME) in QConn flash_prog_cfg.ini files
   flash_size = 4 * 1024 * 1024,
   -- Reset/boot wiring through the adapter's modem lines (protocol.md §1.2, the Bouffalo/QConn
   -- convention): RTS drives CHIP_EN, DTR drives BOOT; an asserted line pulls its pin low.
@@ -17,11 +18,12 @@ return {
   },
   -- ST release folder layout (X-CUBE-ST67W61 ST67W6X_Scripts/Binaries/NCP_Binaries)
   release = {
-    subdir = "Binaries/NCP_Binaries",
+    subdirs = { "", "Binaries/NCP_Binaries", "NCP_Binaries", "ST67W6X_Scripts/Binaries/NCP_Binaries" },
+    template = { vxxx = "v*" },   -- v1.3.0 inis name the firmware "..._vxxx.bin"
     ini = {
-      mission_t01 = "mission_t01_flash_prog_cfg*.ini",
-      mission_t02 = "mission_t02_flash_prog_cfg*.ini",
-      mfg = "mfg_flash_prog_cfg*.ini",
+      mission_t01 = "^mission_t01_flash_prog_cfg.*%.ini$",
+      mission_t02 = "^mission_t02_flash_prog_cfg.*%.ini$",
+      mfg = "^mfg_flash_prog_cfg.*%.ini$",
     },
   },
 }

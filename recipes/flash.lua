@@ -1,0 +1,42 @@
+-- flash: write files to flash, from a QConn flash_prog_cfg.ini or from ADDR FILE pairs.
+local flash = require("ncpflash.flash")
+local errors = require("ncpflash.errors")
+
+return {
+  help = "write files to flash: flash --config X.ini | flash ADDR FILE [ADDR FILE ...]",
+  description = [[
+Writes each file at its address: XZ-compressed while sending (0x3F) where compression pays,
+plain 0x31 writes otherwise; then write-check and an on-chip SHA-256 verify per region.
+A failed region is retried once. Everything is validated (overlaps, flash size, partition
+sizes, missing or empty files) before anything is sent.
+
+--config reads a QConn_Flash / BLFlashCommand flash_prog_cfg.ini ([cfg] erase/skip_mode,
+one section per file, @partition addresses resolved from the partition table).
+--erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 chip erase first.]],
+  args = {
+    { "--config", type = "file", metavar = "INI", help = "QConn/BLFlashCommand flash_prog_cfg.ini" },
+    { "--efuse", type = "path", metavar = "FILE", help = "eFuse data to burn after flashing (not supported yet)" },
+    { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
+    { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
+    { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
+    { "pairs", type = "string", many = true, optional = true, help = "ADDR FILE pairs" },
+  },
+  run = function(ctx, a)
+    if a.efuse then
+      errors.raise("usage", "--efuse is not supported yet (eFuse programming is a separate, upcoming feature); "
+        .. "flash without it", { hint = "the eFuse data can be burned later with the efuse command" })
+    end
+    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged }
+    if a.config then
+      if a.pairs and #a.pairs > 0 then
+        errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
+      end
+      flash.from_config(ctx, a.config, opts)
+      return
+    end
+    if opts.erase == nil then opts.erase = 1 end
+    local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
+    local s <close> = ctx:connect()
+    flash.run(ctx, s, plan, opts)
+  end,
+}
