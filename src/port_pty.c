@@ -195,7 +195,7 @@ struct port *port_pty_open(const char *path, const struct port_opts *o,
 	if (tcgetattr(t->fd, &tio) == 0) {
 		cfmakeraw(&tio);
 		tio.c_cflag |= CLOCAL | CREAD;
-		tio.c_cc[VMIN] = 0;
+		tio.c_cc[VMIN] = 1; /* with O_NONBLOCK: EAGAIN, not 0, when idle */
 		tio.c_cc[VTIME] = 0;
 		tcsetattr(t->fd, TCSANOW, &tio);
 	}
