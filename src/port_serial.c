@@ -58,23 +58,31 @@ static int fail(struct port *p, const char *what, enum sp_return r)
 static int ser_read(struct port *p, uint8_t *buf, size_t n, double deadline)
 {
 	struct serial_port *s = (struct serial_port *)p;
+	int idle_wakeups = 0;
 
 	for (;;) {
 		enum sp_return r = sp_nonblocking_read(s->sp, buf, n);
 		if (r > 0)
 			return (int)r;
-		if (r < 0)
-			return fail(p, "read", r) == PORT_UNSUPPORTED ? PORT_EIO
-								      : PORT_EIO;
+		if (r < 0) {
+			fail(p, "read", r);
+			return PORT_EIO;
+		}
+		/* poll said readable but read found nothing: a hung-up device
+		 * (unplugged adapter) keeps doing that */
+		if (idle_wakeups > 1) {
+			struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+			if (poll(&pfd, 1, 0) > 0 &&
+			    (pfd.revents & (POLLHUP | POLLERR))) {
+				port_seterr(p, "%s: the device was disconnected",
+					    p->url);
+				return PORT_EIO;
+			}
+		}
 		int w = port_wait_fd(p, s->fd, POLLIN, deadline);
 		if (w <= 0)
 			return w;
-		/* readable but nothing read twice in a row: device gone? */
-		struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) {
-			port_seterr(p, "%s: the device was disconnected", p->url);
-			return PORT_EIO;
-		}
+		idle_wakeups++;
 	}
 }
 

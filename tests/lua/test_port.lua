@@ -316,3 +316,23 @@ test("pty pair (socat): data both ways, baud accepted, lines unsupported", funct
   local e2 = raises(function() pa:read(1, 2) end, "port")
   match(e2.message, "closed")
 end)
+
+test("SIGINT during a long read ends it promptly with exit 130", function()
+  local pr <close> = peer{ "--raw", "0" }
+  local dir = helpers.tmpdir()
+  local script = helpers.writefile(dir .. "/wait.lua", ([[
+    local p <close> = require("ncpflash.core.port").open(%q)
+    io.stdout:write("open\n"); io.stdout:flush()
+    p:read(1, 20)
+  ]]):format(pr.url))
+  local child <close> = spawn{ helpers.ncpflash, "run", script }
+  local deadline = sys.now() + 5
+  while sys.now() < deadline and not helpers.readfile(child.out):find("open") do sys.sleep(0.02) end
+  sys.sleep(0.1)
+  local t0 = sys.now()
+  sys.kill(child.pid, "INT")
+  local status = sys.wait(child.pid, 5)
+  child.status = status
+  eq(status, 130)
+  ok(sys.now() - t0 < 1, "stopped within a read slice")
+end)
