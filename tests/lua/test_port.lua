@@ -91,6 +91,19 @@ for _, kind in ipairs{ "rfc2217", "raw" } do
     eq(table.concat(got), hex(ALL) .. "ffffff")
   end)
 
+  test(kind .. ": 256 KiB of random bytes (many 0xFF) round-trip intact", function()
+    local pr <close> = peer{ "--" .. kind, "0", "--echo" }
+    local p <close> = port.open(pr.url, { baud = 2000000 })
+    local data = helpers.random_bytes(256 * 1024, 99):gsub("[\0-\31]", "\255")
+    local back = {}
+    for i = 1, #data, 16384 do
+      local chunk = data:sub(i, i + 16383)
+      p:write(chunk)
+      back[#back + 1] = p:read(#chunk, 5)
+    end
+    eq(table.concat(back), data)
+  end)
+
   test(kind .. ": read timeout returns a short string", function()
     local pr <close> = peer{ "--" .. kind, "0", "--send", "414243" }
     local p <close> = port.open(pr.url)
