@@ -2,6 +2,8 @@
  * l_image.c - ncpflash.core.image: crc32, sha256 (one-shot and streaming),
  * streaming XZ encoder, xz_decode, hex/unhex, AES-128-CBC, ECDH P-256.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "host.h"
@@ -10,6 +12,20 @@
 #define SHA_MT "ncpflash.image.sha256"
 #define XZ_MT "ncpflash.image.xz_encoder"
 #define XZ_CHUNK 65536u
+
+/* ncp_error formats with lua_pushvfstring, which knows no widths or %zu/%X;
+ * format here with vsnprintf and hand over the finished text. */
+static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ncp_error_fields(L, fields, code, "%s", msg);
+}
 
 /* image.crc32(s [, crc]) -> integer */
 static int l_crc32(lua_State *L)
@@ -299,18 +315,18 @@ static int l_xz_decode(lua_State *L)
 		int rc = img_xz_code(&u->x, in, n, 1, out, XZ_CHUNK, &used, &made, err,
 				     sizeof(err));
 		if (rc < 0)
-			return ncp_error(L, "input", "xz_decode: %s", err);
+			return raise_fmt(L, 0, "input", "xz_decode: %s", err);
 		luaL_addsize(&b, made);
 		total += (lua_Integer)made;
 		if (total > max)
-			return ncp_error(L, "input", "xz_decode: output larger than %lld bytes",
+			return raise_fmt(L, 0, "input", "xz_decode: output larger than %lld bytes",
 					 (long long)max);
 		in += used;
 		n -= used;
 		if (rc == 1)
 			break;
 		if (used == 0 && made == 0)
-			return ncp_error(L, "input", "xz_decode: truncated stream");
+			return raise_fmt(L, 0, "input", "xz_decode: truncated stream");
 	}
 	img_xz_end(&u->x);
 	luaL_pushresult(&b);
@@ -335,11 +351,11 @@ static int l_unhex(lua_State *L)
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
 	if (n % 2)
-		return ncp_error(L, "input", "unhex: odd number of hex digits (%zu)", n);
+		return raise_fmt(L, 0, "input", "unhex: odd number of hex digits (%zu)", n);
 	luaL_Buffer b;
 	uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n / 2 + 1);
 	if (img_unhex(out, s, n / 2) != 0)
-		return ncp_error(L, "input", "unhex: not a hex string");
+		return raise_fmt(L, 0, "input", "unhex: not a hex string");
 	luaL_pushresultsize(&b, n / 2);
 	return 1;
 }
@@ -406,7 +422,7 @@ static int l_ecdh_public(lua_State *L)
 	const uint8_t *priv = check_len(L, 1, 32, "private key");
 	uint8_t pub[64];
 	if (img_ecdh_public(priv, pub) != 0)
-		return ncp_error(L, "input", "ecdh_public: invalid private key");
+		return raise_fmt(L, 0, "input", "ecdh_public: invalid private key");
 	lua_pushlstring(L, (const char *)pub, 64);
 	return 1;
 }
@@ -418,7 +434,7 @@ static int l_ecdh_derive(lua_State *L)
 	const uint8_t *peer = check_len(L, 2, 64, "peer public key");
 	uint8_t sh[32];
 	if (img_ecdh_derive(priv, peer, sh) != 0)
-		return ncp_error(L, "input",
+		return raise_fmt(L, 0, "input",
 				 "ecdh_derive: invalid key (peer point not on P-256?)");
 	lua_pushlstring(L, (const char *)sh, 32);
 	memset(sh, 0, sizeof(sh));

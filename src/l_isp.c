@@ -3,6 +3,7 @@
  * command path (write a frame, read and parse the reply with a deadline).
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,20 @@
 #define SLICE_S 0.1
 /* How many received bytes an error message shows in hex. */
 #define SHOW_BYTES 16
+
+/* ncp_error formats with lua_pushvfstring, which knows no widths or %zu/%X;
+ * format here with vsnprintf and hand over the finished text. */
+static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ncp_error_fields(L, fields, code, "%s", msg);
+}
 
 /* cmd argument: an integer 0..255 or an opcode name (any case). */
 static unsigned check_cmd(lua_State *L, int idx)
@@ -254,7 +269,7 @@ static int l_command(lua_State *L)
 			set_fl_fields(L, t, p.fl);
 			const char *name = isp_fl_name(p.fl);
 			const char *hint = isp_fl_hint(p.fl);
-			ncp_error_fields(L, t, "device",
+			raise_fmt(L, t, "device",
 					 "%s (0x%02X): device answered FL 0x%04X %s%s%s%s", op,
 					 cmd, p.fl, name ? name : "(unknown code)",
 					 hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
@@ -263,7 +278,7 @@ static int l_command(lua_State *L)
 		case ISP_R_PENDING:
 			if (!o.pending) {
 				int t = push_fields(L, op, cmd, buf, n);
-				ncp_error_fields(L, t, "protocol",
+				raise_fmt(L, t, "protocol",
 						 "%s (0x%02X): device answered PD (busy), which this "
 						 "command does not expect",
 						 op, cmd);
@@ -276,7 +291,7 @@ static int l_command(lua_State *L)
 		case ISP_R_MALFORMED: {
 			describe_got(got, sizeof(got), buf, n);
 			int t = push_fields(L, op, cmd, buf, n);
-			ncp_error_fields(L, t, "protocol",
+			raise_fmt(L, t, "protocol",
 					 "%s (0x%02X): malformed reply at byte %zu, expected "
 					 "OK, FL or PD (%s)",
 					 op, cmd, p.bad_off, got);
@@ -289,7 +304,7 @@ static int l_command(lua_State *L)
 			break; /* unreachable; keeps the compiler honest */
 
 		if (ncp_interrupt_pending())
-			ncp_error(L, "interrupted", "%s (0x%02X): interrupted", op, cmd);
+			raise_fmt(L, 0, "interrupted", "%s (0x%02X): interrupted", op, cmd);
 		double left = deadline - ncp_now();
 		if (left <= 0) {
 			describe_got(got, sizeof(got), buf, n);
@@ -298,7 +313,7 @@ static int l_command(lua_State *L)
 				lua_pushinteger(L, pds);
 				lua_setfield(L, t, "pending");
 			}
-			ncp_error_fields(L, t, "timeout",
+			raise_fmt(L, t, "timeout",
 					 "%s (0x%02X): %s within %.2f s (%s%s)", op, cmd,
 					 n == 0 ? "no reply" : "incomplete reply",
 					 o.timeout, got,
