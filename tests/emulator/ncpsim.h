@@ -1,0 +1,272 @@
+/*
+ * ncpsim.h - the virtual ST67W611M1 (BL616/QCC743 boot ROM).
+ *
+ * Written from ../shared/docs/protocol.md only; shares no code with src/.
+ * One struct sim holds every piece of state; nothing lives at file scope.
+ *
+ * Data path (host side -> device side):
+ *   net.c      frontend socket/pty -> Telnet/RFC 2217 decoding -> sim_host_rx()
+ *   faults.c   drop/flip/echo on the wire
+ *   wire.c     pacing (realtime), baud mismatch model (uart_resample), output queue
+ *   device.c   ROM state machine, framing, commands, "the application"
+ *   flash.c    NOR model and the state directory; efuse.c eFuse, MAC, ECDH
+ */
+#ifndef NCPSIM_H
+#define NCPSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <poll.h>
+
+#include <lzma.h>
+
+#define EFUSE_SIZE 512
+#define MAX_PAYLOAD (4 + 4096)
+#define MAX_BOOT_INFO 64
+#define MAX_FAULTS 32
+#define RAM_BASE 0x22FC0000u
+#define RAM_SIZE 0x10000u
+#define NREGS 8
+
+/* ---- faults.c ---------------------------------------------------------- */
+
+enum fault_kind {
+	F_SILENT, F_APP_BAUD, F_ECHO, F_DROP, F_FLIP, F_FL, F_STALL,
+	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY,
+};
+enum { DIR_RX = 1, DIR_TX = 2 }; /* RX = host -> device, TX = device -> host */
+
+struct fault {
+	enum fault_kind kind;
+	int dir;          /* drop/flip */
+	double p;         /* drop/flip probability per byte */
+	int cmd;          /* fl/stall opcode */
+	unsigned code;    /* fl code */
+	long nth;         /* fl/stall: occurrence (1-based), 0 = every */
+	long seen;        /* occurrences so far */
+	double seconds;   /* stall */
+	uint64_t bytes;   /* powerloss threshold */
+	bool exit_after;  /* powerloss: exit (true) or go dead */
+	long count;       /* romtimeout N / flaky N / app-baud baud */
+};
+
+struct faults {
+	struct fault f[MAX_FAULTS];
+	int n;
+	uint64_t rng;
+};
+
+int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen);
+const struct fault *fault_find(const struct faults *fs, enum fault_kind k);
+unsigned fault_fl_for(struct faults *fs, int cmd);   /* 0 = none */
+double fault_stall_for(struct faults *fs, int cmd);  /* 0 = none */
+size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n);
+double fault_rand(struct faults *fs); /* [0,1) */
+void fault_help(FILE *out);
+
+/* ---- flash.c ----------------------------------------------------------- */
+
+struct flash {
+	uint8_t *mem;
+	uint32_t size;
+	bool dirty;
+	uint64_t programmed; /* bytes programmed since start (powerloss) */
+};
+
+int flash_init(struct flash *f, uint32_t size);
+void flash_free(struct flash *f);
+bool flash_range_ok(const struct flash *f, uint32_t addr, uint64_t len);
+void flash_erase(struct flash *f, uint32_t start, uint32_t end_incl); /* sector-rounded */
+void flash_program(struct flash *f, uint32_t addr, const uint8_t *d, size_t n); /* AND */
+
+/* ---- efuse.c ----------------------------------------------------------- */
+
+struct efuse {
+	uint8_t mem[EFUSE_SIZE];
+	bool dirty;
+	void *dev_key;       /* EVP_PKEY *, the device's ECDH key of this session */
+	uint8_t session[16]; /* AES-128 key after 0x90 */
+	bool have_session;
+};
+
+void efuse_default(struct efuse *e, const uint8_t chip_id[6]);
+unsigned efuse_write(struct efuse *e, uint32_t start, const uint8_t *d, size_t n);
+unsigned efuse_read(const struct efuse *e, uint32_t start, uint32_t n, uint8_t *out);
+void efuse_read_mac(const struct efuse *e, uint8_t mac[6]);
+unsigned efuse_write_mac(struct efuse *e, const uint8_t mac[6]);
+unsigned efuse_ecdh(struct efuse *e, const uint8_t host_pk[64], uint8_t dev_pk[64]);
+unsigned efuse_challenge(struct efuse *e, uint8_t out[96]);
+unsigned efuse_aes(const struct efuse *e, bool encrypt, const uint8_t *in, size_t n, uint8_t *out);
+int efuse_print_test_key(FILE *out);
+void efuse_free(struct efuse *e);
+
+/* ---- the whole simulator ---------------------------------------------- */
+
+enum frontend { FE_RFC2217, FE_RAW, FE_PTY };
+enum dev_mode { M_RESET, M_ROM_WAIT, M_ROM_CMD, M_APP, M_IDLE, M_DEAD };
+
+struct chunk {
+	double at;     /* release time */
+	uint32_t baud; /* device UART baud the bytes were sent at */
+	size_t len, sent;
+	uint8_t *data;
+	int flags;     /* WS_RAW: echo loop, never resampled; WS_ROM: ROM reply */
+};
+
+struct outq {
+	struct chunk *c;
+	size_t n, cap;
+	double line_free; /* realtime: when the TX line is free again */
+};
+
+struct rxq {
+	uint8_t *b;
+	double *t;
+	uint32_t *baud; /* host baud each byte was sent at (0 = unknown) */
+	size_t head, n, cap;
+	double clock; /* realtime: wire clock of the last queued byte */
+};
+
+struct identity {
+	uint8_t boot_info[MAX_BOOT_INFO];
+	size_t boot_info_len;
+	uint8_t jedec[4];
+	uint32_t flash_size;
+	uint32_t app_baud;
+};
+
+struct timing {
+	bool realtime;
+	double latency;       /* s per direction change */
+	double page_s;        /* per 256-byte page */
+	double sector_s;      /* per 4 KiB sector erase */
+	double chip_s_4m;     /* chip erase per 4 MiB */
+	double rate_switch_s; /* 0x20: time to re-clock before OK at the new rate */
+};
+
+struct wiring {
+	int en_line;   /* 0 none, 1 rts, 2 dtr */
+	int boot_line; /* 0 none, 1 rts, 2 dtr */
+	bool en_invert, boot_invert; /* invert: asserted = pin high */
+};
+
+struct net {
+	enum frontend fe;
+	int listen_fd, client_fd, pty_fd, pty_slave;
+	char url[300];
+	char pty_link[4096];
+	/* telnet */
+	int tn_state, tn_verb;
+	size_t sb_len;
+	uint8_t sb[64];
+	uint8_t tn_opt[256];  /* per option: TN_US_ON | TN_HIM_ON | TN_US_PEND | TN_HIM_PEND */
+	uint8_t *wbuf; size_t wlen, wcap; /* bytes encoded, not yet written */
+	uint8_t *obuf; size_t ocap;       /* scratch for wire_take_output */
+};
+
+struct xzdec {
+	lzma_stream strm;
+	bool active, ended;
+	uint32_t dest;
+};
+
+struct sim {
+	struct identity id;
+	struct timing tm;
+	struct wiring wr;
+	struct faults faults;
+	struct flash flash;
+	struct efuse efuse;
+	struct net net;
+	struct outq out;
+	struct rxq rx;
+	struct xzdec xz;
+
+	/* options */
+	const char *state_dir;
+	FILE *log;
+	bool strap_download;  /* BOOT level when no line drives it */
+	bool power_on_download;
+	uint32_t raw_baud;    /* host baud assumed for raw/pty */
+	double default_timeout;
+
+	/* lines and bauds */
+	bool dtr, rts;        /* asserted? (RFC 2217) */
+	uint32_t host_baud;   /* 0 = unknown: never a mismatch */
+	bool host_follows;    /* raw/pty (and RFC 2217 before SET-BAUDRATE): the host
+	                         is assumed to follow the ROM's baud switches */
+	uint32_t dev_baud;    /* device UART baud */
+
+	/* ROM state */
+	enum dev_mode mode;
+	double busy_until;
+	double last_activity;
+	double rom_timeout;   /* s */
+	int sync_count;
+	bool skip55, ignoring_burst;
+	double last_rx_byte;
+	int flaky_left;
+	long romtimeout_left; /* <0: off */
+	uint8_t hdr[4];
+	size_t hdr_len;
+	uint8_t *payload;
+	size_t plen, pwant;
+	bool discarding;      /* oversized frame: skipping its payload */
+	size_t discard_left;
+	uint16_t latched_err;
+	bool xip;
+	uint8_t ram[RAM_SIZE];
+	uint32_t reg_addr[NREGS], reg_val[NREGS];
+
+	/* application */
+	double app_next;
+	unsigned app_line;
+
+	/* bookkeeping */
+	unsigned resets;
+	double next_save;
+	bool quit;
+	int exit_code;
+};
+
+/* device.c */
+void dev_init(struct sim *s);
+void dev_reset(struct sim *s, bool boot_high, double now);
+void dev_input(struct sim *s, uint8_t b, uint32_t host_baud, double now);
+void dev_tick(struct sim *s, double now);
+double dev_next_event(const struct sim *s);
+void dev_lines_changed(struct sim *s, bool old_dtr, bool old_rts, double now);
+void dev_free(struct sim *s);
+const char *op_name(int cmd);
+
+/* wire.c */
+double now_s(void);
+size_t uart_resample(const uint8_t *in, size_t n, uint32_t tx_baud, uint32_t rx_baud,
+		     uint8_t *out, size_t cap);
+enum { WS_RAW = 1, WS_ROM = 2 };
+void wire_send(struct sim *s, const uint8_t *d, size_t n, uint32_t baud, double at, int flags);
+void wire_host_rx(struct sim *s, const uint8_t *d, size_t n, double now);
+void wire_pump(struct sim *s, double now);
+double wire_next_event(const struct sim *s);
+void wire_purge_out(struct sim *s);
+void wire_purge_in(struct sim *s);
+/* Moves due output bytes through faults/resampling into buf; returns count. */
+size_t wire_take_output(struct sim *s, double now, uint8_t **buf, size_t *cap);
+void wire_free(struct sim *s);
+
+/* net.c */
+int net_open(struct sim *s, enum frontend fe, const char *where, char *err, size_t errlen);
+int net_pollfds(struct sim *s, struct pollfd *pfd, int max);
+void net_handle(struct sim *s, const struct pollfd *pfd, int n, double now);
+void net_flush(struct sim *s, double now);
+void net_close(struct sim *s);
+
+/* flash.c: state directory */
+int state_load(struct sim *s, char *err, size_t errlen);
+int state_save(struct sim *s);
+void state_mark(struct sim *s, double now);
+
+#endif
