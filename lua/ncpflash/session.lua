@@ -143,8 +143,27 @@ function Session:cmd(name, payload, opts)
   opts = opts or {}
   if opts.checksum == nil then opts.checksum = true end
   if not opts.no_keepalive then self:_keepalive() end
-  local ok, res = pcall(isp.command, self.port, op(name), payload or "", opts)
+  local code = op(name)
+  local ok, res = pcall(isp.command, self.port, code, payload or "", opts)
   self.last_io = sys.now()
+  if not ok and errors.is(res) then
+    local got = type(res.got) == "string" and res.got or ""
+    -- our own frame coming back: TX is looped to RX
+    if res.code == "protocol" and #got >= 2 and got:byte(1) == code then
+      errors.raise("handshake", string.format("%s: the reply starts with our own command bytes (%s): TX is looped "
+        .. "back to RX", isp.op_name[code] or name, hexs(got, 8)), { kind = "echo", got = got,
+        hint = "an adapter loopback or a module that is not driving its TX line echoes everything" })
+    end
+    -- silence from a ROM that dropped back to handshake mode: re-sync at this speed, once
+    if res.code == "timeout" and got == "" and self.ready and not opts.no_resync
+      and name ~= "FLASH_DECOMPRESS_WRITE" then
+      self.ev:debug(string.format("%s: no reply; re-handshake at %d baud and retry", name, self.port:baud()))
+      if pcall(self._rehandshake, self) then
+        opts.no_resync = true
+        return self:cmd(name, payload, opts)
+      end
+    end
+  end
   if not ok then error(res, 0) end
   return res
 end

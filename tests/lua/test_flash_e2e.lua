@@ -209,6 +209,13 @@ test("application talking instead of the ROM: exit 3, 'not the boot ROM'", funct
   match(r.err, "not the boot ROM")
 end)
 
+test("TX looped back to RX: exit 3, 'looped back'", function()
+  local sim <close> = helpers.ncpsim{ "--fault", "echo" }
+  local r = flash_run(sim, { "info" })
+  eq(r.code, 3)
+  match(r.err, "looped")
+end)
+
 test("FL code once: the region is retried and the flash succeeds", function()
   local ini, regions = synthetic()
   local sim <close> = helpers.ncpsim{ "--fault", "fl:3F:000C:3" }
