@@ -1,0 +1,116 @@
+-- Session: boot-info decoding, sync/JEDEC arithmetic, handshake classification, and the
+-- connect sequence as ncpsim sees it (reset lines, A0 timeout variant, baud switch).
+local session = require "ncpflash.session"
+local chip = require "ncpflash.chips.bl616"
+local image = require "ncpflash.core.image"
+
+test("ST67W611M1 boot info (28 bytes, protocol.md §6.1)", function()
+  local bi = session.decode_boot_info(chip,
+    image.unhex("0200160601000100a7128201dcd2037b82401c008f758090e8805be3"))
+  eq(bi.rom_version, 0x06160002)
+  eq(bi.sign, 1)
+  eq(bi.secure_boot, true)
+  eq(bi.encrypt, 0)
+  eq(bi.sw_cfg0, 0x018212A7)
+  eq(bi.flash_pin, 0x08)
+  eq(bi.chip_id, "40827b03d2dc")
+  eq(bi.length, 28)
+end)
+
+test("BL616 dev board boot info (24 bytes)", function()
+  local bi = session.decode_boot_info(chip, image.unhex("0100160600000100279280013197" ..
+    "35cf0eb417000f758010"))
+  eq(bi.rom_version, 0x06160001)
+  eq(bi.sign, 0)
+  eq(bi.sw_cfg0, 0x01809227)
+  eq(bi.flash_pin, 0x02)
+  eq(bi.chip_id, "b40ecf359731")
+end)
+
+test("boot info of an unexpected length is a protocol error", function()
+  raises(function() session.decode_boot_info(chip, string.rep("\0", 20)) end, "protocol")
+end)
+
+test("sync burst length and JEDEC size", function()
+  eq(session.sync_count(chip, 500000), 300)
+  eq(session.sync_count(chip, 2000000), 1200)
+  eq(session.sync_count(chip, 115200), 69)
+  eq(session.jedec_size(0x16), 4 * 1024 * 1024)
+  eq(session.jedec_size(0x15), 2 * 1024 * 1024)
+  eq(session.jedec_size(0x00), nil)
+end)
+
+test("handshake classification: OK pair, nothing, echo, garbage", function()
+  eq(session.classify("\0OK"), "ok")
+  eq(session.classify(""), "nothing")
+  eq(session.classify(string.rep("\x55", 40) .. "\x15"), "echo")
+  eq(session.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
+  eq(session.classify("O\x00K"), "garbage")       -- a lone O or K is not an answer
+end)
+
+skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
+
+local function log_of(sim)
+  return table.concat(sim:log_lines(), "\n")
+end
+
+test("connect: BOOT high while CHIP_EN rises, 0x23 10 s, 0x22 to 2 Mbaud, flash set", function()
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  local log = log_of(sim)
+  match(log, "lines dtr=0 rts=1")                    -- BOOT high (DTR released), CHIP_EN low
+  match(log, "lines dtr=0 rts=0")                    -- CHIP_EN rises with BOOT high
+  match(log, "handshake baud=500000 %-> OK")
+  match(log, "0x23 set_timeout plen=4 timeout_ms=10000")
+  match(log, "0x22 clk_set plen=8 irq=1 baud=2000000")
+  match(log, "flash_set=0x01014108")                 -- pin 0x08 from sw_cfg0, clk 0x41, io 1, delay 1
+  match(log, "0x3B flash_set_para plen=88")          -- JEDEC flag 0x00: the 84-byte config follows
+end)
+
+test("A0 ROM (0x06160001): timeout by memory write, not 0x23", function()
+  local sim <close> = helpers.ncpsim{ "--boot-info", "0100160600000100279280013197" ..
+    "35cf0eb417000f758010" }
+  local r = helpers.run{ "--port", sim.url, "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  local log = log_of(sim)
+  match(log, "0x50 memory_write plen=8 addr=0x6102df04 value=0x27101200")
+  nomatch(log, "0x23 set_timeout")
+  match(r.out, "sw_cfg0%s+0x01809227")
+end)
+
+test("--load-baud equal to the handshake speed: no baud switch", function()
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "--load-baud", "500000", "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  nomatch(log_of(sim), "0x22 clk_set")
+  match(r.out, "at 500000 baud")
+end)
+
+test("probe: a live ROM session at the handshake speed skips reset and sync", function()
+  local sim <close> = helpers.ncpsim{}
+  eq(helpers.run{ "--port", sim.url, "--load-baud", "500000", "info", "--no-images" }.code, 0)
+  local n = #sim:log_lines()
+  local r = helpers.run{ "--port", sim.url, "--load-baud", "500000", "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  local lines = sim:log_lines()
+  for i = n + 1, #lines do
+    ok(not lines[i]:match("^handshake"), "no second handshake: " .. lines[i])
+  end
+end)
+
+test("a port without modem lines warns once and still connects (chip already in download mode)", function()
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0" }
+  local r = helpers.run{ "--port", sim.url, "--load-baud", "500000", "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  local _, n = r.err:gsub("cannot drive the reset lines", "")
+  eq(n, 1)
+end)
+
+test("FL on flash_set_para during connect: exit 4 naming the command and code", function()
+  local sim <close> = helpers.ncpsim{ "--fault", "fl:3B:0008" }
+  local r = helpers.run{ "--port", sim.url, "info" }
+  eq(r.code, 4)
+  match(r.err, "flash_set_para")
+  match(r.err, "0x0008")
+end)
