@@ -1,0 +1,746 @@
+-- ncpflash.efuse: read, decode, plan, confirm and burn the chip's eFuse (protocol.md §6.7, §6.8).
+--
+-- eFuse bits are one-time: a write can only set bits. Everything here is built so that nothing
+-- reaches the chip before the whole job has been validated and shown:
+--
+--   files   load_file(path) -> {data = 512 bytes, format = "raw"|"saved", sha256 =}
+--           ("saved" = Bouffalo's 4608-byte security_save format that ST ships, CRC-checked)
+--           derive_mask(data) / load_mask(path)
+--   decode  decode(bytes, map) -> list of {name, offset, bits, value, meaning, description}
+--   plan    plan(current, wanted, mask, map) -> to_set / already / conflicts / regions / diff
+--   chip    read(s, map), secure_channel(s, root_key_pem), burn(ctx, s, plan, opts)
+--   job     apply(ctx, s, job): plan -> refuse conflicts -> guard rails -> dry run or confirm
+--           -> ECDH + challenge -> region writes in burn order -> read back + verify -> audit
+--
+-- Maps are data: chips/<chip>_efuse.lua (+ boards/<board>_efuse.lua when present).
+local image = require("ncpflash.core.image")
+local crypto = require("ncpflash.core.crypto")
+local sys = require("ncpflash.core.sys")
+local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
+
+local M = {}
+
+local ZERO_IV = string.rep("\0", 16)
+M.DEFAULT_AUDIT = "ncpflash-efuse-audit.jsonl"
+
+---------------------------------------------------------------------------------------------------
+-- maps
+
+local function try_require(name)
+  local ok, m = pcall(require, name)
+  if ok then return m end
+  if tostring(m):match("module '[^']+' not found") then return nil end
+  error(m, 0)
+end
+
+--- The eFuse map for a chip name (and optional board name): the chip's data with the board's
+--- extra fields appended. Returns map, board_efuse (or nil).
+function M.load_map(chip_name, board_name)
+  local chip = try_require("ncpflash.chips." .. chip_name .. "_efuse")
+  if not chip then
+    errors.raise("usage", ("no eFuse map for chip %q (expected module ncpflash.chips.%s_efuse)")
+      :format(chip_name, chip_name))
+  end
+  local board = board_name and try_require("ncpflash.boards." .. board_name .. "_efuse") or nil
+  local map = setmetatable({ fields = {} }, { __index = chip })
+  for _, f in ipairs(chip.fields) do map.fields[#map.fields + 1] = f end
+  for _, f in ipairs(board and board.fields or {}) do map.fields[#map.fields + 1] = f end
+  return map, board
+end
+
+--- The map for a recipe context (its chip and board).
+function M.map_for(ctx)
+  local chip = ctx:chip()
+  local board = ctx:board()
+  return M.load_map(chip.name or "bl616", board.name)
+end
+
+---------------------------------------------------------------------------------------------------
+-- byte helpers (512-byte strings)
+
+local function zeros(n) return string.rep("\0", n) end
+
+local function bytewise(a, b, fn)
+  local out = {}
+  for i = 1, #a do out[i] = string.char(fn(a:byte(i), b:byte(i), i - 1) & 0xFF) end
+  return table.concat(out)
+end
+
+local function is_zero(s) return not s:find("[^\0]") end
+
+local function popcount(s)
+  local n = 0
+  for i = 1, #s do
+    local b = s:byte(i)
+    while b ~= 0 do n = n + (b & 1); b = b >> 1 end
+  end
+  return n
+end
+
+local function zero_bits(s) return #s * 8 - popcount(s) end
+
+local function pad(data, size) return data .. zeros(size - #data) end
+
+function M.hex(s) return image.hex(s) end
+
+---------------------------------------------------------------------------------------------------
+-- files
+
+local function input_error(file, offset, what, expected, found, hint)
+  errors.raise("input", ("%s: %s at offset %d (0x%X): expected %s, found %s"):format(file, what, offset, offset,
+    expected, found), { file = file, offset = offset, expected = expected, found = found, hint = hint })
+end
+
+--- Parse eFuse file content. Raw images (1..size bytes) are zero-padded to the eFuse size; the
+--- 4608-byte saved format is decrypted (AES-128-CBC, Bouffalo's fixed file key) and its CRC32
+--- checked. Returns {data =, format =, size =}.
+function M.parse_file(data, file, map)
+  file = file or "eFuse file"
+  local size = map.size
+  local sv = map.saved
+  if sv and #data == sv.size then
+    local tail = data:sub(5, sv.data_offset)
+    local nz = tail:find("[^\0]")
+    if nz then
+      input_error(file, 4 + nz - 1, "saved eFuse format: reserved byte", "0x00",
+        ("0x%02X"):format(tail:byte(nz)), "bytes 4..4095 of a 4608-byte eFuse file are zero")
+    end
+    local plain = crypto.aes128_cbc_decrypt(sv.key, sv.iv, data:sub(sv.data_offset + 1, sv.data_offset + size))
+    local stored = string.unpack("<I4", data, 1)
+    local crc = image.crc32(plain)
+    if stored ~= crc then
+      input_error(file, 0, "saved eFuse format: CRC32 of the decrypted data", ("0x%08X"):format(crc),
+        ("0x%08X"):format(stored), "the file is damaged, or was saved with another key (an encrypted cfg.bin "
+          .. "key is not supported)")
+    end
+    return { data = plain, format = "saved", size = #data }
+  end
+  if #data == 0 or #data > size then
+    input_error(file, #data, "file size", ("1..%d bytes (raw eFuse image) or %d bytes (saved format)"):format(size,
+      sv and sv.size or 0), #data .. " bytes")
+  end
+  return { data = pad(data, size), format = "raw", size = #data }
+end
+
+--- Read and parse an eFuse file; adds sha256 (hex of the file bytes) and path.
+function M.load_file(path, map)
+  local data = util.readfile(path, "eFuse file")
+  local f = M.parse_file(data, path, map)
+  f.path = path
+  f.sha256 = image.hex(image.sha256(data))
+  return f
+end
+
+--- Mask derived from data: 0xFF where a byte is non-zero (QConn's efuse_create_mask_data).
+function M.derive_mask(data)
+  return (data:gsub("[^\0]", "\xFF"))
+end
+
+--- A mask file: same formats as the data file.
+function M.load_mask(path, map)
+  local f = M.load_file(path, map)
+  return f
+end
+
+--- Build the 512-byte saved-format file for `data` (tests, and `efuse read --save`).
+function M.encode_saved(data, map)
+  local sv = map.saved
+  local plain = pad(data, map.size)
+  local enc = crypto.aes128_cbc_encrypt(sv.key, sv.iv, plain)
+  return string.pack("<I4", image.crc32(plain)) .. zeros(sv.data_offset - 4) .. enc
+end
+
+---------------------------------------------------------------------------------------------------
+-- decode
+
+local function field_mask32(f)
+  local lo, hi = f.bits[1], f.bits[2]
+  return (((1 << (hi - lo + 1)) - 1) << lo) & 0xFFFFFFFF
+end
+
+local function word(bytes, off) return (string.unpack("<I4", bytes, off + 1)) end
+
+local function mac_text(stored, reversed)
+  local b = reversed and stored:reverse() or stored
+  return (image.hex(b):upper():gsub("(%x%x)", "%1:"):gsub(":$", ""))
+end
+M.mac_text = mac_text
+
+-- Does `f` cover any set bit of `bytes`?
+local function touches(f, bytes)
+  if f.bits then return word(bytes, f.offset) & field_mask32(f) ~= 0 end
+  return not is_zero(bytes:sub(f.offset + 1, f.offset + f.len))
+end
+
+local function bits_text(f)
+  if f.bits then
+    if f.bits[1] == f.bits[2] then return tostring(f.bits[1]) end
+    return ("%d:%d"):format(f.bits[2], f.bits[1])
+  end
+  return ("%d bytes"):format(f.len)
+end
+
+--- Decode one field of `bytes`: value, meaning.
+function M.field_value(f, bytes, map)
+  if f.bits then
+    local v = (word(bytes, f.offset) & field_mask32(f)) >> f.bits[1]
+    local meaning = f.values and f.values[v]
+    if not meaning then meaning = v < 10 and tostring(v) or ("%d (0x%X)"):format(v, v) end
+    return v, meaning
+  end
+  local raw = bytes:sub(f.offset + 1, f.offset + f.len)
+  if f.kind == "mac" then
+    if is_zero(raw) then return "", "empty" end
+    local zc = bytes:byte(f.offset + f.len + 1)
+    local ok = zc == zero_bits(raw)
+    local reversed = map and map.mac and map.mac.reversed
+    return mac_text(raw, reversed), ok and "programmed" or
+      ("zero-bit count 0x%02X does not match (expected 0x%02X)"):format(zc, zero_bits(raw))
+  elseif f.kind == "ascii" then
+    local s = raw:match("^[^\3\0]*")
+    if s == "" then return "", "empty" end
+    return s, (s:find("[^\32-\126]") and "not printable" or "text")
+  elseif f.kind == "counter" then
+    local n = popcount(raw)
+    return n, tostring(n)
+  end
+  if is_zero(raw) then return image.hex(raw), "empty" end
+  return image.hex(raw), "set"
+end
+
+-- Per-byte masks of the bits some field describes.
+local function coverage(map)
+  local cov = {}
+  for i = 0, map.size - 1 do cov[i] = 0 end
+  for _, f in ipairs(map.fields) do
+    if f.bits then
+      local m = field_mask32(f)
+      for k = 0, 3 do cov[f.offset + k] = cov[f.offset + k] | ((m >> (8 * k)) & 0xFF) end
+    else
+      local last = f.offset + f.len - 1
+      if f.kind == "mac" then last = last + 1 end      -- the zero-bit count byte
+      for i = f.offset, last do cov[i] = 0xFF end
+    end
+  end
+  return cov
+end
+
+--- Decode `bytes` with `map`: a list of {name, offset, bits, value, meaning, description, src}
+--- for every mapped field, then one entry per 32-bit word holding set bits no field describes
+--- (name "unknown", meaning "unknown").
+function M.decode(bytes, map)
+  assert(#bytes == map.size, "decode: expected " .. map.size .. " bytes")
+  local out = {}
+  for _, f in ipairs(map.fields) do
+    local v, meaning = M.field_value(f, bytes, map)
+    out[#out + 1] = { name = f.name, offset = f.offset, bits = bits_text(f), value = v, meaning = meaning,
+      description = f.description, src = f.src, set = touches(f, bytes) }
+  end
+  local cov = coverage(map)
+  for w = 0, map.size - 4, 4 do
+    local m = 0
+    for k = 0, 3 do m = m | ((bytes:byte(w + k + 1) & ~cov[w + k] & 0xFF) << (8 * k)) end
+    if m ~= 0 then
+      out[#out + 1] = { name = "unknown", offset = w, bits = ("mask 0x%08X"):format(m), value = m,
+        meaning = "unknown", description = "set bits no documented field describes", set = true }
+    end
+  end
+  return out
+end
+
+--- Human lines for a decode list. opts.all: also fields that are zero.
+function M.format_decode(list, opts)
+  local lines = {}
+  for _, d in ipairs(list) do
+    if d.set or (opts and opts.all) then
+      local v = d.value
+      if math.type(v) == "integer" then v = ("%d"):format(v) end
+      local shown
+      if v == "" or v == d.meaning or d.meaning:sub(1, #tostring(v) + 1) == tostring(v) .. " " then
+        shown = d.meaning
+      elseif d.meaning == "set" then
+        shown = tostring(v)
+      else
+        shown = tostring(v) .. " (" .. d.meaning .. ")"
+      end
+      lines[#lines + 1] = ("  0x%03X %-9s %-22s %s"):format(d.offset, "[" .. d.bits .. "]", d.name, shown)
+    end
+  end
+  if #lines == 0 then lines[1] = "  (all bits zero)" end
+  return lines
+end
+
+---------------------------------------------------------------------------------------------------
+-- plan
+
+-- Lock fields set in `bytes`: list of {field, first, last}.
+local function active_locks(bytes, map, kind)
+  local out = {}
+  for _, f in ipairs(map.fields) do
+    if f.lock == kind and f.bits and touches(f, bytes) then
+      out[#out + 1] = { field = f, first = f.protects[1], last = f.protects[1] + f.protects[2] - 1 }
+    end
+  end
+  return out
+end
+
+local function lock_at(locks, i)
+  for _, l in ipairs(locks) do if i >= l.first and i <= l.last then return l.field.name end end
+  return nil
+end
+
+local function field_at(map, i)
+  for _, f in ipairs(map.fields) do
+    if f.bits and i >= f.offset and i < f.offset + 4 then
+      local m = (field_mask32(f) >> (8 * (i - f.offset))) & 0xFF
+      if m ~= 0 then return f.name end
+    elseif not f.bits and i >= f.offset and i < f.offset + f.len + (f.kind == "mac" and 1 or 0) then
+      return f.name
+    end
+  end
+  return "unknown"
+end
+
+--- Compare the chip's `current` bytes with `wanted` under `mask` (nil = derived from wanted).
+--- Returns a plan: want (wanted & mask), to_set, already, after (current | to_set), conflicts
+--- (list of {offset, bits, field, reason}), regions (burn order, only those with bits to set:
+--- {start, len, data}), diff (field-level lines), empty (nothing to write).
+function M.plan(current, wanted, mask, map)
+  local size = map.size
+  assert(#current == size and #wanted == size, "plan: expected " .. size .. "-byte images")
+  mask = mask or M.derive_mask(wanted)
+  assert(#mask == size, "plan: mask size")
+  local p = { conflicts = {}, regions = {}, diff = {} }
+  p.want = bytewise(wanted, mask, function(w, m) return w & m end)
+  p.to_set = bytewise(p.want, current, function(w, c) return w & ~c end)
+  p.already = bytewise(p.want, current, function(w, c) return w & c end)
+  p.after = bytewise(current, p.to_set, function(c, s) return c | s end)
+  local wr_locks = active_locks(current, map, "wr")
+  local rd_locks = active_locks(current, map, "rd")
+  for i = 0, size - 1 do
+    local c, w, m, s = current:byte(i + 1), wanted:byte(i + 1), mask:byte(i + 1), p.to_set:byte(i + 1)
+    local bad = m & ~w & c & 0xFF
+    if bad ~= 0 then
+      p.conflicts[#p.conflicts + 1] = { offset = i, bits = bad, field = field_at(map, i),
+        reason = ("the file wants bits 0x%02X clear, the chip has them set (0x%02X)"):format(bad, c) }
+    end
+    local rl = lock_at(rd_locks, i)
+    if rl and p.want:byte(i + 1) ~= 0 then
+      p.conflicts[#p.conflicts + 1] = { offset = i, bits = p.want:byte(i + 1), field = field_at(map, i),
+        reason = "read-locked (" .. rl .. "): the chip's value cannot be compared" }
+    else
+      local wl = lock_at(wr_locks, i)
+      if wl and s ~= 0 then
+        p.conflicts[#p.conflicts + 1] = { offset = i, bits = s, field = field_at(map, i),
+          reason = ("write-locked (%s): bits 0x%02X can no longer be set"):format(wl, s) }
+      end
+    end
+  end
+  for _, r in ipairs(map.regions) do
+    local seg = p.to_set:sub(r.start + 1, r.start + r.len)
+    if not is_zero(seg) then
+      p.regions[#p.regions + 1] = { start = r.start, len = r.len, data = p.want:sub(r.start + 1, r.start + r.len),
+        bits = popcount(seg) }
+    end
+  end
+  p.bits_to_set = popcount(p.to_set)
+  p.bits_already = popcount(p.already)
+  p.empty = p.bits_to_set == 0
+  -- field-level diff
+  for _, f in ipairs(map.fields) do
+    if touches(f, p.to_set) then
+      local _, before = M.field_value(f, current, map)
+      local av, after = M.field_value(f, p.after, map)
+      if math.type(av) ~= "integer" and av ~= "" and after == "set" then after = av end
+      p.diff[#p.diff + 1] = { name = f.name, offset = f.offset, bits = bits_text(f), before = before, after = after,
+        description = f.description }
+    end
+  end
+  local cov = coverage(map)
+  for w = 0, size - 4, 4 do
+    local m = 0
+    for k = 0, 3 do m = m | ((p.to_set:byte(w + k + 1) & ~cov[w + k] & 0xFF) << (8 * k)) end
+    if m ~= 0 then
+      p.diff[#p.diff + 1] = { name = "unknown", offset = w, bits = ("mask 0x%08X"):format(m), before = "",
+        after = ("sets 0x%08X"):format(m), description = "no documented field: meaning unknown" }
+    end
+  end
+  return p
+end
+
+--- Human lines describing a plan.
+function M.plan_text(p)
+  local lines = {}
+  if p.empty then
+    lines[#lines + 1] = ("nothing to burn: every wanted bit is already set (%d bits)"):format(p.bits_already)
+  else
+    lines[#lines + 1] = ("plan: %d bit%s to set, %d already set"):format(p.bits_to_set,
+      p.bits_to_set == 1 and "" or "s", p.bits_already)
+    for _, d in ipairs(p.diff) do
+      lines[#lines + 1] = ("  0x%03X %-9s %-22s %s -> %s"):format(d.offset, "[" .. d.bits .. "]", d.name,
+        d.before == "" and "empty" or d.before, d.after)
+    end
+    local regs = {}
+    for _, r in ipairs(p.regions) do regs[#regs + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1) end
+    lines[#lines + 1] = "  writes, in this order: " .. table.concat(regs, ", ")
+  end
+  for _, c in ipairs(p.conflicts) do
+    lines[#lines + 1] = ("  CONFLICT at 0x%03X (%s): %s"):format(c.offset, c.field, c.reason)
+  end
+  return lines
+end
+
+local function region_names(list)
+  local out = {}
+  for _, r in ipairs(list) do out[#out + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1) end
+  return #out > 0 and table.concat(out, ", ") or "none"
+end
+M.region_names = region_names
+
+---------------------------------------------------------------------------------------------------
+-- chip access
+
+--- Read the whole eFuse (0x41 in map.read_chunk pieces; with `channel`, 0x81 decrypted).
+function M.read(s, map, channel)
+  local out, pos = {}, 0
+  local chunk = map.read_chunk or map.size
+  while pos < map.size do
+    local n = math.min(chunk, map.size - pos)
+    local op = channel and "EFUSE_SECURITY_READ" or "EFUSE_READ"
+    local d = s:cmd(op, string.pack("<I4I4", pos, n), { data = true, timeout = 5 })
+    if #d ~= n then
+      errors.raise("protocol", ("%s at %d: asked %d bytes, got %d"):format(op:lower(), pos, n, #d),
+        { op = op:lower(), got = d })
+    end
+    if channel then d = crypto.aes128_cbc_decrypt(channel.key, ZERO_IV, d) end
+    out[#out + 1] = d
+    pos = pos + n
+  end
+  return table.concat(out)
+end
+
+--- Load and check a root public key (PEM file). Returns {pem =, xy =, sha256 = hex, path =}.
+function M.load_root_key(path)
+  local pem = util.readfile(path, "root key")
+  local ok, xy = pcall(crypto.pem_public_xy, pem)
+  if not ok then
+    errors.raise("input", ("%s: not a PEM P-256 public key"):format(path), { file = path })
+  end
+  return { pem = pem, xy = xy, sha256 = image.hex(image.sha256(xy)), path = path }
+end
+
+--- ECDH (0x90) + challenge (0x91) with the challenge signature checked against root_key
+--- ({xy =, path =}). Returns a channel {key = 16-byte AES key}. Raises "safety" when the
+--- signature does not verify (nothing has been written at that point).
+function M.secure_channel(s, root_key)
+  local kp <close> = crypto.ecdh_keypair()
+  local dev = s:cmd("ECDH_GET_PK", kp:public_xy(), { data = true, timeout = 5 })
+  if #dev < 64 then
+    errors.raise("protocol", ("ecdh_get_pk: device key of %d bytes, expected 64"):format(#dev),
+      { op = "ecdh_get_pk", got = dev })
+  end
+  local ok, shared = pcall(kp.derive, kp, dev:sub(1, 64))
+  if not ok then
+    errors.raise("protocol", "ecdh_get_pk: the device's key is not a point on P-256", { op = "ecdh_get_pk" })
+  end
+  local key = shared:sub(1, 16)
+  local ch = s:cmd("ECDH_CHALLENGE", "", { data = true, timeout = 5 })
+  if #ch < 96 then
+    errors.raise("protocol", ("ecdh_challenge: %d bytes, expected 96"):format(#ch), { op = "ecdh_challenge", got = ch })
+  end
+  local rnd = crypto.aes128_cbc_decrypt(key, ZERO_IV, ch:sub(1, 32))
+  if not crypto.ecdsa_verify_p256(root_key.xy, rnd, ch:sub(33, 96)) then
+    errors.raise("safety", ("the chip's challenge signature (0x91) does not verify against %s: not burning")
+      :format(root_key.path or "the root key"),
+      { hint = "this is not a genuine ROM, or the wrong --root-key was given" })
+  end
+  return { key = key }
+end
+
+---------------------------------------------------------------------------------------------------
+-- audit
+
+--- Append one JSON line to `path`.
+function M.audit(path, record)
+  local f, err = io.open(path, "ab")
+  if not f then errors.raise("input", "cannot write the eFuse audit file: " .. tostring(err), { file = path }) end
+  f:write(util.json(record), "\n")
+  f:close()
+end
+
+---------------------------------------------------------------------------------------------------
+-- guard rails
+
+local function board_images(board_efuse)
+  return board_efuse and board_efuse.boot_images or { { name = "boot2", address = 0x0 },
+    { name = "FW", address = 0x10000 } }
+end
+
+--- Refuse (safety) when the plan enables secure boot while the images on flash are unsigned or
+--- signed with a key whose SHA-256 differs from the key hash the chip will hold.
+--- Returns true when the plan enables secure boot (the caller warns about the lock).
+function M.secure_boot_guard(ctx, s, p, map, board_efuse)
+  local sign_f, hash_f
+  for _, f in ipairs(map.fields) do
+    if f.security == "sign_cfg" then sign_f = f end
+    if f.security == "pk_hash" then hash_f = f end
+  end
+  if not sign_f or not touches(sign_f, p.after) then return false end
+  if not (touches(sign_f, p.to_set) or (hash_f and touches(hash_f, p.to_set))) then return false end
+  local bootheader = require("ncpflash.bootheader")
+  local want = hash_f and p.after:sub(hash_f.offset + 1, hash_f.offset + hash_f.len) or ""
+  if is_zero(want) then
+    errors.raise("safety", "refusing to enable secure boot (sign_cfg) without a public-key hash in key slots 0-1: "
+      .. "the module could never boot again")
+  end
+  for _, im in ipairs(board_images(board_efuse)) do
+    local head = s:read(im.address, bootheader.SIZE + 72)
+    local where = ("%s @0x%X"):format(im.name, im.address)
+    if not bootheader.is_header(head) then
+      errors.raise("safety", ("refusing to enable secure boot: no boot image at %s (flash the signed images "
+        .. "first; an unsigned or missing image would never boot again)"):format(where),
+        { hint = "flash the release set first, or use `flash --config X.ini --efuse FILE`" })
+    end
+    local h = bootheader.parse(head, { file = "flash@" .. ("0x%X"):format(im.address) })
+    if not h.signed or not h.public_key_hash then
+      errors.raise("safety", ("refusing to enable secure boot: the image at %s is not signed"):format(where))
+    end
+    if h.public_key_hash ~= want then
+      errors.raise("safety", ("refusing to enable secure boot: the image at %s is signed with key SHA-256 %s, "
+        .. "but the eFuse data holds %s"):format(where, image.hex(h.public_key_hash), image.hex(want)))
+    end
+  end
+  local where = {}
+  for _, im in ipairs(board_images(board_efuse)) do where[#where + 1] = ("0x%X"):format(im.address) end
+  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s)")
+    :format(table.concat(where, ", "), image.hex(want)))
+  return true
+end
+
+---------------------------------------------------------------------------------------------------
+-- the job
+
+-- job fields: wanted (512 B), mask (512 B or nil), source ({path=, sha256=, format=} or label),
+-- insecure (plain 0x40 path), root_key (path), confirm (--confirm-efuse-burn), audit (path),
+-- command (label for the audit record).
+-- Returns a result table; raises on refusal or failure.
+function M.apply(ctx, s, job)
+  local ev = ctx.ev
+  local map, board_efuse = job.map, job.board_efuse
+  local current = M.read(s, map)
+  local p = M.plan(current, job.wanted, job.mask, map)
+  for _, l in ipairs(M.plan_text(p)) do ev:info(l) end
+  local res = { command = job.command, bits_to_set = p.bits_to_set, bits_already = p.bits_already,
+    conflicts = #p.conflicts, regions = {}, written = {}, dry_run = true, file_sha256 = job.source.sha256 }
+  for _, r in ipairs(p.regions) do res.regions[#res.regions + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1) end
+  setmetatable(res.regions, util.json_array)
+  setmetatable(res.written, util.json_array)
+  if #p.conflicts > 0 then
+    local c = p.conflicts[1]
+    errors.raise("safety", ("refusing to burn: %d conflict%s (first at 0x%03X, %s: %s); nothing was written")
+      :format(#p.conflicts, #p.conflicts == 1 and "" or "s", c.offset, c.field, c.reason),
+      { offset = c.offset, hint = "eFuse bits can only be set, never cleared" })
+  end
+  if p.empty then
+    res.dry_run = false
+    res.nothing_to_do = true
+    ev:result(res)
+    return res
+  end
+  local secure_boot = M.secure_boot_guard(ctx, s, p, map, board_efuse)
+  if secure_boot then
+    ev:warn("this burn enables SECURE BOOT: afterwards the module only boots images signed with the key whose "
+      .. "SHA-256 is in key slots 0-1; this is irreversible" .. (board_efuse and board_efuse.lock_warning
+        and (" (" .. board_efuse.lock_warning .. ")") or ""))
+  end
+  for _, d in ipairs(p.diff) do
+    if d.name:match("jtag") then ev:warn("this burn disables JTAG for good") break end
+  end
+  local secure = map.secure_write and not job.insecure
+  if not job.confirm then
+    if ctx.opts.yes then
+      errors.raise("safety", "--yes alone does not burn eFuses: add --confirm-efuse-burn (nothing was written)")
+    end
+    ev:info("dry run: nothing was written (add --confirm-efuse-burn to burn)")
+    ev:result(res)
+    return res
+  end
+  local root_key
+  if secure then
+    if not job.root_key then
+      errors.raise("safety", "the secure eFuse path needs the root public key to check the chip's challenge: "
+        .. "give --root-key PEM (nothing was written)",
+        { hint = board_efuse and board_efuse.root_key_file and ("the key is " .. board_efuse.root_key_file
+          .. " (" .. (board_efuse.root_key_hint or "shipped with the vendor's flasher") .. "); or use the plain "
+          .. "path with --insecure-write") or "or use the plain path with --insecure-write" })
+    end
+    root_key = M.load_root_key(job.root_key)
+    if board_efuse and board_efuse.root_key_xy_sha256 and root_key.sha256 ~= board_efuse.root_key_xy_sha256 then
+      ev:warn(("%s is not the vendor's root key (%s); accepted because you named it"):format(root_key.path,
+        board_efuse.root_key_file or "expected fingerprint " .. board_efuse.root_key_xy_sha256))
+    end
+  end
+  local prompt = ("About to burn %d eFuse bit%s (regions %s) on chip %s. This cannot be undone."):format(
+    p.bits_to_set, p.bits_to_set == 1 and "" or "s", table.concat(res.regions, ", "), s:boot_info().chip_id)
+  if not ctx:confirm(prompt, "BURN", true) then
+    errors.raise("safety", "eFuse burn not confirmed (type BURN on a terminal, or add --yes with "
+      .. "--confirm-efuse-burn); nothing was written")
+  end
+  res.dry_run = false
+  res.path = secure and "secure" or "plain"
+  local record = { time = os.date("!%Y-%m-%dT%H:%M:%SZ"), command = job.command, chip_id = s:boot_info().chip_id,
+    mac = s:mac(), file = job.source.path or job.source.label, file_sha256 = job.source.sha256,
+    file_format = job.source.format, before = image.hex(current), path = res.path, written = res.written,
+    regions_planned = res.regions }
+  local function audit()
+    if job.audit then
+      local ok, err = pcall(M.audit, job.audit, record)
+      if not ok then ev:warn("could not append the audit record: " .. tostring(err)) end
+    end
+  end
+  local written_list = {}
+  local ok, err = pcall(function()
+    local rt = s.chip and s.chip.rom_timeout
+    if map.write_timeout and rt then s:set_rom_timeout(map.write_timeout) end
+    local channel = secure and M.secure_channel(s, root_key) or nil
+    ev:stage("efuse-write", { regions = res.regions })
+    for _, r in ipairs(p.regions) do
+      local payload = r.data
+      if channel then payload = crypto.aes128_cbc_encrypt(channel.key, ZERO_IV, payload) end
+      s:cmd(channel and "EFUSE_SECURITY_WRITE" or "EFUSE_WRITE", string.pack("<I4", r.start) .. payload,
+        { timeout = 5 })
+      written_list[#written_list + 1] = r
+      res.written[#res.written + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1)
+      ev:info(("  wrote eFuse %d..%d (%d bit%s to set)"):format(r.start, r.start + r.len - 1, r.bits,
+        r.bits == 1 and "" or "s"))
+    end
+    ev:stage("efuse-verify")
+    local back = M.read(s, map, channel)
+    res.after = image.hex(back)
+    record.after = res.after
+    local rd_after = active_locks(back, map, "rd")
+    local rd_planned = active_locks(p.after, map, "rd")
+    for _, l in ipairs(rd_planned) do rd_after[#rd_after + 1] = l end
+    local bad = {}
+    for _, r in ipairs(written_list) do
+      for i = r.start, r.start + r.len - 1 do
+        local w, got = p.want:byte(i + 1), back:byte(i + 1)
+        if got & w ~= w and not lock_at(rd_after, i) then
+          bad[#bad + 1] = ("0x%03X: expected bits 0x%02X, read 0x%02X"):format(i, w, got)
+        end
+      end
+    end
+    if rt then pcall(s.set_rom_timeout, s, rt.long) end
+    if #bad > 0 then
+      errors.raise("verify", ("eFuse read-back does not hold the written bits at %d byte%s (%s)"):format(#bad,
+        #bad == 1 and "" or "s", table.concat(bad, "; ", 1, math.min(#bad, 4))),
+        { written = region_names(written_list) })
+    end
+  end)
+  if not ok then
+    local not_written = {}
+    for _, r in ipairs(p.regions) do
+      local done = false
+      for _, w in ipairs(written_list) do if w == r then done = true end end
+      if not done then not_written[#not_written + 1] = r end
+    end
+    record.result = "failed"
+    record.error = errors.is(err) and err.message or tostring(err)
+    record.not_written = region_names(not_written)
+    if not record.after then
+      local rok, back = pcall(M.read, s, map)
+      if rok then record.after = image.hex(back) end
+    end
+    audit()
+    if errors.is(err) then
+      if err.code ~= "verify" then
+        err.message = ("%s - eFuse regions written: %s; not written: %s"):format(err.message,
+          region_names(written_list), region_names(not_written))
+      end
+      err.written = region_names(written_list)
+      err.not_written = region_names(not_written)
+      ev:warn(("eFuse burn interrupted: regions written: %s; not written: %s"):format(region_names(written_list),
+        region_names(not_written)), { written = err.written, not_written = err.not_written })
+    end
+    error(err, 0)
+  end
+  record.result = "ok"
+  audit()
+  res.audit = job.audit
+  res.verified = true
+  res.summary = { ("burnt %d bit%s in %s; read back and verified%s"):format(p.bits_to_set,
+    p.bits_to_set == 1 and "" or "s", region_names(written_list), job.audit and ("; audit record appended to "
+    .. job.audit) or "") }
+  ev:result(res)
+  return res
+end
+
+---------------------------------------------------------------------------------------------------
+-- entry points used by recipes
+
+--- Parse a file (+ mask) for a context before connecting; returns a job table.
+function M.prepare_file(ctx, path, a)
+  local map, board_efuse = M.map_for(ctx)
+  local f = M.load_file(path, map)
+  local mask, mask_src
+  local mask_path = a.mask
+  if not mask_path then
+    local guess = path:gsub("%.bin$", "") .. "_mask.bin"
+    if guess ~= path and sys.stat(guess) then mask_path = guess end
+  end
+  if mask_path then
+    local m = M.load_mask(mask_path, map)
+    mask, mask_src = m.data, mask_path
+    ctx.ev:info("mask: " .. mask_path)
+  else
+    mask = M.derive_mask(f.data)
+    mask_src = "derived (0xFF where the data is non-zero)"
+  end
+  ctx.ev:info(("eFuse file %s: %s format, %d bytes, SHA-256 %s; mask %s"):format(path, f.format, f.size, f.sha256,
+    mask_src))
+  return { map = map, board_efuse = board_efuse, wanted = f.data, mask = mask,
+    source = { path = path, sha256 = f.sha256, format = f.format }, insecure = a.insecure_write,
+    root_key = a.root_key, confirm = a.confirm_efuse_burn, audit = a.audit or M.DEFAULT_AUDIT,
+    command = "efuse burn" }
+end
+
+--- Parse "XX:XX:XX:XX:XX:XX" into 6 bytes (display order).
+function M.parse_mac(text)
+  text = tostring(text)
+  local hex = text:gsub("[:%-]", "")
+  local shape = "^%x%x[:%-]?%x%x[:%-]?%x%x[:%-]?%x%x[:%-]?%x%x[:%-]?%x%x$"
+  if #hex ~= 12 or not hex:match("^%x+$") or not text:match(shape) then
+    errors.raise("usage", ("bad MAC address %q (expected XX:XX:XX:XX:XX:XX)"):format(tostring(text)))
+  end
+  local b = image.unhex(hex)
+  if is_zero(b) or b == string.rep("\xFF", 6) then errors.raise("usage", "MAC " .. text .. " is not a unit address") end
+  if b:byte(1) & 1 == 1 then
+    errors.raise("usage", "MAC " .. text .. " is a multicast address (bit 0 of the first byte)")
+  end
+  return b
+end
+
+--- The wanted image and mask that program `mac` (6 display-order bytes) into the first free
+--- customer slot of `current`. Returns wanted, mask, slot offset; raises "safety" when no slot is
+--- free, and returns nil when the MAC is already in a slot.
+function M.mac_job(current, mac, map)
+  local m = map.mac
+  local stored = m.reversed and mac:reverse() or mac
+  for _, off in ipairs(m.slots) do
+    if current:sub(off + 1, off + m.len) == stored then return nil, nil, off end
+  end
+  local used = {}
+  for _, off in ipairs(m.customer) do
+    local slot = current:sub(off + 1, off + m.len + 1)
+    if is_zero(slot) then
+      local wanted = zeros(off) .. stored .. string.char(zero_bits(stored)) .. zeros(map.size - off - m.len - 1)
+      local mask = zeros(off) .. string.rep("\xFF", m.len + 1) .. zeros(map.size - off - m.len - 1)
+      return wanted, mask, off
+    end
+    used[#used + 1] = ("0x%02X = %s"):format(off, mac_text(current:sub(off + 1, off + m.len), m.reversed))
+  end
+  errors.raise("safety", "no free customer MAC slot (" .. table.concat(used, ", ") .. "); nothing was written")
+end
+
+return M
