@@ -24,6 +24,7 @@
 #define SYNC_MIN 4               /* 0x55 bytes that make a handshake */
 #define BURST_GAP 0.05           /* s of silence that ends an ignored burst */
 #define APP_PERIOD 0.2
+#define APP_BOOT_TIME 0.1        /* s from reset to the banner (boot2 + init) */
 #define MAX_BAUD 20000000u
 #define XZ_DICT 32768u
 
@@ -163,8 +164,8 @@ static void app_start(struct sim *s, double now)
 	int n = snprintf(banner, sizeof banner,
 		"\r\nST67W611M1 (ncpsim) application\r\n"
 		"boot2 ok, mission firmware running, console at %u baud\r\n", app_baud(s));
-	wire_send(s, (const uint8_t *)banner, (size_t)n, app_baud(s), now + 0.01, 0);
-	s->app_next = now + APP_PERIOD;
+	wire_send(s, (const uint8_t *)banner, (size_t)n, app_baud(s), now + APP_BOOT_TIME, 0);
+	s->app_next = now + APP_BOOT_TIME + APP_PERIOD;
 }
 
 void dev_reset(struct sim *s, bool boot_high, double now)
