@@ -15,16 +15,32 @@ one section per file, @partition addresses resolved from the partition table).
 --erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 chip erase first.]],
   args = {
     { "--config", type = "file", metavar = "INI", help = "QConn/BLFlashCommand flash_prog_cfg.ini" },
-    { "--efuse", type = "path", metavar = "FILE", help = "eFuse data to burn after flashing (not supported yet)" },
+    { "--efuse", type = "file", metavar = "FILE", help = "eFuse data to burn after a successful flash (see "
+      .. "'ncpflash help efuse'; a dry run without --confirm-efuse-burn)" },
+    { "--efuse-mask", type = "file", metavar = "FILE", help = "with --efuse: mask file" },
+    { "--confirm-efuse-burn", flag = true, help = "with --efuse: really burn (type BURN, or add --yes)" },
+    { "--root-key", type = "file", metavar = "PEM", help = "with --efuse: root public key for the 0x91 challenge" },
+    { "--audit", type = "path", metavar = "FILE", help = "with --efuse: audit log (JSON lines)" },
+    { "--insecure-write", flag = true, help = "with --efuse: plain 0x40 eFuse writes" },
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
     { "pairs", type = "string", many = true, optional = true, help = "ADDR FILE pairs" },
   },
   run = function(ctx, a)
+    -- --efuse: the file is validated before flashing, burnt (ncpflash.efuse) after a successful flash
+    local efuse_job
     if a.efuse then
-      errors.raise("usage", "--efuse is not supported yet (eFuse programming is a separate, upcoming feature); "
-        .. "flash without it", { hint = "the eFuse data can be burned later with the efuse command" })
+      local efuse = require("ncpflash.efuse")
+      efuse_job = efuse.precheck(efuse.prepare_file(ctx, a.efuse, { mask = a.efuse_mask,
+        confirm_efuse_burn = a.confirm_efuse_burn, root_key = a.root_key, audit = a.audit,
+        insecure_write = a.insecure_write }))
+      efuse_job.command = "flash --efuse"
+    end
+    local function burn_efuse()
+      if not efuse_job then return end
+      local s <close> = ctx:connect()
+      require("ncpflash.efuse").apply(ctx, s, efuse_job)
     end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged }
     if a.config then
@@ -32,11 +48,15 @@ one section per file, @partition addresses resolved from the partition table).
         errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
       end
       flash.from_config(ctx, a.config, opts)
+      burn_efuse()
       return
     end
     if opts.erase == nil then opts.erase = 1 end
     local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
-    local s <close> = ctx:connect()
-    flash.run(ctx, s, plan, opts)
+    do
+      local s <close> = ctx:connect()
+      flash.run(ctx, s, plan, opts)
+    end
+    burn_efuse()
   end,
 }

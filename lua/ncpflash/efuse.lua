@@ -246,6 +246,12 @@ function M.decode(bytes, map)
         meaning = "unknown", description = "set bits no documented field describes", set = true }
     end
   end
+  for i, d in ipairs(out) do d._i = i end
+  table.sort(out, function(x, y)
+    if x.offset ~= y.offset then return x.offset < y.offset end
+    return x._i < y._i
+  end)
+  for _, d in ipairs(out) do d._i = nil end
   return out
 end
 
@@ -568,13 +574,7 @@ function M.apply(ctx, s, job)
   end
   local root_key
   if secure then
-    if not job.root_key then
-      errors.raise("safety", "the secure eFuse path needs the root public key to check the chip's challenge: "
-        .. "give --root-key PEM (nothing was written)",
-        { hint = board_efuse and board_efuse.root_key_file and ("the key is " .. board_efuse.root_key_file
-          .. " (" .. (board_efuse.root_key_hint or "shipped with the vendor's flasher") .. "); or use the plain "
-          .. "path with --insecure-write") or "or use the plain path with --insecure-write" })
-    end
+    M.precheck(job)
     root_key = M.load_root_key(job.root_key)
     if board_efuse and board_efuse.root_key_xy_sha256 and root_key.sha256 ~= board_efuse.root_key_xy_sha256 then
       ev:warn(("%s is not the vendor's root key (%s); accepted because you named it"):format(root_key.path,
@@ -703,6 +703,23 @@ function M.prepare_file(ctx, path, a)
     source = { path = path, sha256 = f.sha256, format = f.format }, insecure = a.insecure_write,
     root_key = a.root_key, confirm = a.confirm_efuse_burn, audit = a.audit or M.DEFAULT_AUDIT,
     command = "efuse burn" }
+end
+
+--- Checks that need no chip, so that a job that would be refused fails before anything else
+--- happens (e.g. before flashing in `flash --efuse`): a bad root key (input), or a confirmed
+--- secure-path burn without one (safety).
+function M.precheck(job)
+  local secure = job.map.secure_write and not job.insecure
+  if job.root_key then M.load_root_key(job.root_key) end
+  if job.confirm and secure and not job.root_key then
+    local be = job.board_efuse
+    errors.raise("safety", "the secure eFuse path needs the root public key to check the chip's challenge: "
+      .. "give --root-key PEM (nothing was written)",
+      { hint = (be and be.root_key_file and ("the key is " .. be.root_key_file .. " ("
+        .. (be.root_key_hint or "shipped with the vendor's flasher") .. "); ") or "")
+        .. "or use the plain path with --insecure-write" })
+  end
+  return job
 end
 
 --- Parse "XX:XX:XX:XX:XX:XX" into 6 bytes (display order).
