@@ -237,15 +237,18 @@ static int l_command(lua_State *L)
 	char opbuf[8];
 	const char *op = op_label(cmd, opbuf, sizeof(opbuf));
 
-	/* One userdata holds the frame, then the reply (freed by the GC even
-	 * when an error unwinds). */
-	size_t cap = plen + ISP_HEADER_LEN;
-	if (cap < ISP_MAX_REPLY)
-		cap = ISP_MAX_REPLY;
-	uint8_t *buf = (uint8_t *)lua_newuserdatauv(L, cap, 0);
-	size_t flen = isp_frame(buf, cap, (uint8_t)cmd, (const uint8_t *)pl, plen,
-				o.checksum);
-	ncp_port_write(L, port, buf, flen);
+	/* The frame lives in a userdata (freed by the GC even when an error
+	 * unwinds); the reply starts in a small stack buffer and moves to a
+	 * userdata only when a long data reply announces itself. */
+	uint8_t *frame = (uint8_t *)lua_newuserdatauv(L, plen + ISP_HEADER_LEN, 0);
+	size_t flen = isp_frame(frame, plen + ISP_HEADER_LEN, (uint8_t)cmd,
+				(const uint8_t *)pl, plen, o.checksum);
+	ncp_port_write(L, port, frame, flen);
+	lua_pop(L, 1);
+
+	uint8_t small[256];
+	uint8_t *buf = small;
+	size_t cap = sizeof(small);
 
 	double deadline = ncp_now() + o.timeout;
 	struct isp_parser p;
@@ -321,7 +324,13 @@ static int l_command(lua_State *L)
 			return 0;
 		}
 		size_t want = p.need;
-		if (want > cap - n) /* cannot happen: ISP_MAX_REPLY bounds it */
+		if (want > cap - n && buf == small) {
+			uint8_t *big = (uint8_t *)lua_newuserdatauv(L, ISP_MAX_REPLY, 0);
+			memcpy(big, small, n);
+			buf = big;
+			cap = ISP_MAX_REPLY;
+		}
+		if (want > cap - n) /* cannot happen: ISP_MAX_REPLY bounds a reply */
 			want = cap - n;
 		size_t got_n = ncp_port_read(L, port, buf + n, want,
 					     left < SLICE_S ? left : SLICE_S);

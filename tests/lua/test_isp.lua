@@ -176,6 +176,16 @@ test("command: OK + data", function()
   eq(res[2], "\xc8\x60\x16\x00")
 end)
 
+test("command: a long data reply (beyond the small reply buffer)", function()
+  local data = {}
+  for i = 1, 1000 do data[i] = string.char((i * 31) % 256) end
+  data = table.concat(data)
+  local res = run("OKOK" .. string.pack("<I2", #data) .. data, isp.op.FLASH_READ,
+    string.pack("<I4I4", 0, #data), { data = true, timeout = 2 })
+  ok(res[1], tostring(res[2]))
+  eq(res[2], data)
+end)
+
 test("command: duplicated OK before the length is tolerated", function()
   local res = run("OKOKOK\x02\x00\x12\x34", "efuse_read", string.pack("<I4I4", 0, 2), { data = true })
   ok(res[1], tostring(res[2]))
