@@ -296,11 +296,12 @@ local function lock_at(locks, i)
   return nil
 end
 
-local function field_at(map, i)
+local function field_at(map, i, bits)
+  bits = bits or 0xFF
   for _, f in ipairs(map.fields) do
     if f.bits and i >= f.offset and i < f.offset + 4 then
       local m = (field_mask32(f) >> (8 * (i - f.offset))) & 0xFF
-      if m ~= 0 then return f.name end
+      if m & bits ~= 0 then return f.name end
     elseif not f.bits and i >= f.offset and i < f.offset + f.len + (f.kind == "mac" and 1 or 0) then
       return f.name
     end
@@ -328,17 +329,18 @@ function M.plan(current, wanted, mask, map)
     local c, w, m, s = current:byte(i + 1), wanted:byte(i + 1), mask:byte(i + 1), p.to_set:byte(i + 1)
     local bad = m & ~w & c & 0xFF
     if bad ~= 0 then
-      p.conflicts[#p.conflicts + 1] = { offset = i, bits = bad, field = field_at(map, i),
+      p.conflicts[#p.conflicts + 1] = { offset = i, bits = bad, field = field_at(map, i, bad),
         reason = ("the file wants bits 0x%02X clear, the chip has them set (0x%02X)"):format(bad, c) }
     end
     local rl = lock_at(rd_locks, i)
     if rl and p.want:byte(i + 1) ~= 0 then
-      p.conflicts[#p.conflicts + 1] = { offset = i, bits = p.want:byte(i + 1), field = field_at(map, i),
+      local wb = p.want:byte(i + 1)
+      p.conflicts[#p.conflicts + 1] = { offset = i, bits = wb, field = field_at(map, i, wb),
         reason = "read-locked (" .. rl .. "): the chip's value cannot be compared" }
     else
       local wl = lock_at(wr_locks, i)
       if wl and s ~= 0 then
-        p.conflicts[#p.conflicts + 1] = { offset = i, bits = s, field = field_at(map, i),
+        p.conflicts[#p.conflicts + 1] = { offset = i, bits = s, field = field_at(map, i, s),
           reason = ("write-locked (%s): bits 0x%02X can no longer be set"):format(wl, s) }
       end
     end
