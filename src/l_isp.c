@@ -40,7 +40,7 @@ static unsigned check_cmd(lua_State *L, int idx)
 		for (i = 0; s[i] && i + 1 < sizeof(low); i++)
 			low[i] = (char)tolower((unsigned char)s[i]);
 		low[i] = 0;
-		for (size_t k = 0; k < isp_op_count(); k++) {
+		for (size_t k = 0; k < isp_op_count() && !s[i]; k++) {
 			const struct isp_op_info *o = isp_op_at(k);
 			if (strcmp(o->name, low) == 0)
 				return o->code;
@@ -255,6 +255,7 @@ static int l_command(lua_State *L)
 	isp_parse_init(&p, o.data);
 	size_t n = 0;        /* bytes of the current reply in buf */
 	unsigned pds = 0;
+	int last_look = 0;
 	char got[128];
 	for (;;) {
 		enum isp_result r = isp_parse_feed(&p, buf, n);
@@ -309,7 +310,11 @@ static int l_command(lua_State *L)
 		if (ncp_interrupt_pending())
 			raise_fmt(L, 0, "interrupted", "%s (0x%02X): interrupted", op, cmd);
 		double left = deadline - ncp_now();
-		if (left <= 0) {
+		if (left <= 0 && !last_look) {
+			/* past the deadline: a non-blocking look at what is already there */
+			last_look = 1;
+			left = 0;
+		} else if (left <= 0) {
 			describe_got(got, sizeof(got), buf, n);
 			int t = push_fields(L, op, cmd, buf, n);
 			if (pds) {
@@ -335,6 +340,8 @@ static int l_command(lua_State *L)
 		size_t got_n = ncp_port_read(L, port, buf + n, want,
 					     left < SLICE_S ? left : SLICE_S);
 		n += got_n;
+		if (got_n > 0)
+			last_look = 0; /* progress: past the deadline, keep looking while bytes are there */
 	}
 	return luaL_error(L, "isp.command: internal parser state");
 }

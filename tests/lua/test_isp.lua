@@ -222,6 +222,14 @@ test("command: no reply is a timeout with op and got", function()
   ok(dt < 2, "returned promptly")
 end)
 
+test("command: timeout = 0 still takes a reply that is already there", function()
+  local res = run("OK", isp.op.RESET, "", { timeout = 0 })
+  ok(res[1], tostring(res[2]))
+  res = run("OK\x02\x00ab", "memory_read", string.pack("<I4I4", 0, 2), { timeout = 0, data = true })
+  ok(res[1], tostring(res[2]))
+  eq(res[2], "ab")
+end)
+
 test("command: a truncated data reply is a timeout showing the bytes", function()
   local res = run("OK\x04\x00\xc8\x60", isp.op.FLASH_READ_JEDEC_ID, "", { timeout = 0.2, data = true })
   local e = res[2]
