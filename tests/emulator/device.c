@@ -744,6 +744,12 @@ static void dispatch(struct sim *s, double now)
 			s->host_baud = s->dev_baud;
 		at += s->tm.rate_switch_s;
 	}
+	const struct fault *pd = fault_find(&s->faults, F_PD);
+	if (pd && (cmd == 0x30 || cmd == 0x3C) && r->len == 2) {
+		int k = 0;
+		for (double t = now + pd->seconds; t < at && k < 100000; t += pd->seconds, k++)
+			wire_send(s, (const uint8_t *)"PD", 2, s->dev_baud, t, WS_ROM);
+	}
 	wire_send(s, r->buf, r->len, s->dev_baud, at, WS_ROM);
 	s->busy_until = at;
 	s->last_activity = at;

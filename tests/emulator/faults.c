@@ -20,6 +20,8 @@ void fault_help(FILE *out)
 "  flip:P[:rx|tx|both]    flip one random bit of each byte with probability P\n"
 "  fl:CMD:CODE[:N]        answer FL CODE to the Nth CMD (hex; N default 1, 0 = every)\n"
 "  stall:CMD:SECONDS[:N]  delay the reply to the Nth CMD (N default 1, 0 = every)\n"
+"  pd:MS                  send PD every MS ms while an erase (0x30/0x3C) takes time\n"
+"                         (with --realtime or a stall)\n"
 "  powerloss:BYTES[:exit|dead]  after BYTES programmed (0x31/0x3F), save the\n"
 "                         half-written flash and exit 0 (default) or go dead\n"
 "  romtimeout:N           after N answered commands the ROM drops back to\n"
@@ -127,6 +129,10 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen)
 			else if (strcmp(f[2], "exit"))
 				bad = true;
 		}
+	} else if (!strcmp(f[0], "pd") && nf == 2) {
+		x.kind = F_PD;
+		bad = parse_d(f[1], &x.seconds) || x.seconds < 1 || x.seconds > 60000;
+		x.seconds /= 1000.0;
 	} else if (!strcmp(f[0], "romtimeout") && nf == 2) {
 		x.kind = F_ROMTIMEOUT;
 		bad = parse_u(f[1], 10, &u) || u > 1000000000;

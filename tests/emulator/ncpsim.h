@@ -35,7 +35,7 @@
 
 enum fault_kind {
 	F_SILENT, F_APP_BAUD, F_ECHO, F_DROP, F_FLIP, F_FL, F_STALL,
-	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY,
+	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY, F_PD,
 };
 enum { DIR_RX = 1, DIR_TX = 2 }; /* RX = host -> device, TX = device -> host */
 

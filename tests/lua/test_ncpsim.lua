@@ -592,3 +592,48 @@ test("bad options exit 2 with a message", function()
   eq(sys.wait(pid, 5), 2)
   match(helpers.readfile(out), "bad fault spec")
 end)
+
+test("fault pd: PD keep-alives during a slow erase", function()
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0", "--fault", "pd:100", "--fault", "stall:3C:0.45" }
+  local p <close> = open(sim)
+  ok(handshake(p))
+  p:write(frame(0x3C))
+  local got = p:read(10, 2)
+  eq(got, "PDPDPDPDOK")
+end)
+
+test("fault powerloss:N:dead keeps running but never answers", function()
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0", "--fault", "powerloss:10:dead" }
+  local p <close> = open(sim)
+  ok(handshake(p))
+  p:write(frame(0x31, u32(0) .. string.rep("\0", 20)))
+  eq(p:read(2, 0.3), "")
+  eq(sys.wait(sim.pid, 0), nil, "still running")
+  ok(not handshake(p, 0.3))
+  sim:stop()
+  eq(sim:flash():sub(1, 12), string.rep("\0", 10) .. "\xFF\xFF")
+end)
+
+test("--wiring swaps and inverts the lines; --power-on flash; --profile", function()
+  local dir = helpers.tmpdir()
+  local st = dir .. "/st"
+  sys.mkdirs(st)
+  helpers.writefile(st .. "/flash.bin", "BFNP" .. string.rep("\xFF", 1024 * 1024 - 4))
+  helpers.writefile(dir .. "/small.profile", table.concat({
+    "# a 1 MiB variant whose app talks at 115200",
+    "flash-size = 1M", "app-baud=115200", "jedec = c8 60 14 00",
+    "wiring = dtr=en,rts=boot,invert=boot", "power-on = flash", "" }, "\n"))
+  local sim <close> = helpers.ncpsim{ "--profile", dir .. "/small.profile", "--state", st }
+  local p <close> = open(sim, 115200)
+  ok(p:expect("tick", 1.5), "power-on into the application")
+  -- BOOT is RTS, inverted: asserted = high = download; CHIP_EN is DTR
+  ok(p:set_rts(true))
+  ok(p:set_dtr(true)); sys.sleep(0.02); ok(p:set_dtr(false))
+  sys.sleep(0.05)
+  p:flush_input()
+  ok(handshake(p), "download mode through the swapped, inverted wiring")
+  local _, d = cmd(p, 0x36, "", true)
+  eq(d, "\xc8\x60\x14\x00")
+  local r, code = cmd(p, 0x32, two(0x100000, 4), true)
+  eq(code, 0x0005, "1 MiB flash")
+end)
