@@ -131,10 +131,13 @@ local function do_region(ctx, s, r, opts, attempt)
   local state = { erased = false, sent = 0 }
   r.state = state
   if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
+    ev:stage("erase", { region = r.name, address = r.address, size = r.size,
+      detail = string.format("%s (%d bytes)", label(r), r.size) })
     s:erase(r.address, r.size)
     state.erased = true
   end
-  ev:stage("write", { name = r.name, address = r.address, size = r.size, attempt = attempt })
+  ev:stage("write", { region = r.name, address = r.address, size = r.size, attempt = attempt,
+    detail = string.format("%s (%d bytes)%s", label(r), r.size, attempt > 1 and ", second attempt" or "") })
   local st = s:write(r.address, r.data, {
     compress = opts.compress,
     progress = function(done, total)
@@ -179,8 +182,12 @@ function M.run(ctx, s, plan, opts)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
   local before = { erase = s.stats.erase or 0, verify = s.stats.verify or 0, write = s.stats.write or 0 }
+  if opts.erase == 2 and opts.skip_unchanged then
+    ev:warn("--skip-unchanged has no effect with a chip erase (erase = 2); use --erase 1 or 0 to keep "
+      .. "unchanged regions")
+  end
   if opts.erase == 2 then
-    ev:stage("erase", { all = true })
+    ev:stage("erase", { all = true, detail = "whole chip" })
     s:erase_all()
   end
   for _, r in ipairs(plan.regions) do
@@ -285,7 +292,8 @@ function M.parse_pairs(list)
 end
 
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
--- skip_unchanged, template (filedir substitutions). Returns the summary.
+-- skip_unchanged, template (filedir substitutions), after (function(session, summary) run on the
+-- same session after a successful flash, e.g. an eFuse burn). Returns the summary.
 function M.from_config(ctx, ini, opts)
   opts = opts or {}
   local progcfg = require("ncpflash.progcfg")
@@ -309,7 +317,9 @@ function M.from_config(ctx, ini, opts)
       { region = r.name, address = r.address, size = r.size, file = r.file })
   end
   local s <close> = ctx:connect()
-  return M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged })
+  local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged })
+  if opts.after then opts.after(s, sum) end
+  return sum
 end
 
 -- Find exactly one file matching `pattern` (a Lua pattern) in dir or dir/<sub> for sub in subdirs.

@@ -297,11 +297,11 @@ test("input errors are found before anything is sent (exit 7)", function()
   eq(#sim:log_lines(), 0, "nothing reached the device")
 end)
 
-test("--efuse is refused clearly (exit 2)", function()
+test("--efuse with a missing file fails before anything is sent (exit 7)", function()
   local ini = synthetic()
-  local r = helpers.run{ "--port", "socket://127.0.0.1:1", "flash", "--config", ini, "--efuse", "x.bin" }
-  eq(r.code, 2)
-  match(r.err, "%-%-efuse is not supported yet")
+  local r = helpers.run{ "--port", "socket://127.0.0.1:1", "flash", "--config", ini, "--efuse", "nope.bin" }
+  eq(r.code, 7)
+  match(r.err, "nope%.bin")
 end)
 
 test("image info on synthetic files", function()
