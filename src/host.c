@@ -77,7 +77,20 @@ static int error_push(lua_State *L, int fields, const char *code,
 	}
 	lua_pushstring(L, code);
 	lua_setfield(L, -2, "code");
-	lua_pushvfstring(L, fmt, ap);
+	/* C printf formatting (lua_pushvfstring lacks %zu, %02X, %.2f, ...) */
+	char small[512];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	if (n >= 0 && (size_t)n >= sizeof small) {
+		char *big = lua_newuserdatauv(L, (size_t)n + 1, 0);
+		vsnprintf(big, (size_t)n + 1, fmt, ap2);
+		lua_pushstring(L, big);
+		lua_remove(L, -2);
+	} else {
+		lua_pushstring(L, n >= 0 ? small : fmt);
+	}
+	va_end(ap2);
 	lua_setfield(L, -2, "message");
 	luaL_setmetatable(L, NCP_ERROR_MT);
 	return lua_error(L);
