@@ -114,3 +114,22 @@ test("FL on flash_set_para during connect: exit 4 naming the command and code", 
   match(r.err, "flash_set_para")
   match(r.err, "0x0008")
 end)
+
+test("idle longer than the ROM timeout: the next command re-syncs at the current speed", function()
+  local sim <close> = helpers.ncpsim{}
+  local script = helpers.writefile(helpers.tmpdir() .. "/idle.lua", [[
+    return { help = "t", args = {}, run = function(ctx)
+      local sys = require "ncpflash.core.sys"
+      local s <close> = ctx:connect()
+      s:set_rom_timeout(0.3)
+      sys.sleep(0.6)
+      local d = s:sha256(0, 4096)
+      ctx.ev:info("sha " .. #d .. " resyncs " .. tostring(s.rehandshakes))
+    end }]])
+  local r = helpers.run{ "--port", sim.url, script }
+  eq(r.code, 0, r.err)
+  match(r.out, "sha 32 resyncs 1")
+  local log = table.concat(sim:log_lines(), "\n")
+  match(log, "inactivity")
+  match(log, "handshake baud=2000000 %-> OK")
+end)
