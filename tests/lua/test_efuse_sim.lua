@@ -351,3 +351,28 @@ test("flash --efuse burns after a successful flash; a refused job flashes nothin
   sim:stop()
   eq(sim:efuse():sub(0x1D, 0x3C), image.sha256(SYN_PK))
 end)
+
+test("interactive confirmation: only typing BURN on a terminal burns", function()
+  local script = sys.stat("/usr/bin/script") and "/usr/bin/script"
+  if not script then skip("util-linux script(1) absent: no pseudo-terminal for the prompt") end
+  local dir = helpers.tmpdir()
+  local sim <close> = helpers.ncpsim{}
+  local file = helpers.writefile(dir .. "/j.bin", u32(ZERO, 0, 0x0C000000))
+  local function typed(word)
+    local cmd = ("%s --port %s efuse burn %s --confirm-efuse-burn --insecure-write --audit %s/a")
+      :format(helpers.ncpflash, sim.url, file, dir)
+    local out = dir .. "/out-" .. word
+    local pid = assert(sys.spawn({ script, "-qec", cmd, "/dev/null" },
+      { stdin = helpers.writefile(dir .. "/in-" .. word, word .. "\n"), stdout = out, stderr = out .. ".err" }))
+    return sys.wait(pid, 60), helpers.readfile(out)
+  end
+  local code, out = typed("yes")
+  eq(code, 6)
+  match(out, "Type BURN to continue")
+  match(out, "not confirmed")
+  eq(efuse_writes(sim), 0)
+  code, out = typed("BURN")
+  eq(code, 0, out)
+  match(out, "read back and verified")
+  eq(efuse_writes(sim), 1)
+end)
