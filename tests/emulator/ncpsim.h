@@ -232,6 +232,22 @@ struct sim {
 	int exit_code;
 };
 
+/* commands.c */
+struct reply {
+	uint8_t buf[4 + 4096 + 64];
+	size_t len;
+	unsigned fl;       /* FL code sent, for the log */
+	char note[160];    /* decoded request fields, for the log */
+	double op_time;    /* realtime: how long the operation takes */
+	uint32_t baud_before, baud_after; /* 0x20 / 0x22 */
+	bool reset_after;
+	bool none;         /* no reply at all */
+};
+void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct reply *r);
+void reply_fl(struct reply *r, unsigned code);
+void xz_end(struct sim *s);
+const char *op_name(int cmd);
+
 /* device.c */
 void dev_init(struct sim *s);
 void dev_reset(struct sim *s, bool boot_high, double now);
@@ -240,7 +256,6 @@ void dev_tick(struct sim *s, double now);
 double dev_next_event(const struct sim *s);
 void dev_lines_changed(struct sim *s, bool old_dtr, bool old_rts, double now);
 void dev_free(struct sim *s);
-const char *op_name(int cmd);
 
 /* wire.c */
 double now_s(void);
