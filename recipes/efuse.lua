@@ -66,7 +66,8 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
       show(ctx, f.data, map, a, { command = "efuse decode", file = w[2], format = f.format, sha256 = f.sha256 })
     elseif sub == "burn" then
       if #w ~= 2 then usage_sub("burn needs one FILE") end
-      if not io.open(w[2], "rb") then
+      local st = require("ncpflash.core.sys").stat(w[2])
+      if not st or st.type ~= "file" then
         errors.raise("input", "efuse burn: file " .. w[2] .. " not found or not readable")
       end
       local job = efuse.prepare_file(ctx, w[2], a)

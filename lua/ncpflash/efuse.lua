@@ -46,6 +46,7 @@ function M.load_map(chip_name, board_name)
   local map = setmetatable({ fields = {} }, { __index = chip })
   for _, f in ipairs(chip.fields) do map.fields[#map.fields + 1] = f end
   for _, f in ipairs(board and board.fields or {}) do map.fields[#map.fields + 1] = f end
+  if board and board.secure_write ~= nil then map.secure_write = board.secure_write end
   return map, board
 end
 
@@ -650,7 +651,7 @@ function M.apply(ctx, s, job)
     record.result = "failed"
     record.error = errors.is(err) and err.message or tostring(err)
     record.not_written = region_names(not_written)
-    if not record.after then
+    if not record.after and not (errors.is(err) and (err.code == "interrupted" or err.code == "port")) then
       local rok, back = pcall(M.read, s, map)
       if rok then record.after = image.hex(back) end
     end
