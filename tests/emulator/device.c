@@ -75,7 +75,7 @@ void dev_reset(struct sim *s, bool boot_high, double now)
 	rom_frame_reset(s);
 	efuse_free(&s->efuse);
 	s->sync_count = 0;
-	s->skip55 = s->ignoring_burst = false;
+	s->ignoring_burst = false;
 	s->latched_err = 0;
 	s->xip = false;
 	s->rom_timeout = s->default_timeout;
@@ -152,7 +152,6 @@ static void rom_back_to_wait(struct sim *s)
 {
 	s->mode = M_ROM_WAIT;
 	s->sync_count = 0;
-	s->skip55 = false;
 	s->ignoring_burst = false;
 	xz_end(s);
 	rom_frame_reset(s);
@@ -229,9 +228,10 @@ static void rom_byte(struct sim *s, uint8_t b, double now)
 			s->discarding = false;
 		return;
 	}
-	if (s->hdr_len == 0 && s->skip55 && b == 0x55)
+	/* 0x55 is no command: skipped while waiting for a header (protocol.md
+	 * 2.2), so the tail of a burst, or a burst mid-session, is harmless. */
+	if (s->hdr_len == 0 && b == 0x55)
 		return;
-	s->skip55 = false;
 	if (s->hdr_len < 4) {
 		s->hdr[s->hdr_len++] = b;
 		if (s->hdr_len < 4)
@@ -289,7 +289,6 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 				} else {
 					s->dev_baud = hb ? hb : (s->host_baud ? s->host_baud : s->raw_baud);
 					s->mode = M_ROM_CMD;
-					s->skip55 = true;
 					rom_frame_reset(s);
 					s->last_activity = now;
 					if (s->log) {

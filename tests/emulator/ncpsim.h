@@ -206,7 +206,7 @@ struct sim {
 	double last_activity;
 	double rom_timeout;   /* s */
 	int sync_count;
-	bool skip55, ignoring_burst;
+	bool ignoring_burst;
 	double last_rx_byte;
 	int flaky_left;
 	long romtimeout_left; /* <0: off */
