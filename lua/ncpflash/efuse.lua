@@ -602,11 +602,13 @@ function M.apply(ctx, s, job)
       if not ok then ev:warn("could not append the audit record: " .. tostring(err)) end
     end
   end
+  -- the ROM timeout as the vendor tool sets it, then the key exchange and the challenge check:
+  -- a refusal here has written nothing
+  local rt = s.chip and s.chip.rom_timeout
+  if map.write_timeout and rt then s:set_rom_timeout(map.write_timeout) end
+  local channel = secure and M.secure_channel(s, root_key) or nil
   local written_list = {}
   local ok, err = pcall(function()
-    local rt = s.chip and s.chip.rom_timeout
-    if map.write_timeout and rt then s:set_rom_timeout(map.write_timeout) end
-    local channel = secure and M.secure_channel(s, root_key) or nil
     ev:stage("efuse-write", { regions = res.regions })
     for _, r in ipairs(p.regions) do
       local payload = r.data
@@ -663,7 +665,7 @@ function M.apply(ctx, s, job)
       end
       err.written = region_names(written_list)
       err.not_written = region_names(not_written)
-      ev:warn(("eFuse burn interrupted: regions written: %s; not written: %s"):format(region_names(written_list),
+      ev:warn(("eFuse burn failed: regions written: %s; not written: %s"):format(region_names(written_list),
         region_names(not_written)), { written = err.written, not_written = err.not_written })
     end
     error(err, 0)
