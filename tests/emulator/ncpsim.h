@@ -8,8 +8,10 @@
  *   net.c      frontend socket/pty -> Telnet/RFC 2217 decoding -> sim_host_rx()
  *   faults.c   drop/flip/echo on the wire
  *   wire.c     pacing (realtime), baud mismatch model (uart_resample), output queue
- *   device.c   ROM state machine, framing, commands, "the application"
+ *   device.c   straps, ROM handshake and framing, "the application"
+ *   commands.c the ROM's commands
  *   flash.c    NOR model and the state directory; efuse.c eFuse, MAC, ECDH
+ *   ncpsim.c   main: options, profiles, signals, stdin, the poll() loop
  */
 #ifndef NCPSIM_H
 #define NCPSIM_H

@@ -503,8 +503,11 @@ void net_handle(struct sim *s, const struct pollfd *pfd, int cnt, double now)
 		}
 		if (fd != n->client_fd && fd != n->pty_fd)
 			continue;
-		if (pfd[i].revents & POLLOUT)
+		if (pfd[i].revents & POLLOUT) {
 			write_out(s, fd, now);
+			if (fd != n->client_fd && fd != n->pty_fd)
+				continue; /* the client went away */
+		}
 		if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t r = read(fd, buf, sizeof buf);
 			if (r > 0) {
