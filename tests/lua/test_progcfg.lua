@@ -179,3 +179,28 @@ test("ST ini files (fixtures)", function()
   eq(#c.regions, 3)
   match(c.regions[3].file, "st67w611m_mfg_v2%.0%.89%.bin$")
 end)
+
+test("template substitution (ST v1.3.0 '_vxxx' names) only when the file is absent", function()
+  local ini, dir = release((INI:gsub("fw_v%*%.bin", "fw_vxxx.bin")))
+  raises(function() progcfg.load(ini) end, "input")
+  local c = progcfg.load(ini, { template = { vxxx = "v*" } })
+  eq(c.regions[4].file, dir .. "/bin/fw_v2.0.1.bin")
+  helpers.writefile(dir .. "/bin/fw_vxxx.bin", "literal")
+  c = progcfg.load(ini, { template = { vxxx = "v*" } })
+  eq(c.regions[4].file, dir .. "/bin/fw_vxxx.bin")
+end)
+
+test("board recipe finds exactly one profile ini", function()
+  local flash = require "ncpflash.flash"
+  local dir = helpers.tmpdir()
+  os.execute("mkdir -p '" .. dir .. "/Binaries/NCP_Binaries'")
+  helpers.writefile(dir .. "/Binaries/NCP_Binaries/mfg_flash_prog_cfg_v2.0.89.ini", "")
+  local subdirs = { "", "Binaries/NCP_Binaries" }
+  eq(flash.find_file(dir, "^mfg_flash_prog_cfg.*%.ini$", subdirs),
+    dir .. "/Binaries/NCP_Binaries/mfg_flash_prog_cfg_v2.0.89.ini")
+  helpers.writefile(dir .. "/Binaries/NCP_Binaries/mfg_flash_prog_cfg_v2.0.97.ini", "")
+  local e = raises(function() flash.find_file(dir, "^mfg_flash_prog_cfg.*%.ini$", subdirs) end, "input")
+  match(e.message, "2 files match")
+  e = raises(function() flash.find_file(dir, "^mission_t01_flash.*%.ini$", subdirs) end, "input")
+  match(e.message, "no file matching")
+end)
