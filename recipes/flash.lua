@@ -25,6 +25,7 @@ one section per file, @partition addresses resolved from the partition table).
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
+    { "--reset", flag = true, help = "afterwards, reset the chip into its flash image (board reset lines)" },
     { "pairs", type = "string", many = true, optional = true, help = "ADDR FILE pairs" },
   },
   run = function(ctx, a)
@@ -37,26 +38,26 @@ one section per file, @partition addresses resolved from the partition table).
         insecure_write = a.insecure_write }))
       efuse_job.command = "flash --efuse"
     end
-    local function burn_efuse()
-      if not efuse_job then return end
-      local s <close> = ctx:connect()
-      require("ncpflash.efuse").apply(ctx, s, efuse_job)
+    -- runs on the flashing session after a successful flash: eFuse burn, then the optional reset
+    local function finish(s)
+      if efuse_job then require("ncpflash.efuse").apply(ctx, s, efuse_job) end
+      if a.reset then
+        s:reset()
+        ctx.ev:info("reset: the chip runs from flash now")
+      end
     end
-    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged }
+    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish }
     if a.config then
       if a.pairs and #a.pairs > 0 then
         errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
       end
       flash.from_config(ctx, a.config, opts)
-      burn_efuse()
       return
     end
     if opts.erase == nil then opts.erase = 1 end
     local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
-    do
-      local s <close> = ctx:connect()
-      flash.run(ctx, s, plan, opts)
-    end
-    burn_efuse()
+    local s <close> = ctx:connect()
+    flash.run(ctx, s, plan, opts)
+    finish(s)
   end,
 }

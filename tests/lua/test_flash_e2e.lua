@@ -194,6 +194,16 @@ test("flash ADDR FILE pairs, verify, read back", function()
   eq(r.code, 0, r.err)
 end)
 
+test("--reset leaves the ROM: BOOT low while CHIP_EN rises", function()
+  local f = helpers.writefile(helpers.tmpdir() .. "/a.bin", helpers.random_bytes(5000, 8))
+  local sim <close> = helpers.ncpsim{}
+  local r = flash_run(sim, { "flash", "0x10000", f, "--reset" })
+  eq(r.code, 0, r.err)
+  match(r.out, "reset: the chip runs from flash")
+  local log = table.concat(sim:log_lines(), "\n")
+  match(log, "0x61 xip_read_finish[^\n]*\nlines dtr=1 rts=1\nlines dtr=1 rts=0")
+end)
+
 test("no answer: exit 3 with a hint", function()
   local sim <close> = helpers.ncpsim{ "--fault", "silent" }
   local r = flash_run(sim, { "info" })
