@@ -43,6 +43,13 @@ local function normalize(path)
   return s ~= "" and s or "."
 end
 
+-- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16).
+local function parse_hex(s)
+  s = s:match("^%s*(.-)%s*$"):gsub("^0[xX]", "")
+  if s:match("^%x+$") and #s <= 8 then return tonumber(s, 16) end
+  return nil
+end
+
 local function parse_number(s)
   s = s:match("^%s*(.-)%s*$")
   if s:match("^0[xX]%x+$") then return tonumber(s:sub(3), 16) end
@@ -135,7 +142,7 @@ function M.load(path, opts)
         elseif k == "skip_mode" then
           for pair in e.value:gmatch("[^;]+") do
             local a, l = pair:match("^%s*([^,]-)%s*,%s*(.-)%s*$")
-            local av, lv = a and parse_number(a), l and parse_number(l)
+            local av, lv = a and parse_hex(a), l and parse_hex(l)
             if not av or not lv then
               fail(path, e.line, "cfg.skip_mode", "expected addr, len[; addr, len], found " .. q(e.value))
             end
@@ -186,7 +193,7 @@ function M.load(path, opts)
             e.address0), { path = file, size = size, max_size = e.size0 })
         end
       else
-        local a = parse_number(ad.value)
+        local a = parse_hex(ad.value)
         if not a then
           fail(path, ad.line, s.name .. ".address", "expected a hex address or @partition, found " .. q(ad.value))
         end

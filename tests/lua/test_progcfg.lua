@@ -73,6 +73,13 @@ test("CRLF line endings and $(CHIPNAME)", function()
   match(e.message, "fw_bl616%.bin: missing")
 end)
 
+test("addresses are hex with or without 0x", function()
+  local ini = release((INI:gsub("0x100000", "100000"):gsub("address = 0xE000", "address = E000")))
+  local c = progcfg.load(ini)
+  eq(c.regions[2].address, 0xE000)
+  eq(c.regions[3].address, 0x100000)
+end)
+
 test("skip_mode pairs", function()
   local ini = release((INI:gsub("erase = 2", "erase = 1"):gsub("0x0, 0x0", "0x1000, 0x2000; 0x20000,0x100")))
   local c = progcfg.load(ini)
