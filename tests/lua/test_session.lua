@@ -133,3 +133,34 @@ test("idle longer than the ROM timeout: the next command re-syncs at the current
   match(log, "inactivity")
   match(log, "handshake baud=2000000 %-> OK")
 end)
+
+test("reset wiring is board data: a user board with swapped lines", function()
+  local xdg = helpers.tmpdir()
+  os.execute("mkdir -p '" .. xdg .. "/ncpflash/boards'")
+  helpers.writefile(xdg .. "/ncpflash/boards/swapped.lua", [[
+    local b = {}
+    for k, v in pairs(require("ncpflash.boards.st67w611m1")) do b[k] = v end
+    b.name = "swapped"
+    b.reset = { lines = { en = "dtr", boot = "rts" }, active = "low",
+      enter = { { boot = 1, en = 0 }, { wait = 0.05 }, { en = 1 }, { wait = 0.1 }, { boot = 0 } },
+      run = { { boot = 0, en = 0 }, { wait = 0.05 }, { en = 1 } } }
+    return b]])
+  local sim <close> = helpers.ncpsim{ "--wiring", "rts=boot,dtr=en", "--power-on", "flash" }
+  local env = { XDG_CONFIG_HOME = xdg }
+  local r = helpers.run({ "--port", sim.url, "info", "--no-images" }, { env = env })
+  eq(r.code, 3, "the default wiring cannot enter download mode")
+  match(r.err, "handshake failed")
+  r = helpers.run({ "--port", sim.url, "--board", "swapped", "info", "--no-images" }, { env = env })
+  eq(r.code, 0, r.err)
+  match(r.out, "chip id%s+40827b03d2dc")
+end)
+
+test("flaky handshakes: retried up to the chip's sync.retries", function()
+  local sim <close> = helpers.ncpsim{ "--fault", "flaky:2" }
+  local r = helpers.run{ "--port", sim.url, "info", "--no-images" }
+  eq(r.code, 0, r.err)
+  local sim2 <close> = helpers.ncpsim{ "--fault", "flaky:3" }
+  r = helpers.run{ "--port", sim2.url, "info", "--no-images" }
+  eq(r.code, 3)
+  match(r.err, "after 3 attempts")
+end)
