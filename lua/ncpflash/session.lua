@@ -277,7 +277,8 @@ function M._connect(s, hs_baud, load_baud, opts)
   if opts.probe ~= false then
     local ok, res = pcall(isp.command, s.port, op("GET_BOOT_INFO"), "",
       { data = true, checksum = false, timeout = chip.probe_timeout })
-    if ok then info = res; s.probed = true end
+    if ok then info = res; s.probed = true
+    elseif errors.is(res) and (res.code == "interrupted" or res.code == "port") then error(res, 0) end
   end
   -- 2. reset + sync attempts
   if not info then
