@@ -6,7 +6,7 @@ CFLAGS  ?= -O2 -g
 PKGS     = lua5.4 libserialport zlib liblzma libcrypto
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
-B        = build
+B       ?= build
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION 2>/dev/null || echo unknown)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -23,7 +23,7 @@ PEER_BIN = $(patsubst tests/peer/%.c,$(B)/tests/%,$(wildcard tests/peer/*.c))
 EMBED    = $(sort $(wildcard lua/ncpflash/*.lua lua/ncpflash/*/*.lua recipes/*.lua recipes/*/*.lua))
 LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua/*.lua)
 DEPS_OK  = $(B)/.deps-ok
-RUN      = $(B)/ncpflash run tests/run.lua
+RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
 
 .PHONY: all test demo bench lint install clean deps help check-deps
 all: $(B)/ncpflash $(B)/ncpsim $(TEST_BIN) $(PEER_BIN)

@@ -84,7 +84,7 @@ local function run_file(path)
 end
 
 local function run_c(bin)
-  local short = bin:match("build/tests/(.*)$")
+  local short = bin:match("/tests/([^/]*)$")
   local out = os.tmpname()
   local pid = sys.spawn({ bin }, { stdout = out, stderr = out, stdin = "null" })
   local status = sys.wait(pid, 300)
@@ -114,8 +114,9 @@ for _, n in ipairs(sys.listdir(ROOT .. "/tests/lua") or {}) do
   if n:match("^test_.*%.lua$") and selected(n) then files[#files + 1] = ROOT .. "/tests/lua/" .. n end
 end
 for _, f in ipairs(files) do run_file(f) end
-for _, n in ipairs(sys.listdir(ROOT .. "/build/tests") or {}) do
-  if n:match("^test_[%w_]+$") and selected(n) then run_c(ROOT .. "/build/tests/" .. n) end
+local BUILD = sys.realpath(sys.getenv("NCPFLASH_BUILD") or (ROOT .. "/build")) or (ROOT .. "/build")
+for _, n in ipairs(sys.listdir(BUILD .. "/tests") or {}) do
+  if n:match("^test_[%w_]+$") and selected(n) then run_c(BUILD .. "/tests/" .. n) end
 end
 
 if #failures > 0 then

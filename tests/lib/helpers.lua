@@ -3,7 +3,8 @@ local sys = require "ncpflash.core.sys"
 
 local M = {}
 M.root = sys.realpath(".")
-M.build = M.root .. "/build"
+-- the build directory: NCPFLASH_BUILD (set by `make test B=dir`), else ./build
+M.build = sys.realpath(sys.getenv("NCPFLASH_BUILD") or (M.root .. "/build")) or (M.root .. "/build")
 M.ncpflash = M.build .. "/ncpflash"
 M.fixtures = sys.realpath(M.root .. "/../shared/fixtures/st67w611m1/ST67W6X_Scripts")
 M.ncp_binaries = M.fixtures and (M.fixtures .. "/Binaries/NCP_Binaries")
