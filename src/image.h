@@ -2,7 +2,7 @@
  * image.h - checksums, hashes, XZ and crypto primitives (pure C, no Lua).
  *
  * crc32: zlib (poly 0xEDB88320, init/xorout 0xFFFFFFFF).
- * sha256, aes-128-cbc, ECDH P-256: libcrypto EVP.
+ * sha256: libcrypto EVP (AES/ECDH/ECDSA live in crypto.h).
  * xz: liblzma stream encoder with a single LZMA2 filter (protocol.md §4.5:
  *     32 KiB dictionary, CRC32 check for the BL616 ROM's decoder).
  */
@@ -72,21 +72,5 @@ const char *img_lzma_strerror(lzma_ret r);
 void img_hex(char *out, const uint8_t *in, size_t n);
 /* Parses 2n hex digits (either case) into n bytes; -1 on a bad digit. */
 int img_unhex(uint8_t *out, const char *in, size_t n);
-
-/* ---- AES-128-CBC, no padding ---- */
-/* len must be a multiple of 16; out may equal in. 0 or -1. */
-int img_aes128_cbc(int encrypt, const uint8_t key[16], const uint8_t iv[16],
-		   const uint8_t *in, size_t len, uint8_t *out);
-
-/* ---- ECDH on P-256 (secp256r1) ---- */
-/* New key pair: private scalar (32 bytes, big-endian) and public X||Y
- * (64 bytes, big-endian coordinates).  0 or -1. */
-int img_ecdh_keypair(uint8_t priv[32], uint8_t pub[64]);
-/* Public X||Y of a private scalar.  0 or -1. */
-int img_ecdh_public(const uint8_t priv[32], uint8_t pub[64]);
-/* Shared secret X coordinate (32 bytes) of priv and the peer's X||Y.
- * 0, or -1 (e.g. the peer point is not on the curve). */
-int img_ecdh_derive(const uint8_t priv[32], const uint8_t peer[64],
-		    uint8_t shared[32]);
 
 #endif

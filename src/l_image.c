@@ -360,87 +360,6 @@ static int l_unhex(lua_State *L)
 	return 1;
 }
 
-/* ---- AES-128-CBC without padding ---- */
-
-static int aes(lua_State *L, int enc)
-{
-	size_t kl, il, n;
-	const char *key = luaL_checklstring(L, 1, &kl);
-	const char *iv = luaL_checklstring(L, 2, &il);
-	const char *data = luaL_checklstring(L, 3, &n);
-	if (kl != 16)
-		luaL_argerror(L, 1, "key must be 16 bytes");
-	if (il != 16)
-		luaL_argerror(L, 2, "iv must be 16 bytes");
-	if (n % 16)
-		luaL_argerror(L, 3, "data length must be a multiple of 16 (no padding)");
-	luaL_Buffer b;
-	uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n + 1);
-	if (img_aes128_cbc(enc, (const uint8_t *)key, (const uint8_t *)iv,
-			   (const uint8_t *)data, n, out) != 0)
-		return luaL_error(L, "aes128_cbc: libcrypto failure");
-	luaL_pushresultsize(&b, n);
-	return 1;
-}
-
-static int l_aes_enc(lua_State *L)
-{
-	return aes(L, 1);
-}
-
-static int l_aes_dec(lua_State *L)
-{
-	return aes(L, 0);
-}
-
-/* ---- ECDH P-256 ---- */
-
-/* image.ecdh_keypair() -> private (32 B), public X||Y (64 B) */
-static int l_ecdh_keypair(lua_State *L)
-{
-	uint8_t priv[32], pub[64];
-	if (img_ecdh_keypair(priv, pub) != 0)
-		return luaL_error(L, "ecdh_keypair: libcrypto failure");
-	lua_pushlstring(L, (const char *)priv, 32);
-	lua_pushlstring(L, (const char *)pub, 64);
-	memset(priv, 0, sizeof(priv));
-	return 2;
-}
-
-static const uint8_t *check_len(lua_State *L, int idx, size_t want, const char *what)
-{
-	size_t n;
-	const char *s = luaL_checklstring(L, idx, &n);
-	if (n != want)
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s must be %d bytes", what, (int)want));
-	return (const uint8_t *)s;
-}
-
-/* image.ecdh_public(private) -> X||Y */
-static int l_ecdh_public(lua_State *L)
-{
-	const uint8_t *priv = check_len(L, 1, 32, "private key");
-	uint8_t pub[64];
-	if (img_ecdh_public(priv, pub) != 0)
-		return raise_fmt(L, 0, "input", "ecdh_public: invalid private key");
-	lua_pushlstring(L, (const char *)pub, 64);
-	return 1;
-}
-
-/* image.ecdh_derive(private, peer X||Y) -> shared secret X (32 B) */
-static int l_ecdh_derive(lua_State *L)
-{
-	const uint8_t *priv = check_len(L, 1, 32, "private key");
-	const uint8_t *peer = check_len(L, 2, 64, "peer public key");
-	uint8_t sh[32];
-	if (img_ecdh_derive(priv, peer, sh) != 0)
-		return raise_fmt(L, 0, "input",
-				 "ecdh_derive: invalid key (peer point not on P-256?)");
-	lua_pushlstring(L, (const char *)sh, 32);
-	memset(sh, 0, sizeof(sh));
-	return 1;
-}
-
 int luaopen_ncpflash_core_image(lua_State *L)
 {
 	static const luaL_Reg sha_m[] = {
@@ -465,11 +384,6 @@ int luaopen_ncpflash_core_image(lua_State *L)
 		{"xz_decode", l_xz_decode},
 		{"hex", l_hex},
 		{"unhex", l_unhex},
-		{"aes128_cbc_encrypt", l_aes_enc},
-		{"aes128_cbc_decrypt", l_aes_dec},
-		{"ecdh_keypair", l_ecdh_keypair},
-		{"ecdh_public", l_ecdh_public},
-		{"ecdh_derive", l_ecdh_derive},
 		{NULL, NULL},
 	};
 	if (luaL_newmetatable(L, SHA_MT)) {

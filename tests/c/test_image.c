@@ -1,6 +1,6 @@
 /*
  * test_image.c - unit tests of src/image.c (crc32, sha256, xz with tiny
- * buffers, hex, aes, ecdh).  Prints "ok NAME" / "not ok NAME: why".
+ * buffers, hex).  Prints "ok NAME" / "not ok NAME: why".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,26 +156,6 @@ int main(void)
 	uint8_t u[4];
 	CHECK("unhex", img_unhex(u, "0aFf", 2) == 0 && u[0] == 0x0A && u[1] == 0xFF, "wrong");
 	CHECK("unhex bad digit", img_unhex(u, "0g", 1) == -1, "accepted");
-
-	uint8_t key[16], iv[16], pt[16], ct[16], back[16];
-	img_unhex(key, "2b7e151628aed2a6abf7158809cf4f3c", 16);
-	img_unhex(iv, "000102030405060708090a0b0c0d0e0f", 16);
-	img_unhex(pt, "6bc1bee22e409f96e93d7e117393172a", 16);
-	img_aes128_cbc(1, key, iv, pt, 16, ct);
-	tohex(h, ct, 16);
-	CHECK("aes128 cbc SP 800-38A", !strcmp(h, "7649abac8119b246cee98e9b12e9197d"), "%s", h);
-	img_aes128_cbc(0, key, iv, ct, 16, back);
-	CHECK("aes128 cbc decrypt", !memcmp(back, pt, 16), "differs");
-	CHECK("aes128 cbc refuses partial blocks", img_aes128_cbc(1, key, iv, pt, 15, ct) == -1,
-	      "accepted");
-
-	uint8_t pa[32], qa[64], pb[32], qb[64], s1[32], s2[32];
-	int k = img_ecdh_keypair(pa, qa) | img_ecdh_keypair(pb, qb);
-	k |= img_ecdh_derive(pa, qb, s1) | img_ecdh_derive(pb, qa, s2);
-	CHECK("ecdh shared secrets agree", k == 0 && !memcmp(s1, s2, 32), "k=%d", k);
-	uint8_t junk[64];
-	memset(junk, 1, sizeof(junk));
-	CHECK("ecdh rejects a point off the curve", img_ecdh_derive(pa, junk, s1) == -1, "accepted");
 
 	return failures ? 1 : 0;
 }
