@@ -216,6 +216,7 @@ static void setup_loading(lua_State *L, const char *lua_path)
 		{"ncpflash.core.isp", luaopen_ncpflash_core_isp},
 		{"ncpflash.core.image", luaopen_ncpflash_core_image},
 		{"ncpflash.core.crypto", luaopen_ncpflash_core_crypto},
+		{"ncpflash.core.gpio", luaopen_ncpflash_core_gpio},
 	};
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");

@@ -77,5 +77,6 @@ int luaopen_ncpflash_core_port(lua_State *L);  /* "ncpflash.core.port"  */
 int luaopen_ncpflash_core_isp(lua_State *L);   /* "ncpflash.core.isp"   */
 int luaopen_ncpflash_core_image(lua_State *L); /* "ncpflash.core.image" */
 int luaopen_ncpflash_core_crypto(lua_State *L); /* "ncpflash.core.crypto" */
+int luaopen_ncpflash_core_gpio(lua_State *L);  /* "ncpflash.core.gpio"  */
 
 #endif

@@ -290,6 +290,7 @@ static int p_info(lua_State *L)
 	set_str(L, "product", in.product);
 	set_str(L, "serial", in.serial);
 	set_str(L, "by_id", in.by_id);
+	set_str(L, "low_latency", in.low_latency);
 	set_int(L, "usb_vid", in.usb_vid);
 	set_int(L, "usb_pid", in.usb_pid);
 	set_str(L, "host", in.host);

@@ -71,6 +71,7 @@ struct port;
 struct port_info {
 	const char *name, *description, *manufacturer, *product, *serial;
 	const char *by_id;
+	const char *low_latency; /* serial: "on ...", "unsupported ..." */
 	int usb_vid, usb_pid; /* -1 = not USB / unknown */
 	const char *host;
 	int tcp_port; /* -1 = not TCP */

@@ -13,10 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <libserialport.h>
+
+#if defined(__linux__)
+#include <linux/serial.h>
+#endif
 
 #define BY_ID_DIR "/dev/serial/by-id"
 
@@ -25,7 +30,59 @@ struct serial_port {
 	struct sp_port *sp;
 	int fd;
 	char by_id[PATH_MAX];
+	int ll_restore;    /* we set ASYNC_LOW_LATENCY: clear it on close */
+	char ll_state[96]; /* p:info().low_latency */
 };
+
+/*
+ * Linux low-latency mode (TIOCGSERIAL/TIOCSSERIAL ASYNC_LOW_LATENCY): USB
+ * serial drivers that honour it (ftdi_sio: latency timer 16 ms -> 1 ms)
+ * deliver short replies sooner, which shortens every command's turnaround.
+ * Drivers without TIOCSSERIAL (cp210x, ch341 on many kernels, cdc-acm on
+ * some) answer ENOTTY/EINVAL/EPERM: the port works unchanged and info()
+ * says why. The flag is restored on close when we set it.
+ */
+static void low_latency_on(struct serial_port *s)
+{
+#if defined(__linux__) && defined(TIOCGSERIAL) && defined(ASYNC_LOW_LATENCY)
+	struct serial_struct ss;
+	if (ioctl(s->fd, TIOCGSERIAL, &ss) < 0) {
+		snprintf(s->ll_state, sizeof s->ll_state, "unsupported by the driver (%s)",
+			 strerror(errno));
+		return;
+	}
+	if (ss.flags & ASYNC_LOW_LATENCY) {
+		snprintf(s->ll_state, sizeof s->ll_state, "on (already)");
+		return;
+	}
+	ss.flags |= ASYNC_LOW_LATENCY;
+	if (ioctl(s->fd, TIOCSSERIAL, &ss) < 0) {
+		snprintf(s->ll_state, sizeof s->ll_state, "unsupported by the driver (%s)",
+			 strerror(errno));
+		return;
+	}
+	s->ll_restore = 1;
+	snprintf(s->ll_state, sizeof s->ll_state, "on (restored on close)");
+#else
+	snprintf(s->ll_state, sizeof s->ll_state, "not available on this system");
+#endif
+}
+
+static void low_latency_restore(struct serial_port *s)
+{
+#if defined(__linux__) && defined(TIOCGSERIAL) && defined(ASYNC_LOW_LATENCY)
+	struct serial_struct ss;
+	if (!s->ll_restore)
+		return;
+	if (ioctl(s->fd, TIOCGSERIAL, &ss) == 0) {
+		ss.flags &= ~ASYNC_LOW_LATENCY;
+		(void)ioctl(s->fd, TIOCSSERIAL, &ss);
+	}
+	s->ll_restore = 0;
+#else
+	(void)s;
+#endif
+}
 
 static const char *sp_msg(char *buf, size_t len)
 {
@@ -170,6 +227,7 @@ static void ser_close(struct port *p)
 {
 	struct serial_port *s = (struct serial_port *)p;
 
+	low_latency_restore(s);
 	sp_close(s->sp);
 	sp_free_port(s->sp);
 	free(s);
@@ -192,6 +250,7 @@ static void ser_info(struct port *p, struct port_info *out)
 		out->serial = sp_get_port_usb_serial(s->sp);
 	}
 	out->by_id = s->by_id[0] ? s->by_id : NULL;
+	out->low_latency = s->ll_state[0] ? s->ll_state : NULL;
 }
 
 static const struct port_ops serial_ops = {
@@ -375,6 +434,7 @@ struct port *port_serial_open(const char *path, const struct port_opts *o,
 	}
 	sp_free_config(cfg);
 	port_find_by_id(path, s->by_id, sizeof s->by_id);
+	low_latency_on(s);
 	port_init(&s->base, &serial_ops, "serial", path, o);
 	s->base.lines = 1;
 	return &s->base;
