@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,7 @@ static void setup_loading(lua_State *L, const char *lua_path)
 		{"ncpflash.core.image", luaopen_ncpflash_core_image},
 		{"ncpflash.core.crypto", luaopen_ncpflash_core_crypto},
 		{"ncpflash.core.gpio", luaopen_ncpflash_core_gpio},
+		{"ncpflash.core.jobs", luaopen_ncpflash_core_jobs},
 	};
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");
@@ -252,10 +254,18 @@ static void setup_loading(lua_State *L, const char *lua_path)
 
 /* --- running -------------------------------------------------------------- */
 
+const struct host_job *host_job_of(lua_State *L)
+{
+	return *(const struct host_job **)lua_getextraspace(L);
+}
+
+/* A pending SIGINT/SIGTERM, or (in a jobs thread) the parent's cancel flag,
+ * becomes an "interrupted" error while Lua code runs. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	if (ncp_interrupt_pending())
+	const struct host_job *job = host_job_of(L);
+	if (ncp_interrupt_pending() || (job && job->cancel && atomic_load(job->cancel)))
 		ncp_error(L, "interrupted", "interrupted");
 }
 
@@ -314,12 +324,21 @@ int host_run(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	return host_main(argc, argv, NULL);
+}
 
+/* One run of ncpflash.main in a fresh Lua state: the process's own run, or
+ * one device job (ncpflash.core.jobs runs this in its own thread; `job`
+ * then carries the event pipe and the cancel flag).  Nothing here is
+ * shared between states. */
+int host_main(int argc, char **argv, const struct host_job *job)
+{
 	lua_State *L = luaL_newstate();
 	if (!L) {
 		fputs("ncpflash: out of memory\n", stderr);
 		return 1;
 	}
+	*(const struct host_job **)lua_getextraspace(L) = job;
 	lua_pushcfunction(L, msghandler);
 	lua_pushcfunction(L, pmain);
 	lua_pushinteger(L, argc);

@@ -70,6 +70,22 @@ static inline uint32_t ncp_get_le32(const uint8_t *p)
 /* Host entry (main.c calls only this). Returns the process exit code. */
 int host_run(int argc, char **argv);
 
+/* A device job run by ncpflash.core.jobs (src/l_jobs.c) in its own thread
+ * with its own Lua state. */
+struct host_job {
+	int event_fd;             /* write end of the pipe for JSON event lines */
+	int index;                /* 1-based job number */
+	const _Atomic int *cancel; /* non-zero: Lua code raises "interrupted" */
+};
+
+/* Run ncpflash.main(argv) in a fresh Lua state; job is NULL for the
+ * process itself.  Returns the exit code.  Signals must already be blocked
+ * in the calling thread (host_run does it; jobs threads inherit it). */
+int host_main(int argc, char **argv, const struct host_job *job);
+
+/* The job a Lua state runs for, or NULL. */
+const struct host_job *host_job_of(lua_State *L);
+
 /* luaopen_ functions of the C modules, registered by host.c in
  * package.preload under the names given. */
 int luaopen_ncpflash_core_sys(lua_State *L);   /* "ncpflash.core.sys"   */
@@ -78,5 +94,6 @@ int luaopen_ncpflash_core_isp(lua_State *L);   /* "ncpflash.core.isp"   */
 int luaopen_ncpflash_core_image(lua_State *L); /* "ncpflash.core.image" */
 int luaopen_ncpflash_core_crypto(lua_State *L); /* "ncpflash.core.crypto" */
 int luaopen_ncpflash_core_gpio(lua_State *L);  /* "ncpflash.core.gpio"  */
+int luaopen_ncpflash_core_jobs(lua_State *L);  /* "ncpflash.core.jobs"  */
 
 #endif

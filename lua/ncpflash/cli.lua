@@ -6,8 +6,12 @@ local M = {}
 
 -- Global options: accepted anywhere before "--".
 M.globals = {
-  { "--port", metavar = "URL", env = "NCPFLASH_PORT",
-    help = "serial device, pty path, rfc2217://HOST:PORT or socket://HOST:PORT (env NCPFLASH_PORT)" },
+  { "--port", metavar = "URL", env = "NCPFLASH_PORT", many = true,
+    help = "serial device, pty path, rfc2217://HOST:PORT or socket://HOST:PORT (env NCPFLASH_PORT); "
+      .. "repeat it to run the command on several devices at once" },
+  { "--ports", metavar = "FILTER", many = true,
+    help = "every port matching FILTER: a glob on the name or by-id path, VID:PID, or sn:SERIAL (repeatable)" },
+  { "--log-dir", metavar = "DIR", help = "per-device logs (human log and wire trace) named by MAC and time" },
   { "--baud", type = "int", metavar = "N", help = "handshake baud rate (default: the chip's)" },
   { "--load-baud", type = "int", metavar = "N", help = "baud rate after the switch (default: the chip's)" },
   { "--board", metavar = "NAME", help = "board file to use (default st67w611m1)" },
@@ -93,6 +97,10 @@ function M.parse_globals(argv)
           if v == nil then usage(("option %s needs a value (%s)"):format(name, spec.metavar or "VALUE")) end
         end
         opts[k] = convert(spec, v, "option " .. name)
+        if spec.many then   -- repeatable: opts.NAME is the last one, opts.NAME_list all of them
+          opts[k .. "_list"] = opts[k .. "_list"] or {}
+          table.insert(opts[k .. "_list"], opts[k])
+        end
       end
     elseif a:match("^%-v+$") then
       opts.verbose = (opts.verbose or 0) + #a - 1

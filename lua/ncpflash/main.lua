@@ -153,7 +153,7 @@ end
 --- mode unless `allow_yes` and --yes were given.
 function Ctx:confirm(prompt, word, allow_yes)
   if allow_yes and self.opts.yes then return true end
-  if not sys.isatty(0) then return false end
+  if self.job or not sys.isatty(0) then return false end   -- a device job never prompts
   io.stderr:write(prompt, " Type ", word, " to continue: ")
   io.stderr:flush()
   local line = io.stdin:read("l")
@@ -253,7 +253,8 @@ local function run(opts, rest, ev)
     entry = find_command(roots, cmd)
     src, chunk = recipe_source(entry)
   end
-  local ctx = setmetatable({ opts = opts, ev = ev, command = entry.name }, Ctx)
+  local ctx = setmetatable({ opts = opts, ev = ev, command = entry.name,
+    job = require("ncpflash.core.jobs").self() }, Ctx)
   if opts.help then
     local r = load_recipe(src, chunk, {})
     ev:info(cli.recipe_help(entry.name, r or { help = "(a plain Lua script)" }, entry.origin))
@@ -270,8 +271,17 @@ end
 function M.main(argv)
   local opts, rest, ev
   local ok, err = pcall(function() opts, rest = cli.parse_globals(argv) end)
-  ev = events.new({ json = opts and opts.json, verbose = opts and opts.verbose or 0,
-    color = (opts and opts.no_color) and false or nil })
+  local job = require("ncpflash.core.jobs").self()
+  if job then   -- a device job (ncpflash.multi): JSON events to the parent through the pipe
+    ev = events.new({ json = true, verbose = opts and opts.verbose or 0, out = require("ncpflash.core.jobs").events(),
+      tty = false, color = false })
+  else
+    ev = events.new({ json = opts and opts.json, verbose = opts and opts.verbose or 0,
+      color = (opts and opts.no_color) and false or nil })
+  end
+  if ok and not job and require("ncpflash.multi").wanted(opts, rest) then
+    return require("ncpflash.multi").main(opts, rest, argv, ev)
+  end
   if not ok then
     ev:error(err, errors.exit_code(err))
     return errors.exit_code(err)
