@@ -188,7 +188,7 @@ end
 
 local function stamp() return os.date("!%Y%m%dT%H%M%SZ") end
 
-function Run:log(d, line)
+function Run.log(_, d, line)
   if d.logf then
     d.logf:write(("%8.3f %s\n"):format(sys.now() - d.t0, line))
     d.logf:flush()
