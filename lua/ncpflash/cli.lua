@@ -16,6 +16,11 @@ M.globals = {
   { "--load-baud", type = "int", metavar = "N", help = "baud rate after the switch (default: the chip's)" },
   { "--board", metavar = "NAME", help = "board file to use (default st67w611m1)" },
   { "--chip", metavar = "NAME", help = "chip file to use (default: the board's)" },
+  { "--reset", metavar = "SPEC", value_if = "reset_spec",
+    help = "reset strategy: 'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0', gpio:..., cmd:..., manual, boot2, "
+      .. "none; '|' separates a ladder (docs/api/connect.md)" },
+  { "--no-reset", flag = true, help = "no reset: the chip is already in download mode" },
+  { "--retries", type = "int", metavar = "N", help = "handshake attempts per reset strategy (default 3)" },
   { "--verbose", short = "-v", flag = true, count = true, help = "more detail; tracebacks on errors" },
   { "--trace", flag = true, help = "log every byte on the wire (hex, ms timestamps) to stderr" },
   { "--trace-file", metavar = "F", help = "write the wire trace to F instead of stderr" },
@@ -69,6 +74,14 @@ local function option_index(specs)
   return byname
 end
 
+M.value_checks = {
+  reset_spec = function(v)
+    if type(v) ~= "string" then return false end
+    return v:find("=", 1, true) ~= nil or v:match("^manual") ~= nil or v:match("^cmd:") ~= nil
+      or v == "none" or v == "boot2" or v:find("|", 1, true) ~= nil
+  end,
+}
+
 --- Split argv into global options and the rest (the command and its own
 --- arguments).  Returns opts, rest.
 function M.parse_globals(argv)
@@ -84,6 +97,11 @@ function M.parse_globals(argv)
     local name, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
     name = name or a
     local spec = byname[name]
+    -- an option that is global only with a value that fits (--reset SPEC), so that a
+    -- recipe's own flag of the same name (flash --reset) keeps working
+    if spec and spec.value_if and not inline and not M.value_checks[spec.value_if](argv[i + 1]) then
+      spec = nil
+    end
     if spec then
       local k = key_of(spec)
       if spec.flag then

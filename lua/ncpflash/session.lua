@@ -10,6 +10,7 @@ local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
 local image = require("ncpflash.core.image")
 local errors = require("ncpflash.errors")
+local reset = require("ncpflash.reset")
 
 local M = {}
 
@@ -84,55 +85,117 @@ function M.sync_count(chip, baud)
   return math.floor(chip.sync.seconds * baud / 10)
 end
 
--- Classify what came back after a sync burst: "ok", "nothing", "echo" or "garbage".
+-- Classify what came back after a sync burst (protocol.md §2.3). Success needs the adjacent
+-- "OK" pair, never a lone O or K:
+--   ok        the pair 4F 4B is there (leading noise allowed)
+--   nothing   not one byte
+--   partial   a few bytes holding an O or a K but no pair (bytes lost on the way)
+--   echo      mostly our own 0x55 sync bytes (TX looped to RX, or a bridge echoing)
+--   garbage   anything else: the line is alive but it is not the ROM (M.sniff may then find
+--             an application's text at another baud: "application")
 function M.classify(bytes)
   if bytes:find("OK", 1, true) then return "ok" end
   if #bytes == 0 then return "nothing" end
   local n55 = select(2, bytes:gsub("\x55", ""))
   if n55 * 2 >= #bytes then return "echo" end
+  if #bytes <= 4 and bytes:find("[OK]") and not bytes:find("O.K") then return "partial" end
   return "garbage"
 end
 
----------------------------------------------------------------------------------------------------
--- reset lines
+-- The kinds, worst news first is not the point: this is the order in which a failed ladder
+-- reports what it saw (the most telling attempt wins).
+M.KIND_RANK = { application = 6, partial = 5, garbage = 4, echo = 3, ["reset-failed"] = 2, nothing = 1, ok = 0 }
 
--- Apply one reset step {boot=0|1, en=0|1, wait=s}. Returns false once lines are unsupported.
-function Session:_lines(step)
-  local r = self.board.reset
-  if step.wait then sys.sleep(step.wait) end
-  if self.lines_ok == false then return false end
-  local set = {}
-  for sig, level in pairs(step) do
-    if sig ~= "wait" then
-      local line = r.lines[sig]
-      if not line then error("board reset: unknown signal " .. tostring(sig)) end
-      -- asserted line = pin low when active == "low"
-      local asserted = (level == 0)
-      if r.active == "high" then asserted = (level == 1) end
-      set[line] = asserted
+-- What each kind means and what to try next (docs/api/connect.md, troubleshooting table).
+M.ADVICE = {
+  nothing = { "no answer from the chip",
+    "check power and that BOOT is high while CHIP_EN rises (download mode); TX/RX crossed; the right port. "
+      .. "No BOOT/CHIP_EN wiring on the adapter: --reset manual (press the buttons) or --reset cmd:'...'; "
+      .. "a slow bridge: --baud 115200" },
+  echo = { "only our own 0x55 sync bytes came back",
+    "TX is looped back to RX: remove an adapter loopback jumper; a module that is unpowered or held in reset can "
+      .. "also reflect TX - check power and CHIP_EN" },
+  garbage = { "the line is alive but it is not the boot ROM",
+    "something else is talking, or at another baud: enter download mode (BOOT high while CHIP_EN rises), try a "
+      .. "lower handshake baud (--baud 115200), or run 'ncpflash recover'" },
+  application = { "the line is alive but it is not the boot ROM: an application is running",
+    "the chip did not enter download mode: check the BOOT wiring and strap timing (BOOT high before CHIP_EN "
+      .. "rises); 'ncpflash recover' retries with longer strap holds and erases the chip as soon as the ROM answers" },
+  partial = { "a partial answer (an O or a K without its pair)",
+    "the ROM is probably there but bytes are lost: lower the handshake baud (--baud 230400 or 115200), check "
+      .. "ground and cable length" },
+  ["reset-failed"] = { "the reset strategy could not be carried out",
+    "see the reason above; try another strategy with --reset (manual, cmd:..., gpio:...)" },
+}
+
+-- Listen for an application at the common console rates; returns {baud=, line=} or nil.
+-- Leaves the port at its original baud.
+M.APP_BAUDS = { 115200, 921600, 2000000 }
+function M.sniff(port, bauds, listen)
+  local old = port:baud()
+  local found
+  for _, b in ipairs(bauds or M.APP_BAUDS) do
+    port:set_baud(b)
+    port:flush_input()
+    local got = port:read(4096, listen or 0.45)
+    if #got >= 8 then
+      local printable = select(2, got:gsub("[\32-\126\r\n\t]", ""))
+      if printable / #got >= 0.9 then
+        local line
+        for l in got:gmatch("[^\r\n]+") do
+          if #l >= 4 then line = l; break end
+        end
+        found = { baud = b, line = line or got:sub(1, 60) }
+        break
+      end
     end
   end
-  if next(set) == nil then return true end
-  local ok, why = self.port:set_lines(set)
-  if not ok then
-    self.lines_ok = false
-    if not self.warned_lines then
-      self.warned_lines = true
-      self.ev:warn(string.format("cannot drive the reset lines on this port (%s); put the chip in download "
-        .. "mode by hand: BOOT high while CHIP_EN rises", tostring(why or "not supported")))
-    end
-    return false
-  end
-  self.lines_ok = true
-  return true
+  port:set_baud(old)
+  port:flush_input()
+  return found
 end
 
+---------------------------------------------------------------------------------------------------
+-- reset strategies (ncpflash.reset: validated data, one driver per strategy)
+
+function Session:_driver(st)
+  self.drivers = self.drivers or {}
+  local d = self.drivers[st]
+  if not d then
+    d = reset.driver(st, { port = self.port, ev = self.ev })
+    self.drivers[st] = d
+  end
+  return d
+end
+
+-- Run a strategy's sequence; modem lines that the transport cannot drive warn once.
+function Session:_run_strategy(st, which)
+  local d = self:_driver(st)
+  local ok, why = d:sequence(which)
+  if st.kind == "lines" then
+    if not ok then
+      self.lines_ok = false
+      if not self.warned_lines then
+        self.warned_lines = true
+        self.ev:warn(string.format("cannot drive the reset lines on this port (%s); put the chip in download "
+          .. "mode by hand: BOOT high while CHIP_EN rises", tostring(why or "not supported")))
+      end
+    else
+      self.lines_ok = true
+    end
+  end
+  return ok, why
+end
+
+-- The board's (or --reset's) "run" / "enter" sequence on the first strategy that has one.
 function Session:_sequence(name)
-  local r = self.board.reset
-  local seq = r and r[name]
-  if not seq then return false end
-  for _, step in ipairs(seq) do self:_lines(step) end
-  return self.lines_ok ~= false
+  for _, st in ipairs(self.strategies or {}) do
+    if (st.kind == "lines" or st.kind == "gpio" or st.kind == "command") and st[name] then
+      local ok = self:_run_strategy(st, name)
+      return ok and true or false
+    end
+  end
+  return false
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -229,26 +292,29 @@ end
 ---------------------------------------------------------------------------------------------------
 -- connect
 
-local function handshake_error(s, attempts, last_kind, last_seen, baud)
+local function handshake_error(s, attempts, best, baud)
   local url = s.url or "the port"
-  local kinds = {
-    nothing = { "no answer from the chip",
-      "check power, that BOOT is high while CHIP_EN rises (download mode), TX/RX crossed, and the port" },
-    echo = { "only our own 0x55 sync bytes came back",
-      "TX is looped back to RX (adapter loopback, or the module is not driving its TX line)" },
-    garbage = { "the line is alive but it is not the boot ROM",
-      "application firmware is probably running (the sync burst was read as text); enter download mode "
-        .. "(BOOT high while CHIP_EN rises) and retry" },
-  }
-  local k = kinds[last_kind] or kinds.nothing
+  local kind = best and best.kind or "nothing"
+  local k = M.ADVICE[kind] or M.ADVICE.nothing
+  local seen = best and best.got or ""
+  local what = k[1]
+  if kind == "application" and best.app then
+    what = string.format("%s (text at %d baud: %q)", what, best.app.baud, best.app.line)
+  elseif kind == "reset-failed" and best.why then
+    what = what .. ": " .. best.why
+  end
   errors.raise("handshake", string.format("handshake failed on %s at %d baud after %d attempt%s: %s%s", url, baud,
-    attempts, attempts == 1 and "" or "s", k[1], #last_seen > 0 and (" (received " .. #last_seen .. " bytes: "
-    .. hexs(last_seen, 16) .. ")") or ""),
-    { kind = last_kind, got = last_seen, attempts = attempts, baud = baud, port = url, hint = k[2] })
+    #attempts, #attempts == 1 and "" or "s", what, #seen > 0 and (" (received " .. #seen .. " bytes: "
+    .. hexs(seen, 16) .. ")") or ""),
+    { kind = kind, got = seen, attempts = #attempts, baud = baud, port = url, hint = k[2],
+      app = best and best.app, ladder = attempts })
 end
 
--- opts: port (url), baud (handshake), load_baud, retries, probe (default true), reset (default
--- true), board, chip (tables).
+-- opts: port (url), baud (handshake), load_baud, retries, probe (default true), reset (false =
+-- none, a --reset string, or a list of strategies; default: --reset / --no-reset / the board's),
+-- baud_ladder (true = the chip's sync.baud_ladder, or a list of lower bauds), on_attempt
+-- (function(attempt) called after each handshake attempt), board, chip (tables).
+-- The reset strategies are validated before the port opens.
 function M.connect(ctx, opts)
   opts = opts or {}
   local board = opts.board or ctx:board()
@@ -257,6 +323,10 @@ function M.connect(ctx, opts)
   local s = setmetatable({ ctx = ctx, ev = ctx.ev, board = board, chip = chip, stats = {} }, Session)
   local hs_baud = opts.baud or cop.baud or chip.baud.handshake
   local load_baud = opts.load_baud or cop.load_baud or chip.baud.load
+  local rsel = opts.reset
+  if rsel == nil or rsel == true then rsel = cop.no_reset and false or cop.reset end
+  s.strategies = reset.ladder({ reset = rsel }, board)
+  opts.retries = opts.retries or cop.retries
   s.url = opts.port or cop.port
   local t0 = sys.now()
   s.ev:stage("connect", { port = s.url, baud = hs_baud })
@@ -270,6 +340,70 @@ function M.connect(ctx, opts)
   return s
 end
 
+-- One handshake attempt record: {strategy=, attempt=, baud=, kind=, got=, seconds=, app=, why=}.
+function Session:_attempt(st, n, baud, opts)
+  local t0 = sys.now()
+  local rok, why = true, nil
+  if not (st.kind == "manual" and n > 1) then rok, why = self:_run_strategy(st, "enter") end
+  local ok, seen = self:_sync_once(baud)
+  local a = { strategy = st.name or reset.describe(st), kind_of_reset = st.kind, attempt = n, baud = baud,
+    got = seen or "", seconds = sys.now() - t0 }
+  if ok then a.kind = "ok"
+  else
+    a.kind = M.classify(a.got)
+    if not rok and st.kind ~= "lines" and a.kind == "nothing" then a.kind, a.why = "reset-failed", why end
+    if a.kind == "garbage" then
+      if self.app == nil then self.app = M.sniff(self.port) or false end
+      if self.app then a.kind, a.app = "application", self.app end
+    end
+  end
+  if not rok then a.why = why end
+  self.attempts[#self.attempts + 1] = a
+  self.ev:debug(string.format("handshake attempt %d (%s, %d baud): %s (%d bytes%s)", n, a.strategy, baud, a.kind,
+    #a.got, a.why and ("; " .. a.why) or ""))
+  if opts.on_attempt then opts.on_attempt(a) end
+  return ok, a
+end
+
+-- The connect ladder: each strategy with its retries, then (opts.baud_ladder) the same at lower
+-- handshake bauds. Returns on the adjacent OK pair; raises a classified handshake error.
+function Session:_ladder(hs_baud, opts)
+  local chip = self.chip
+  local bauds = { hs_baud }
+  if opts.baud_ladder then
+    local list = opts.baud_ladder == true and (chip.sync.baud_ladder or { 230400, 115200 }) or opts.baud_ladder
+    for _, b in ipairs(list) do if b < hs_baud then bauds[#bauds + 1] = b end end
+  end
+  self.attempts = {}
+  for _, baud in ipairs(bauds) do
+    if self.port:baud() ~= baud then self.port:set_baud(baud) end
+    for _, st in ipairs(self.strategies) do
+      local retries = opts.retries or st.retries or chip.sync.retries or 3
+      if st.kind == "manual" then
+        local deadline = sys.now() + st.timeout
+        local n = 0
+        repeat
+          n = n + 1
+          local ok, a = self:_attempt(st, n, baud, opts)
+          if ok then return a end
+          if a.kind ~= "nothing" then sys.sleep(0.1) end
+        until sys.now() >= deadline
+      else
+        for n = 1, retries do
+          local ok, a = self:_attempt(st, n, baud, opts)
+          if ok then return a end
+          if st.kind == "none" or self.lines_ok == false then sys.sleep(0.3) end
+        end
+      end
+    end
+  end
+  local best
+  for _, a in ipairs(self.attempts) do
+    if not best or (M.KIND_RANK[a.kind] or 0) > (M.KIND_RANK[best.kind] or 0) then best = a end
+  end
+  handshake_error(self, self.attempts, best, bauds[#bauds])
+end
+
 function M._connect(s, hs_baud, load_baud, opts)
   local chip = s.chip
   local info
@@ -280,25 +414,15 @@ function M._connect(s, hs_baud, load_baud, opts)
     if ok then info = res; s.probed = true
     elseif errors.is(res) and (res.code == "interrupted" or res.code == "port") then error(res, 0) end
   end
-  -- 2. reset + sync attempts
+  -- 2. the ladder: reset strategies with retries (and lower bauds when asked)
   if not info then
-    local retries = opts.retries or chip.sync.retries or 3
-    local got_ok = false
-    for attempt = 1, retries do
-      if opts.reset ~= false then s:_sequence("enter") end
-      local ok, seen = s:_sync_once(hs_baud)
-      if ok then got_ok = true; break end
-      local kind = M.classify(seen)
-      s.ev:debug(string.format("handshake attempt %d: %s (%d bytes)", attempt, kind, #seen))
-      if attempt == retries then handshake_error(s, attempt, kind, seen, hs_baud) end
-      if opts.reset == false or s.lines_ok == false then sys.sleep(0.3) end
-    end
-    assert(got_ok)
+    s.handshake = s:_ladder(hs_baud, opts)
     info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
   end
   s.info = M.decode_boot_info(chip, info)
   -- 3. ROM timeout, baud switch
   s:set_rom_timeout(chip.rom_timeout.long)
+  hs_baud = s.port:baud()                      -- the ladder may have lowered it
   if load_baud ~= hs_baud and load_baud ~= s.port:baud() then
     s:cmd("CLK_SET", string.pack("<I4I4", 1, load_baud), { no_keepalive = true })   -- ack at the old rate
     s.port:drain(0.5)
@@ -528,12 +652,14 @@ end
 
 -- Leave the ROM: board "run" sequence when the lines work, else the reset command.
 function Session:reset()
-  if self.board.reset and self.lines_ok ~= false and self:_sequence("run") then return true end
+  if self.lines_ok ~= false and self:_sequence("run") then return true end
   self:cmd("RESET", "")
   return true
 end
 
 function Session:close()
+  for _, d in pairs(self.drivers or {}) do pcall(d.close, d) end
+  self.drivers = nil
   if self.port then
     local p = self.port
     self.port = nil
