@@ -26,6 +26,10 @@ one section per file, @partition addresses resolved from the partition table).
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
     { "--reset", flag = true, help = "afterwards, reset the chip into its flash image (board reset lines)" },
+    { "--resume", flag = true, help = "keep a journal and continue an interrupted flash: no second chip erase, "
+      .. "regions verified on chip are not rewritten" },
+    { "--provision", type = "file", metavar = "FILE.lua", help = "per-unit data: FILE.lua gets the device "
+      .. "identity and returns regions to write (README \"Provisioning\")" },
     { "pairs", type = "string", many = true, optional = true, help = "ADDR FILE pairs" },
   },
   run = function(ctx, a)
@@ -46,18 +50,37 @@ one section per file, @partition addresses resolved from the partition table).
         ctx.ev:info("reset: the chip runs from flash now")
       end
     end
-    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish }
-    if a.config then
-      if a.pairs and #a.pairs > 0 then
-        errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
+    local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
+    if prov and a.no_verify then errors.raise("usage", "flash: --provision needs the verify (drop --no-verify)") end
+    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
+      resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end }
+    if prov then   -- the unit's data is committed only after everything was verified
+      local inner = finish
+      finish = function(s)
+        prov:commit()
+        inner(s)
       end
-      flash.from_config(ctx, a.config, opts)
-      return
+      opts.after = finish
     end
-    if opts.erase == nil then opts.erase = 1 end
-    local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
-    local s <close> = ctx:connect()
-    flash.run(ctx, s, plan, opts)
-    finish(s)
+    local function body()
+      if a.config then
+        if a.pairs and #a.pairs > 0 then
+          errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
+        end
+        flash.from_config(ctx, a.config, opts)
+        return
+      end
+      if opts.erase == nil then opts.erase = 1 end
+      local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
+      local s <close> = ctx:connect()
+      flash.run(ctx, s, plan, opts)
+      finish(s)
+    end
+    if not prov then return body() end
+    local ok, err = pcall(body)
+    if not ok then
+      if prov then prov:release(err) end
+      error(err, 0)
+    end
   end,
 }

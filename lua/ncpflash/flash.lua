@@ -178,6 +178,7 @@ function M.run(ctx, s, plan, opts)
   if opts.erase == nil then opts.erase = 1 end
   local ev = ctx.ev
   local t0 = sys.now()
+  if opts.before then opts.before(s, plan) end   -- e.g. provisioning adds per-unit regions
   M.check_device(plan, s)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
@@ -186,13 +187,26 @@ function M.run(ctx, s, plan, opts)
     ev:warn("--skip-unchanged has no effect with a chip erase (erase = 2); use --erase 1 or 0 to keep "
       .. "unchanged regions")
   end
-  if opts.erase == 2 then
+  -- --resume (ncpflash.journal): no second chip erase, verified regions are not rewritten
+  local jr = opts.resume and require("ncpflash.journal").open(ctx, s, plan, opts.erase) or nil
+  local resume_erase = jr and opts.erase == 2 and jr:chip_erased()
+  sum.resumed = 0
+  if resume_erase then
+    ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
+  elseif opts.erase == 2 then
     ev:stage("erase", { all = true, detail = "whole chip" })
     s:erase_all()
+    if jr then jr:mark_chip_erased() end
   end
   for _, r in ipairs(plan.regions) do
     local skip = false
-    if opts.skip_unchanged and opts.erase ~= 2 then
+    if jr and jr:verified(r) and s:sha256(r.address, r.size) == r.sha256 then
+      skip = true
+      sum.resumed = sum.resumed + 1
+      ev:info(string.format("%s: verified before the interruption and still matches, not rewritten", label(r)),
+        { region = r.name, address = r.address, resumed = true })
+    end
+    if not skip and opts.skip_unchanged and opts.erase ~= 2 then
       local got = s:sha256(r.address, r.size)
       if got == r.sha256 then
         skip = true
@@ -202,7 +216,12 @@ function M.run(ctx, s, plan, opts)
       end
     end
     if not skip then
-      local ok, res = pcall(do_region, ctx, s, r, opts, 1)
+      local ropts = opts
+      if resume_erase then   -- chip-erased before: erase only what the interrupted run had started
+        ropts = setmetatable({ erase = jr:started(r) and 1 or 0 }, { __index = opts })
+      end
+      if jr then jr:mark_started(r) end
+      local ok, res = pcall(do_region, ctx, s, r, ropts, 1)
       if not ok then
         if not errors.is(res) or res.code == "interrupted" or res.code == "port" then error(res, 0) end
         sum.retries = sum.retries + 1
@@ -212,7 +231,7 @@ function M.run(ctx, s, plan, opts)
           pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
           pcall(s._rehandshake, s)
         end
-        local ok2, res2 = pcall(do_region, ctx, s, r, opts, 2)
+        local ok2, res2 = pcall(do_region, ctx, s, r, ropts, 2)
         if not ok2 then
           if not errors.is(res2) then error(res2, 0) end
           local state = describe_state(r.state, r)
@@ -222,6 +241,7 @@ function M.run(ctx, s, plan, opts)
         end
         res = res2
       end
+      if jr and opts.verify ~= false then jr:mark_verified(r) end
       sum.written_regions = sum.written_regions + 1
       sum.sent = sum.sent + res.sent
       sum.written = sum.written + res.written
@@ -231,6 +251,7 @@ function M.run(ctx, s, plan, opts)
           compressed = res.compressed })
     end
   end
+  if jr then jr:complete() end
   sum.seconds.connect = s.stats.connect
   sum.seconds.erase = (s.stats.erase or 0) - before.erase
   sum.seconds.write = (s.stats.write or 0) - before.write
@@ -239,7 +260,8 @@ function M.run(ctx, s, plan, opts)
   local sec = sum.seconds
   sum.summary = {
     string.format("flashed %d of %d regions (%d unchanged), %d bytes written, %d bytes sent%s", sum.written_regions,
-      sum.regions, sum.skipped, sum.written, sum.sent, sum.retries > 0 and (", " .. sum.retries .. " retried") or ""),
+      sum.regions, sum.skipped, sum.written, sum.sent, (sum.retries > 0 and (", " .. sum.retries .. " retried") or "")
+      .. (sum.resumed > 0 and (", " .. sum.resumed .. " verified before the interruption") or "")),
     string.format("time: connect %.2f s, erase %.2f s, write %.2f s%s, verify %.2f s, total %.2f s",
       sec.connect or 0, sec.erase, sec.write,
       sec.write > 0 and string.format(" (%.0f KiB/s)", sum.written / sec.write / 1024) or "", sec.verify,
@@ -247,8 +269,8 @@ function M.run(ctx, s, plan, opts)
   }
   if not opts.quiet then
     ev:result({ command = "flash", regions = sum.regions, written_regions = sum.written_regions,
-      skipped = sum.skipped, bytes_written = sum.written, bytes_sent = sum.sent, retries = sum.retries,
-      seconds = sec, summary = sum.summary })
+      skipped = sum.skipped, resumed = sum.resumed, bytes_written = sum.written, bytes_sent = sum.sent,
+      retries = sum.retries, seconds = sec, summary = sum.summary })
   end
   return sum
 end
@@ -317,7 +339,8 @@ function M.from_config(ctx, ini, opts)
       { region = r.name, address = r.address, size = r.size, file = r.file })
   end
   local s <close> = ctx:connect()
-  local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged })
+  local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged,
+    resume = opts.resume, before = opts.before })
   if opts.after then opts.after(s, sum) end
   return sum
 end
