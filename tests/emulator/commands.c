@@ -212,7 +212,7 @@ static void cmd_xz(struct sim *s, const uint8_t *p, size_t n, struct reply *r)
 		lzma_options_lzma o = { .dict_size = XZ_DICT };
 		f[0].options = &o;
 		uint64_t limit = lzma_raw_decoder_memusage(f);
-		limit = (limit == UINT64_MAX ? 0 : limit) + 64 * 1024;
+		limit = (limit == UINT64_MAX ? 0 : limit) + 4096; /* < the next dict step (48 KiB) */
 		s->xz.strm = (lzma_stream)LZMA_STREAM_INIT;
 		if (lzma_stream_decoder(&s->xz.strm, limit, 0) != LZMA_OK) {
 			reply_fl(r, 0x000C);

@@ -47,6 +47,8 @@ void dev_init(struct sim *s)
 	s->rom_timeout = s->default_timeout;
 	const struct fault *f = fault_find(&s->faults, F_FLAKY);
 	s->flaky_left = f ? (int)f->count : 0;
+	s->boot_high_since = -1; /* set by the first line change (see below) */
+	s->en_low_since = -1;
 }
 
 void dev_free(struct sim *s)
@@ -115,9 +117,27 @@ static bool en_pin(const struct sim *s, bool dtr, bool rts)
 	return pin(s->wr.en_line == 1 ? rts : dtr, s->wr.en_invert);
 }
 
+static bool boot_pin(const struct sim *s, bool dtr, bool rts)
+{
+	if (s->wr.boot_line == 0)
+		return s->strap_download;
+	return pin(s->wr.boot_line == 1 ? rts : dtr, s->wr.boot_invert);
+}
+
 void dev_lines_changed(struct sim *s, bool old_dtr, bool old_rts, double now)
 {
 	bool was = en_pin(s, old_dtr, old_rts), is = en_pin(s, s->dtr, s->rts);
+	bool bwas = boot_pin(s, old_dtr, old_rts), bis = boot_pin(s, s->dtr, s->rts);
+	/* strap-hold bookkeeping: when BOOT rose, when CHIP_EN fell (a BOOT
+	 * high from the start counts as high since long ago) */
+	if (bwas && s->boot_high_since < 0)
+		s->boot_high_since = now - 1e6;
+	if (!bwas && bis)
+		s->boot_high_since = now;
+	else if (bwas && !bis)
+		s->boot_high_since = -1;
+	if (was && !is)
+		s->en_low_since = now;
 	if (was && !is) {
 		s->mode = M_RESET;
 		xz_end(s);
@@ -125,6 +145,11 @@ void dev_lines_changed(struct sim *s, bool old_dtr, bool old_rts, double now)
 	} else if (!was && is && s->mode != M_DEAD) {
 		bool boot = s->wr.boot_line ? pin(line_state(s, s->wr.boot_line), s->wr.boot_invert)
 					    : s->strap_download;
+		const struct fault *sh = fault_find(&s->faults, F_STRAP_HOLD);
+		if (sh && boot && s->wr.boot_line &&
+		    (s->boot_high_since < 0 || s->boot_high_since > s->en_low_since ||
+		     now - s->en_low_since < sh->seconds))
+			boot = false; /* not a proper strap sequence: the flash boots */
 		dev_reset(s, boot, now);
 	}
 }
@@ -143,8 +168,15 @@ static void log_cmd(struct sim *s, int cmd, size_t n, const struct reply *r)
 		snprintf(rep, sizeof rep, "OK len=%zu", r->len - 4);
 	else
 		snprintf(rep, sizeof rep, "OK");
-	fprintf(s->log, "0x%02X %s plen=%zu%s%s -> %s\n", cmd, op_name(cmd), n,
+	fprintf(s->log, "0x%02X %s plen=%zu%s%s -> %s", cmd, op_name(cmd), n,
 		r->note[0] ? " " : "", r->note, rep);
+	/* realtime: when (monotonic s) and how long the modelled device is busy
+	 * (adapter latency + flash work), and the UART baud (for benchmarks) */
+	if (s->tm.realtime)
+		fprintf(s->log, " @%.6f busy=%.6f baud=%u", now_s(),
+			s->tm.latency + r->op_time + (r->baud_before ? s->tm.rate_switch_s : 0),
+			s->dev_baud);
+	fputc('\n', s->log);
 	fflush(s->log);
 }
 
@@ -292,7 +324,11 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 					rom_frame_reset(s);
 					s->last_activity = now;
 					if (s->log) {
-						fprintf(s->log, "handshake baud=%u -> OK\n", s->dev_baud);
+						fprintf(s->log, "handshake baud=%u -> OK", s->dev_baud);
+						if (s->tm.realtime)
+							fprintf(s->log, " @%.6f busy=%.6f baud=%u", now_s(),
+								s->tm.latency, s->dev_baud);
+						fputc('\n', s->log);
 						fflush(s->log);
 					}
 					wire_send(s, (const uint8_t *)"OK", 2, s->dev_baud,

@@ -26,7 +26,11 @@ void fault_help(FILE *out)
 "                         half-written flash and exit 0 (default) or go dead\n"
 "  romtimeout:N           after N answered commands the ROM drops back to\n"
 "                         waiting for a handshake\n"
-"  flaky[:N]              ignore the first N handshakes (default 1)\n", out);
+"  flaky[:N]              ignore the first N handshakes (default 1)\n"
+"  strap-hold[:MS]        t01-like module: BOOT counts only on a proper strap\n"
+"                         sequence - BOOT high before CHIP_EN falls and CHIP_EN\n"
+"                         low for at least MS ms (default 200); otherwise the\n"
+"                         flash boots (an application talks if it holds BFNP)\n", out);
 }
 
 static int parse_u(const char *s, int base, unsigned long long *v)
@@ -137,6 +141,12 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen)
 		x.kind = F_ROMTIMEOUT;
 		bad = parse_u(f[1], 10, &u) || u > 1000000000;
 		x.count = (long)u;
+	} else if (!strcmp(f[0], "strap-hold") && nf <= 2) {
+		x.kind = F_STRAP_HOLD;
+		x.seconds = 200;
+		if (nf == 2)
+			bad = parse_d(f[1], &x.seconds) || x.seconds < 0 || x.seconds > 60000;
+		x.seconds /= 1000.0;
 	} else if (!strcmp(f[0], "flaky") && nf <= 2) {
 		x.kind = F_FLAKY;
 		u = 1;

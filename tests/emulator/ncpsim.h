@@ -37,7 +37,7 @@
 
 enum fault_kind {
 	F_SILENT, F_APP_BAUD, F_ECHO, F_DROP, F_FLIP, F_FL, F_STALL,
-	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY, F_PD,
+	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY, F_PD, F_STRAP_HOLD,
 };
 enum { DIR_RX = 1, DIR_TX = 2 }; /* RX = host -> device, TX = device -> host */
 
@@ -197,6 +197,8 @@ struct sim {
 
 	/* lines and bauds */
 	bool dtr, rts;        /* asserted? (RFC 2217) */
+	double boot_high_since; /* strap-hold fault: BOOT pin high since (-1: low) */
+	double en_low_since;    /* strap-hold fault: CHIP_EN pin low since */
 	uint32_t host_baud;   /* 0 = unknown: never a mismatch */
 	bool host_follows;    /* raw/pty (and RFC 2217 before SET-BAUDRATE): the host
 	                         is assumed to follow the ROM's baud switches */

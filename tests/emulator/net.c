@@ -135,7 +135,10 @@ static void set_lines(struct sim *s, bool dtr, bool rts, double now)
 	s->dtr = dtr;
 	s->rts = rts;
 	if (s->log) {
-		fprintf(s->log, "lines dtr=%d rts=%d\n", dtr, rts);
+		fprintf(s->log, "lines dtr=%d rts=%d", dtr, rts);
+		if (s->tm.realtime)
+			fprintf(s->log, " @%.6f", now_s());
+		fputc('\n', s->log);
 		fflush(s->log);
 	}
 	dev_lines_changed(s, od, orr, now);

@@ -260,6 +260,11 @@ test("0x3F: decode error FL 000C, latched for 0x3A; a new stream (bit 31) recove
   ok(cmd(p, 0x3F, u32(0x80000100) .. xz))
   local _, d = cmd(p, 0x32, two(0x100, 8), true)
   eq(d, "hello xz")
+  -- the ROM's decoder has a 32 KiB dictionary: a stream that needs more is refused
+  local big = image.xz_encoder{ dict = 1 << 20, check = "crc32" }
+  local bx = big:feed(helpers.random_bytes(100000, 3)) .. big:finish()
+  r, code = cmd(p, 0x3F, u32(0x80001000) .. bx:sub(1, 2048))
+  eq(code, 0x000C, "1 MiB dictionary")
 end)
 
 test("0x23 sets the inactivity timeout; silence returns the ROM to the handshake", function()
