@@ -49,7 +49,7 @@ end
 
 --- Does port entry p ({name, by_id, vid, pid, serial}) match FILTER?  FILTER is a comma list of
 --- alternatives: "sn:GLOB" (serial number), "VID:PID" (hex; PID may be "*"), or a glob on the
---- name, the by-id path or its last component.
+--- name, the by-id path, or the last component of either.
 function M.match(filter, p)
   for alt in filter:gmatch("[^,]+") do
     local sn = alt:match("^sn:(.+)$") or alt:match("^serial[:=](.+)$")
@@ -60,7 +60,7 @@ function M.match(filter, p)
       if p.vid and p.vid == tonumber(vid, 16) and (pid == "*" or p.pid == tonumber(pid, 16)) then return true end
     else
       local pat = glob_pattern(alt)
-      for _, s in ipairs({ p.name, p.by_id, p.by_id and p.by_id:match("[^/]+$") }) do
+      for _, s in ipairs({ p.name, p.name and p.name:match("[^/]+$"), p.by_id, p.by_id and p.by_id:match("[^/]+$") }) do
         if s and s:match(pat) then return true end
       end
     end
