@@ -75,5 +75,6 @@ print(("  1 board : %6.2f s"):format(t1))
 local tn = run(sims(n))
 print(("  %d boards: %6.2f s"):format(n, tn))
 local ratio = tn / t1
-print(("  ratio %d boards / 1 board = %.2f (target <= 1.5)%s"):format(n, ratio, ratio <= 1.5 and "" or "  ABOVE TARGET"))
+print(("  ratio %d boards / 1 board = %.2f (target <= 1.5)%s"):format(n, ratio,
+  ratio <= 1.5 and "" or "  ABOVE TARGET"))
 helpers.cleanup()
