@@ -130,6 +130,7 @@ struct rxq {
 	uint32_t *baud; /* host baud each byte was sent at (0 = unknown) */
 	size_t head, n, cap;
 	double clock; /* realtime: wire clock of the last queued byte */
+	bool turnaround; /* realtime: the device talked since the host last did */
 };
 
 struct identity {

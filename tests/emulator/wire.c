@@ -5,8 +5,9 @@
  * + a release time).  When a chunk is released it is resampled if the host's
  * receiver runs at another baud (uart_resample), then TX faults apply.
  * Input: host bytes are queued with their wire arrival time (realtime: paced
- * at 10 bits per byte at the host's baud) and fed to the device one by one
- * while it is not busy.
+ * at 10 bits per byte at the host's baud, plus the adapter latency when the
+ * host starts talking after the device did) and fed to the device one by one
+ * while it is not busy.  Replies carry the same latency the other way.
  *
  * Baud mismatch model (uart_resample): the sender's bytes are laid out as an
  * ideal 8N1 waveform (idle high, start 0, 8 data bits LSB first, stop 1) at
@@ -94,6 +95,7 @@ void wire_send(struct sim *s, const uint8_t *d, size_t n, uint32_t baud, double 
 		baud = 115200;
 	bool raw = flags & WS_RAW;
 	if (s->tm.realtime && !raw) {
+		s->rx.turnaround = true;
 		if (at < q->line_free)
 			at = q->line_free;
 		q->line_free = at + (double)n * 10.0 / baud;
@@ -223,6 +225,10 @@ void wire_host_rx(struct sim *s, const uint8_t *d, size_t n, double now)
 			if (s->tm.realtime) {
 				if (q->clock < now)
 					q->clock = now;
+				if (q->turnaround) { /* adapter latency per direction change */
+					q->clock += s->tm.latency;
+					q->turnaround = false;
+				}
 				q->clock += per;
 				t = q->clock;
 			}
