@@ -320,6 +320,13 @@ function M.connect(ctx, opts)
   local board = opts.board or ctx:board()
   local chip = opts.chip or ctx:chip()
   local cop = ctx.opts or {}
+  if board.sync or opts.sync then   -- a tuned board (probe --tune) may shorten the sync burst
+    local sync = {}
+    for k, v in pairs(chip.sync) do sync[k] = v end
+    for k, v in pairs(board.sync or {}) do sync[k] = v end
+    for k, v in pairs(opts.sync or {}) do sync[k] = v end
+    chip = setmetatable({ sync = sync }, { __index = chip })
+  end
   local s = setmetatable({ ctx = ctx, ev = ctx.ev, board = board, chip = chip, stats = {} }, Session)
   local hs_baud = opts.baud or cop.baud or chip.baud.handshake
   local load_baud = opts.load_baud or cop.load_baud or chip.baud.load
@@ -331,6 +338,7 @@ function M.connect(ctx, opts)
   local t0 = sys.now()
   s.ev:stage("connect", { port = s.url, baud = hs_baud })
   s.port = ctx:open_port({ url = s.url, baud = hs_baud })
+  if opts.on_port then opts.on_port(s.port) end
   local ok, err = pcall(M._connect, s, hs_baud, load_baud, opts)
   if not ok then
     s:close()
@@ -389,10 +397,22 @@ function Session:_ladder(hs_baud, opts)
           if a.kind ~= "nothing" then sys.sleep(0.1) end
         until sys.now() >= deadline
       else
+        local last
         for n = 1, retries do
           local ok, a = self:_attempt(st, n, baud, opts)
           if ok then return a end
+          last = a
           if st.kind == "none" or self.lines_ok == false then sys.sleep(0.3) end
+        end
+        -- silence from the ROM: an application may still be logging at its own baud (it
+        -- printed its banner before the sync burst); listen once per connect
+        if last and last.kind == "nothing" and self.app == nil then
+          self.app = M.sniff(self.port) or false
+          if self.app then
+            last.kind, last.app = "application", self.app
+            self.ev:debug(string.format("listening at %d baud: %q", self.app.baud, self.app.line))
+            if opts.on_attempt then opts.on_attempt(last) end
+          end
         end
       end
     end
