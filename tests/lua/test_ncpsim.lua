@@ -644,3 +644,23 @@ test("--wiring swaps and inverts the lines; --power-on flash; --profile", functi
   local r, code = cmd(p, 0x32, two(0x100000, 4), true)
   eq(code, 0x0005, "1 MiB flash")
 end)
+
+test("fault strap-hold: BOOT counts only when raised before CHIP_EN falls and held long enough", function()
+  local sim <close> = helpers.ncpsim{ "--fault", "strap-hold:200" }
+  local p <close> = open(sim, 2000000)
+  ok(handshake(p), "power-on download")
+  ok(cmd(p, 0x30, two(0, 0xFFF)))
+  ok(cmd(p, 0x31, u32(0) .. "BFNP"))
+  -- BOOT raised only after CHIP_EN fell: the flash boots
+  ok(p:set_dtr(true)); ok(p:set_rts(true)); ok(p:set_dtr(false))
+  sys.sleep(0.3)
+  ok(p:set_rts(false))
+  ok(p:expect("ST67W611M1", 1.0), "the application talks")
+  -- BOOT high first, CHIP_EN low for 250 ms: the ROM
+  ok(p:set_rts(true))
+  sys.sleep(0.25)
+  ok(p:set_rts(false))
+  sys.sleep(0.05)
+  p:flush_input()
+  ok(handshake(p), "download mode after a proper strap sequence")
+end)
