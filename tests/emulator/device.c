@@ -146,10 +146,11 @@ void dev_lines_changed(struct sim *s, bool old_dtr, bool old_rts, double now)
 		bool boot = s->wr.boot_line ? pin(line_state(s, s->wr.boot_line), s->wr.boot_invert)
 					    : s->strap_download;
 		const struct fault *sh = fault_find(&s->faults, F_STRAP_HOLD);
-		if (sh && boot && s->wr.boot_line &&
+		bool app = s->flash.size >= 4 && !memcmp(s->flash.mem, "BFNP", 4);
+		if (sh && boot && app && s->wr.boot_line &&
 		    (s->boot_high_since < 0 || s->boot_high_since > s->en_low_since ||
 		     now - s->en_low_since < sh->seconds))
-			boot = false; /* not a proper strap sequence: the flash boots */
+			boot = false; /* improper strap with an application in flash: it boots */
 		dev_reset(s, boot, now);
 	}
 }

@@ -27,10 +27,11 @@ void fault_help(FILE *out)
 "  romtimeout:N           after N answered commands the ROM drops back to\n"
 "                         waiting for a handshake\n"
 "  flaky[:N]              ignore the first N handshakes (default 1)\n"
-"  strap-hold[:MS]        t01-like module: BOOT counts only on a proper strap\n"
-"                         sequence - BOOT high before CHIP_EN falls and CHIP_EN\n"
-"                         low for at least MS ms (default 200); otherwise the\n"
-"                         flash boots (an application talks if it holds BFNP)\n", out);
+"  strap-hold[:MS]        t01-like module: while the flash holds an application\n"
+"                         (BFNP), BOOT counts only on a proper strap sequence -\n"
+"                         BOOT high before CHIP_EN falls and CHIP_EN low for at\n"
+"                         least MS ms (default 200); otherwise the application\n"
+"                         boots and talks. Erased flash: any strap works\n", out);
 }
 
 static int parse_u(const char *s, int base, unsigned long long *v)
