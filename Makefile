@@ -94,7 +94,7 @@ demo: all
 	@$(B)/ncpflash run tools/demo.lua
 
 bench: all
-	@$(B)/ncpflash run tests/bench.lua
+	@NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/bench.lua $(BENCH_ARGS)
 
 lint: $(DEPS_OK)
 	luacheck -q $(LUA_ALL)

@@ -9,7 +9,8 @@
  *   realpath(path) -> p | nil, err         mkdirs(path) -> true | nil, err
  *   getenv(name)              pid()
  *   spawn(argv, {stdin=, stdout=, stderr=, append=}) -> pid  (paths; "null")
- *   wait(pid, timeout) -> status | nil     (status 128+sig when killed)
+ *   wait(pid, timeout) -> status, rusage | nil  (status 128+sig when killed;
+ *                             rusage = {utime=, stime=, maxrss_kib=} of the child)
  *   kill(pid [, "TERM"|"KILL"|"INT"])
  *   error(code, message, fields)  new_error(...) -> e   is_error(v) -> bool
  *   interrupted() -> bool     embedded([prefix]) -> list of embedded paths
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -259,11 +261,20 @@ static int l_wait(lua_State *L)
 	double deadline = ncp_now() + timeout;
 	for (;;) {
 		int st;
-		pid_t r = waitpid(pid, &st, WNOHANG);
+		struct rusage ru;
+		pid_t r = wait4(pid, &st, WNOHANG, &ru);
 		if (r == pid) {
 			lua_pushinteger(L, WIFEXITED(st) ? WEXITSTATUS(st) :
 					   128 + WTERMSIG(st));
-			return 1;
+			/* the child's resource usage (benchmarks) */
+			lua_createtable(L, 0, 3);
+			lua_pushnumber(L, (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
+			lua_setfield(L, -2, "utime");
+			lua_pushnumber(L, (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+			lua_setfield(L, -2, "stime");
+			lua_pushinteger(L, (lua_Integer)ru.ru_maxrss); /* KiB on Linux */
+			lua_setfield(L, -2, "maxrss_kib");
+			return 2;
 		}
 		if (r < 0)
 			return fail(L, "waitpid");

@@ -1,0 +1,107 @@
+-- benchmodel: the lower bound of a flashing run under ncpsim's realtime model (tests/bench.lua).
+--
+-- ncpsim --realtime --log FILE appends to every command line
+--   "@T busy=B baud=D"   T monotonic seconds, B = modelled device time of the command (adapter
+--                        latency + flash work), D = the UART baud the frame and reply travel at
+-- and "@T" to handshake and line-change lines. The bound of a phase is
+--   wire time  (frame bytes + reply bytes, 10 bits each at the baud in effect: 200,000 B/s at
+--               2 Mbaud, 50,000 B/s at the 500 kbaud handshake speed; a handshake counts the
+--               sync burst the host sends plus the "OK")
+-- + device time (the sum of B)
+-- for a host that keeps one frame in flight and spends no time itself: nothing in the model lets
+-- a stop-and-wait host be faster. The reset sequence's guard times are the board's (spec) waits,
+-- not modelled device work, and are not in the bound.
+local M = {}
+
+-- opcode -> phase (everything else is "connect": handshake, boot info, timeout, clock, MAC,
+-- flash parameters, JEDEC id)
+M.phase_of = {
+  [0x30] = "erase", [0x3C] = "erase",
+  [0x31] = "write", [0x3F] = "write", [0x3A] = "write",
+  [0x60] = "verify", [0x3D] = "verify", [0x3E] = "verify", [0x61] = "verify",
+}
+M.phases = { "connect", "erase", "write", "verify" }
+
+-- One log line -> event table or nil (lines without realtime fields are ignored).
+--   {kind = "cmd", op =, plen =, rx =, tx =, t =, busy =, baud =, phase =}
+--   {kind = "handshake", t =, busy =, baud =}   {kind = "lines", t =, dtr =, rts =}
+function M.parse_line(l)
+  local t = tonumber(l:match(" @([%d%.]+)"))
+  if not t then return nil end
+  local busy, baud = tonumber(l:match(" busy=([%d%.]+)")), tonumber(l:match(" baud=(%d+)"))
+  local op, plen = l:match("^0x(%x%x) %S+ plen=(%d+)")
+  if op then
+    op, plen = tonumber(op, 16), tonumber(plen)
+    local tx = 2                                       -- "OK"
+    local dl = l:match("%-> OK len=(%d+)")
+    if dl then tx = 4 + tonumber(dl)
+    elseif l:match("%-> FL ") then tx = 4
+    elseif l:match("%-> %(no reply%)") then tx = 0 end
+    return { kind = "cmd", op = op, plen = plen, rx = 4 + plen, tx = tx, t = t, busy = busy or 0,
+             baud = baud, phase = M.phase_of[op] or "connect" }
+  end
+  if l:match("^handshake ") then
+    return { kind = "handshake", t = t, busy = busy or 0, baud = baud or tonumber(l:match("baud=(%d+)")),
+             phase = "connect" }
+  end
+  local dtr, rts = l:match("^lines dtr=(%d) rts=(%d)")
+  if dtr then return { kind = "lines", t = t, dtr = dtr == "1", rts = rts == "1" } end
+  return nil
+end
+
+-- Bound of a list of events. opts.sync_bytes: 0x55 bytes per handshake burst (the host's
+-- `session.sync_count(chip, baud)`), default 300. Returns
+--   {connect = {wire=, device=, bound=, rx=, tx=, commands=}, erase = ..., write = ...,
+--    verify = ..., total = {wire=, device=, bound=}}
+function M.bound(events, opts)
+  opts = opts or {}
+  local r = { total = { wire = 0, device = 0, bound = 0, rx = 0, tx = 0, commands = 0 } }
+  for _, p in ipairs(M.phases) do r[p] = { wire = 0, device = 0, bound = 0, rx = 0, tx = 0, commands = 0 } end
+  for _, e in ipairs(events) do
+    local rx, tx
+    if e.kind == "cmd" then rx, tx = e.rx, e.tx
+    elseif e.kind == "handshake" then rx, tx = opts.sync_bytes or 300, 2 end
+    if rx then
+      local baud = e.baud or 2000000
+      local wire = (rx + tx) * 10 / baud
+      for _, acc in ipairs({ r[e.phase], r.total }) do
+        acc.wire = acc.wire + wire
+        acc.device = acc.device + e.busy
+        acc.rx, acc.tx = acc.rx + rx, acc.tx + tx
+        acc.commands = acc.commands + 1
+      end
+    end
+  end
+  for _, p in ipairs(M.phases) do r[p].bound = r[p].wire + r[p].device end
+  r.total.bound = r.total.wire + r.total.device
+  return r
+end
+
+-- Seconds from the reset (CHIP_EN pulled low: the first line change with RTS asserted since the
+-- previous handshake) to the first command after the handshake that follows; nil when the events
+-- hold no reset before a handshake.
+function M.reset_to_first_command(events)
+  local first_lines, hs
+  for _, e in ipairs(events) do
+    if e.kind == "lines" then
+      if e.rts and not first_lines then first_lines = e.t end
+    elseif e.kind == "handshake" then
+      if first_lines then hs = first_lines end
+      first_lines = nil
+    elseif e.kind == "cmd" and hs then
+      return e.t - hs
+    end
+  end
+  return nil
+end
+
+function M.parse_log(lines, from)
+  local ev = {}
+  for i = (from or 0) + 1, #lines do
+    local e = M.parse_line(lines[i])
+    if e then ev[#ev + 1] = e end
+  end
+  return ev
+end
+
+return M
