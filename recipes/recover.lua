@@ -1,0 +1,113 @@
+-- recover: the escalation for a module that will not flash (st67w611m1.md §7.4, the t01 report):
+-- probe, repeated strap entry with longer holds, a lower handshake baud, then a chip erase as soon
+-- as the ROM answers, and a re-flash when --config is given. Every step is logged.
+local sys = require("ncpflash.core.sys")
+local session = require("ncpflash.session")
+local reset = require("ncpflash.reset")
+local errors = require("ncpflash.errors")
+local flash = require("ncpflash.flash")
+
+local function strap(base, hold, lead)
+  return { kind = base.kind, lines = base.lines, active = base.active, fake = base.fake, run = base.run,
+    name = string.format("strap entry, BOOT %g ms ahead, CHIP_EN low %g ms", lead * 1000, hold * 1000),
+    enter = { { boot = 1 }, { wait = lead }, { en = 0 }, { wait = hold }, { en = 1 }, { wait = 0.05 },
+      { boot = 0 }, { wait = 0.02 } } }
+end
+
+return {
+  help = "recover a module that will not flash: strap entry with longer holds, lower baud, chip erase, re-flash",
+  description = [[
+The escalation for a module whose application keeps the ROM from answering (the ST67W611M1 t01
+report: only a full chip erase made it flashable again). Steps, each logged:
+  1. probe: is a ROM session already open?
+  2. strap entry with BOOT raised first and CHIP_EN held low for 50, 200, 500, 1000 ms
+  3. the longest strap at a lower handshake baud (115200)
+  4. the ladder from --reset / the board (e.g. manual) when the lines cannot do it
+As soon as the ROM answers: chip erase (the application is gone), then, with --config, the
+release is flashed on the same session. Exit 3 when the ROM never answered.]],
+  args = {
+    { "--config", type = "file", metavar = "INI", help = "flash this flash_prog_cfg.ini after the chip erase" },
+    { "--no-erase", flag = true, help = "do not chip-erase when the ROM answers (only get in)" },
+  },
+  run = function(ctx, a)
+    local ev = ctx.ev
+    local board, chip = ctx:board(), ctx:chip()
+    -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
+    if a.config then
+      local progcfg = require("ncpflash.progcfg")
+      local cfg = progcfg.load(a.config, { chipname = board.chipname })
+      local regions = {}
+      for _, r in ipairs(cfg.regions) do
+        regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
+      end
+      flash.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+    end
+    local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
+    local base
+    for _, st in ipairs(ladder) do
+      if st.kind == "lines" or st.kind == "gpio" then base = st; break end
+    end
+    local hs = ctx.opts.baud or chip.baud.handshake
+    local steps = { { what = "probe: is the ROM already listening?", reset = { { kind = "none", name = "none" } },
+      retries = 1, probe = true } }
+    if base then
+      for _, hold in ipairs({ 0.05, 0.2, 0.5, 1.0 }) do
+        steps[#steps + 1] = { what = string.format("strap entry: BOOT high first, CHIP_EN low for %g ms", hold * 1000),
+          reset = { strap(base, hold, 0.05) }, retries = 2 }
+      end
+      steps[#steps + 1] = { what = "strap entry at a lower handshake baud (115200), CHIP_EN low for 1000 ms",
+        reset = { strap(base, 1.0, 0.1) }, retries = 2, baud = math.min(115200, hs) }
+    end
+    local others = {}
+    for _, st in ipairs(ladder) do if st ~= base then others[#others + 1] = st end end
+    if #others > 0 then
+      steps[#steps + 1] = { what = "the remaining strategies: " .. reset.describe(others[1]), reset = others }
+    end
+    local s, last
+    local t0 = sys.now()
+    ev:stage("recover", { steps = #steps })
+    for i, st in ipairs(steps) do
+      ev:info(string.format("step %d/%d: %s", i, #steps, st.what), { step = i, what = st.what })
+      local ok, res = pcall(session.connect, ctx, { reset = st.reset, retries = st.retries, baud = st.baud,
+        probe = st.probe or false })
+      if ok then
+        s = res
+        ev:info(string.format("step %d/%d: the ROM answered after %.1f s", i, #steps, sys.now() - t0),
+          { step = i, result = "ok" })
+        break
+      end
+      if not errors.is(res) or res.code == "interrupted" or (res.code == "port" and not res.kind) then
+        error(res, 0)
+      end
+      last = res
+      local label = res.kind or res.code
+      if res.app then label = string.format("%s (text at %d baud: %q)", label, res.app.baud, res.app.line) end
+      ev:info(string.format("step %d/%d: %s", i, #steps, label), { step = i, result = res.kind or res.code })
+    end
+    if not s then
+      errors.raise("handshake", string.format("recover: the ROM never answered (%d steps, last: %s)", #steps,
+        last and (last.kind or last.code) or "?"), { kind = last and last.kind, app = last and last.app,
+        hint = last and last.hint or "check power and the BOOT/CHIP_EN wiring; try --reset manual" })
+    end
+    local guard <close> = s   -- closed on every way out (the re-flash closes it too; idempotent)
+    local result = { steps = #steps, seconds = sys.now() - t0, rom_version = guard.info.rom_version }
+    if not a.no_erase then
+      ev:stage("erase", { all = true })
+      ev:info("chip erase now (the application in flash is what kept the ROM away)")
+      local te = sys.now()
+      s:erase_all()
+      result.erased = true
+      ev:info(string.format("chip erased in %.1f s", sys.now() - te))
+    end
+    if a.config then
+      ev:info("re-flashing " .. a.config .. " on the same session")
+      local rctx = setmetatable({ connect = function() return s end }, { __index = ctx })
+      local sum = flash.from_config(rctx, a.config, { erase = 0 })
+      result.flashed = sum and sum.regions
+    end
+    ev:result(result)
+    ev:info(a.config and "recovered: the release is flashed and verified" or
+      (a.no_erase and "recovered: the ROM answers" or
+        "recovered: the chip is erased; flash it now (ncpflash flash --config X.ini)"))
+  end,
+}
