@@ -65,8 +65,16 @@ static int error_push(lua_State *L, int fields, const char *code,
 {
 	if (fields)
 		fields = lua_absindex(L, fields);
-	if (strcmp(code, "interrupted") == 0)
-		interrupt_consume();
+	if (strcmp(code, "interrupted") == 0) {
+		/* A job leaves the signal pending for its sibling jobs and the
+		 * parent (which consumes it once every job has ended); it only
+		 * remembers that it has raised it. */
+		struct host_job *job = host_job_of(L);
+		if (job)
+			atomic_store(&job->interrupted, 1);
+		else
+			interrupt_consume();
+	}
 	lua_newtable(L);
 	if (fields && lua_istable(L, fields)) {
 		lua_pushnil(L);
@@ -254,9 +262,9 @@ static void setup_loading(lua_State *L, const char *lua_path)
 
 /* --- running -------------------------------------------------------------- */
 
-const struct host_job *host_job_of(lua_State *L)
+struct host_job *host_job_of(lua_State *L)
 {
-	return *(const struct host_job **)lua_getextraspace(L);
+	return *(struct host_job **)lua_getextraspace(L);
 }
 
 /* A pending SIGINT/SIGTERM, or (in a jobs thread) the parent's cancel flag,
@@ -264,7 +272,9 @@ const struct host_job *host_job_of(lua_State *L)
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	const struct host_job *job = host_job_of(L);
+	struct host_job *job = host_job_of(L);
+	if (job && atomic_load(&job->interrupted))
+		return; /* raised once already: let the cleanup run */
 	if (ncp_interrupt_pending() || (job && job->cancel && atomic_load(job->cancel)))
 		ncp_error(L, "interrupted", "interrupted");
 }
@@ -331,14 +341,14 @@ int host_run(int argc, char **argv)
  * one device job (ncpflash.core.jobs runs this in its own thread; `job`
  * then carries the event pipe and the cancel flag).  Nothing here is
  * shared between states. */
-int host_main(int argc, char **argv, const struct host_job *job)
+int host_main(int argc, char **argv, struct host_job *job)
 {
 	lua_State *L = luaL_newstate();
 	if (!L) {
 		fputs("ncpflash: out of memory\n", stderr);
 		return 1;
 	}
-	*(const struct host_job **)lua_getextraspace(L) = job;
+	*(struct host_job **)lua_getextraspace(L) = job;
 	lua_pushcfunction(L, msghandler);
 	lua_pushcfunction(L, pmain);
 	lua_pushinteger(L, argc);

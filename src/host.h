@@ -76,15 +76,16 @@ struct host_job {
 	int event_fd;             /* write end of the pipe for JSON event lines */
 	int index;                /* 1-based job number */
 	const _Atomic int *cancel; /* non-zero: Lua code raises "interrupted" */
+	_Atomic int interrupted;  /* set once the job has raised "interrupted" */
 };
 
 /* Run ncpflash.main(argv) in a fresh Lua state; job is NULL for the
  * process itself.  Returns the exit code.  Signals must already be blocked
  * in the calling thread (host_run does it; jobs threads inherit it). */
-int host_main(int argc, char **argv, const struct host_job *job);
+int host_main(int argc, char **argv, struct host_job *job);
 
 /* The job a Lua state runs for, or NULL. */
-const struct host_job *host_job_of(lua_State *L);
+struct host_job *host_job_of(lua_State *L);
 
 /* luaopen_ functions of the C modules, registered by host.c in
  * package.preload under the names given. */

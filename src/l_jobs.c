@@ -18,8 +18,10 @@
  *   job:result()        -> exit code once the thread has ended, else nil
  *   job:cancel()        ask the job to stop (it ends with "interrupted")
  *   job:join(timeout)   -> true when the thread ended and was joined
- *   jobs.wait(jobs_list, timeout) -> number of jobs with input or EOF
- *                       (raises "interrupted" on SIGINT/SIGTERM)
+ *   jobs.wait(jobs_list, timeout) -> number of jobs with input or EOF,
+ *                       interrupted (true when SIGINT/SIGTERM is pending: it
+ *                       is left pending so that every job sees it too; the
+ *                       caller consumes it once all jobs have ended)
  *   jobs.self()         -> nil, or {index = n} inside a job
  *   jobs.events()       -> inside a job: a Lua file handle on the event pipe
  *   jobs.lock(path, timeout) -> lock (flock(2) on path, created if missing;
@@ -150,6 +152,7 @@ static int l_start(lua_State *L)
 	j->hj.event_fd = fds[1];
 	j->hj.index = index;
 	j->hj.cancel = &j->cancel;
+	atomic_init(&j->hj.interrupted, 0);
 	atomic_fetch_add(&j->refs, 1); /* the thread's reference */
 	j->joined = 0;
 	int err = pthread_create(&j->thread, NULL, job_thread, j);
@@ -292,9 +295,12 @@ static int l_wait(lua_State *L)
 		n++;
 	}
 	double deadline = ncp_now() + timeout;
+	int interrupted = 0;
 	while (!ready) {
-		if (ncp_interrupt_pending())
-			return ncp_error(L, "interrupted", "interrupted");
+		if (ncp_interrupt_pending()) {
+			interrupted = 1;
+			break;
+		}
 		double left = deadline - ncp_now();
 		if (left <= 0)
 			break;
@@ -306,12 +312,13 @@ static int l_wait(lua_State *L)
 			ready = got;
 	}
 	lua_pushinteger(L, ready);
-	return 1;
+	lua_pushboolean(L, interrupted);
+	return 2;
 }
 
 static int l_self(lua_State *L)
 {
-	const struct host_job *hj = host_job_of(L);
+	struct host_job *hj = host_job_of(L);
 	if (!hj)
 		return 0;
 	lua_createtable(L, 0, 1);
@@ -329,7 +336,7 @@ static int events_close(lua_State *L)
 
 static int l_events(lua_State *L)
 {
-	const struct host_job *hj = host_job_of(L);
+	struct host_job *hj = host_job_of(L);
 	if (!hj)
 		return luaL_error(L, "jobs.events: not inside a job");
 	luaL_Stream *s = lua_newuserdatauv(L, sizeof *s, 0);

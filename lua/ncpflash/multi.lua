@@ -355,16 +355,16 @@ function M._main(opts, rest, argv, ev)
   local list = {}
   for i, d in ipairs(self.devs) do list[i] = d.job end
   local running = #self.devs
-  local cancel_deadline
+  local cancel_deadline, interrupted
+  -- Ctrl-C / SIGTERM: the signal stays pending until every job has seen it and ended (jobs.wait
+  -- reports it without consuming it), so this loop runs without the interrupt hook.
+  debug.sethook()
   while running > 0 do
-    local wok, werr = pcall(jobs.wait, list, 0.1)
-    if not wok then
-      if errors.is(werr) and werr.code == "interrupted" then
-        if not self.cancelled then self:cancel_all() end
-        cancel_deadline = cancel_deadline or sys.now() + 15
-      else
-        error(werr, 0)
-      end
+    local _, intr = jobs.wait(list, 0.1)
+    if intr and not interrupted then
+      interrupted = true
+      if not self.cancelled then self:cancel_all() end
+      cancel_deadline = sys.now() + 15
     end
     running = 0
     for _, d in ipairs(self.devs) do
@@ -387,6 +387,7 @@ function M._main(opts, rest, argv, ev)
     self:draw()
   end
   self:draw(true)
+  if interrupted then pcall(sys.error, "interrupted", "interrupted") end   -- consume the signal now
   local worst = 0
   for _, d in ipairs(self.devs) do worst = M.worst(worst, d.code) end
   if self.cancelled then worst = M.worst(worst, 130) end

@@ -122,3 +122,31 @@ end)
 test("chip ids differ per board", function()
   eq(chip_id(3), "40827b03d203")
 end)
+
+test("Ctrl-C stops every job; the summary still comes, exit 130", function()
+  local dir = helpers.tmpdir()
+  helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(64 * 1024, 5))
+  local a <close> = helpers.ncpsim{ "--boot-info", boot_info(1), "--fault", "stall:31:20:3" }
+  local b <close> = helpers.ncpsim{ "--boot-info", boot_info(2), "--fault", "stall:31:20:3" }
+  local pid = assert(sys.spawn({ helpers.ncpflash, "--json", "--port", a.url, "--port", b.url, "flash", "0x10000",
+    dir .. "/fw.bin" }, { stdout = dir .. "/out", stderr = dir .. "/err" }))
+  local deadline = sys.now() + 10
+  repeat   -- wait until both are writing
+    sys.sleep(0.05)
+    local n = select(2, helpers.readfile(dir .. "/out"):gsub('"event":"stage","name":"write"', ""))
+    if n == 0 then n = select(2, helpers.readfile(dir .. "/out"):gsub('"name":"write"', "")) end
+  until n >= 2 or sys.now() > deadline
+  sys.sleep(0.2)
+  local t0 = sys.now()
+  sys.kill(pid, "INT")
+  local code = sys.wait(pid, 15)
+  if not code then sys.kill(pid, "KILL"); sys.wait(pid, 5) end
+  eq(code, 130, helpers.readfile(dir .. "/err"))
+  ok(sys.now() - t0 < 10, "stopped promptly")
+  local evs = helpers.json_lines(helpers.readfile(dir .. "/out"))
+  local sum = evs[#evs]
+  eq(sum.event, "summary")
+  eq(sum.exit, 130)
+  eq(sum.devices[1].result, "interrupted")
+  eq(sum.devices[2].result, "interrupted")
+end)
