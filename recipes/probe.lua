@@ -40,7 +40,8 @@ local function serialize(v, indent)
   if t == "string" then return string.format("%q", v)
   elseif t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.17g", v)
+    local short = string.format("%.10g", v)
+    return tonumber(short) == v and short or string.format("%.17g", v)
   elseif t == "boolean" then return tostring(v)
   elseif t ~= "table" then return "nil" end
   local keys, n = {}, #v

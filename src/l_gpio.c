@@ -15,7 +15,8 @@
  *   lines:set{[i] = bool, ...}   i = index into `offsets`; one
  *     GPIO_V2_LINE_SET_VALUES_IOCTL for all changed lines (same instant)
  *   lines:get() -> {bool, ...}  the levels last set (fake) / read back
- *   lines:log() -> {{t=, offset=, value=}, ...}  (fake only; {} otherwise)
+ *   lines:log() -> {{t=, offset=, value=}, ...}  (fake only; {} otherwise): the
+ *     levels at the request, then every change
  *   lines:info() -> {chip=, offsets={...}, fake=bool}
  *   lines:close()
  *
@@ -227,9 +228,9 @@ static int l_set(lua_State *L)
 #endif
 	for (unsigned i = 0; i < g->n; i++) {
 		if (mask & ((uint64_t)1 << i)) {
+			if (g->fake && g->values[i] != newv[i])
+				record(g, i, newv[i]); /* the log holds changes only */
 			g->values[i] = newv[i];
-			if (g->fake)
-				record(g, i, newv[i]);
 		}
 	}
 	lua_pushboolean(L, 1);

@@ -331,7 +331,9 @@ function M.connect(ctx, opts)
   local hs_baud = opts.baud or cop.baud or chip.baud.handshake
   local load_baud = opts.load_baud or cop.load_baud or chip.baud.load
   local rsel = opts.reset
-  if rsel == nil or rsel == true then rsel = cop.no_reset and false or cop.reset end
+  if rsel == nil or rsel == true then
+    if cop.no_reset then rsel = false else rsel = cop.reset end
+  end
   s.strategies = reset.ladder({ reset = rsel }, board)
   opts.retries = opts.retries or cop.retries
   s.url = opts.port or cop.port
