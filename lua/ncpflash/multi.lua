@@ -72,7 +72,8 @@ end
 function M.resolve_ports(opts, list_fn)
   local out, seen = {}, {}
   local function add(u) if not seen[u] then seen[u] = true; out[#out + 1] = u end end
-  for _, u in ipairs(opts.port_list or (opts.port and { opts.port }) or {}) do add(u) end
+  -- NCPFLASH_PORT (opts.port without opts.port_list) counts only when no filter is given
+  for _, u in ipairs(opts.port_list or (not opts.ports_list and opts.port and { opts.port }) or {}) do add(u) end
   if opts.ports_list then
     local list = (list_fn or require("ncpflash.core.port").list)()
     for _, f in ipairs(opts.ports_list) do
