@@ -102,7 +102,8 @@ local function run_case(sim, dir, argv)
   -- Peak RSS: the child's VmHWM, sampled while it runs. (getrusage's ru_maxrss of a child started
   -- with posix_spawn includes this bench process's own peak: Linux keeps the high-water mark of
   -- the address space the child exec'ed from, which vfork shares with the parent.)
-  local code, ru, hwm = nil, nil, 0
+  local code, ru
+  local hwm = 0
   local status = "/proc/" .. pid .. "/status"
   repeat
     local f = io.open(status, "r")
@@ -127,8 +128,10 @@ local function run_case(sim, dir, argv)
 end
 
 local CASES = {
-  { id = "a", name = "t02 set, chip erase", argv = function(set) return { "flash", "--config", set.ini, "--erase", "2" } end },
-  { id = "b", name = "t02 set, --erase 1", argv = function(set) return { "flash", "--config", set.ini, "--erase", "1" } end },
+  { id = "a", name = "t02 set, chip erase",
+    argv = function(set) return { "flash", "--config", set.ini, "--erase", "2" } end },
+  { id = "b", name = "t02 set, --erase 1",
+    argv = function(set) return { "flash", "--config", set.ini, "--erase", "1" } end },
   { id = "c", name = "t02 unchanged, --skip-unchanged",
     argv = function(set) return { "flash", "--config", set.ini, "--erase", "1", "--skip-unchanged" } end },
   { id = "d", name = "1 MiB incompressible",
@@ -175,7 +178,8 @@ for _, lat in ipairs(latencies) do
         local ph = { time_s = r3(t), bound_s = r3(b[p].bound), wire_s = r3(b[p].wire), device_s = r3(b[p].device),
           ratio = b[p].bound > 0 and r3(t / b[p].bound) or nil, commands = b[p].commands }
         rec.phases[p] = ph
-        print(("%-36s %-8s %9.3f %9.3f %7s"):format(label, p, t, b[p].bound, ph.ratio and ("%.2f"):format(ph.ratio) or "-"))
+        print(("%-36s %-8s %9.3f %9.3f %7s"):format(label, p, t, b[p].bound,
+          ph.ratio and ("%.2f"):format(ph.ratio) or "-"))
         label = ""
       end
       print(("%-36s %-8s %9.3f %9.3f %7.2f   cpu %.2f s, rss %.1f MiB, reset->first command %s"):format("", "total",
