@@ -299,6 +299,7 @@ function Run:summary(worst)
       d.code == 0 and "ok" or "FAILED", d.seconds or 0,
       d.code == 0 and (d.bytes and (d.bytes .. " bytes written") or "")
         or (("exit %d: %s"):format(d.code, d.error_ev and d.error_ev.message or "")))
+    if d.code ~= 0 and d.error_ev and d.error_ev.hint then lines[#lines + 1] = "   hint: " .. d.error_ev.hint end
   end
   local total = sys.now() - self.t0
   lines[#lines + 1] = ("%d of %d devices ok, %d failed, %.1f s; exit code %d"):format(ok_n, #self.devs,

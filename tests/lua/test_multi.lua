@@ -53,7 +53,7 @@ test("8 boards in one command: good ones verified, bad ones reported with cause,
   helpers.writefile(dir .. "/fw.bin", fw)
   local faults = {
     [6] = { "--fault", "silent" },                 -- never answers: handshake (3)
-    [7] = { "--fault", "fl:30:0005:0" },           -- every erase refused: device error (4)
+    [7] = { "--fault", "fl:31:0005:0", "--fault", "fl:3F:0005:0" },   -- every write refused: device error (4)
     [8] = { "--fault", "stall:31:1.5:2" },         -- a slow board: still fine
   }
   local sims, argv = {}, {}

@@ -11,7 +11,8 @@ test("--json with several ports: schema v2 on every line", function()
   local dir = helpers.tmpdir()
   helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(40 * 1024, 3))
   local good <close> = helpers.ncpsim{ "--boot-info", boot_info(1) }
-  local bad <close> = helpers.ncpsim{ "--boot-info", boot_info(2), "--fault", "fl:30:0005:0" }
+  local bad <close> = helpers.ncpsim{ "--boot-info", boot_info(2), "--fault", "fl:31:0005:0", "--fault",
+    "fl:3F:0005:0" }
   local r = helpers.run{ "--json", "--port", good.url, "--port", bad.url, "flash", "0x10000", dir .. "/fw.bin" }
   eq(r.code, 4, r.err)
   eq(r.err, "", "nothing on stderr with --json")

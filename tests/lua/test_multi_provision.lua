@@ -80,3 +80,17 @@ test("a rerun on the same chip gets its reserved row back", function()
   eq(c:commit(row, { chip_id = "ffff" }), false, "commit twice: no longer reserved")
   match(helpers.readfile(dir .. "/u.csv"), "B,02:00:00:00:00:02,,used ffff ")
 end)
+
+test("jobs.lock: a second lock on the same file waits, even in the same process", function()
+  local jobs = require "ncpflash.core.jobs"
+  local sys = require "ncpflash.core.sys"
+  local path = helpers.tmpdir() .. "/x.lock"
+  local a = jobs.lock(path, 1)
+  local t0 = sys.now()
+  local e = raises(function() jobs.lock(path, 0.2) end, "timeout")
+  match(e.message, "locked")
+  ok(sys.now() - t0 >= 0.19)
+  a:unlock()
+  local b <close> = jobs.lock(path, 0.2)
+  ok(b)
+end)
