@@ -296,3 +296,49 @@ test("probe --tune: sweeps, saves a user board file that later runs use", functi
   eq(r2.code, 0, r2.err)
   match(r2.out, "attempt 1 +lines +500000 baud +ok")
 end)
+
+local function have_socat()
+  local ok_, _, code = os.execute("command -v socat >/dev/null 2>&1")
+  return ok_ == true and (code or 0) == 0
+end
+
+test("--reset boot2: asks the application's shell to reboot, waits for 'Boot2 ISP Ready'", function()
+  if not have_socat() then skip("socat not installed") end
+  local dir = helpers.tmpdir()
+  local a, b = dir .. "/a", dir .. "/b"
+  local socat = sys.spawn({ "socat", "pty,raw,echo=0,link=" .. a, "pty,raw,echo=0,link=" .. b },
+    { stdout = "null", stderr = "null" })
+  local deadline = sys.now() + 5
+  while not (sys.stat(a) and sys.stat(b)) and sys.now() < deadline do sys.sleep(0.02) end
+  -- a boot2 stand-in on the other end: "ispboot if / reboot", then 0x55 -> "Boot2 ISP Ready"
+  local dev = helpers.writefile(dir .. "/boot2.lua", ([[
+    local p <close> = require("ncpflash.core.port").open(%q)
+    local seen, t0 = "", require("ncpflash.core.sys").now()
+    while require("ncpflash.core.sys").now() - t0 < 8 do
+      seen = (seen .. p:read(512, 0.05)):sub(-4096)
+      if seen:find("ispboot if\r\nreboot\r\n", 1, true) and seen:find("\x55\x55\x55\x55$") then
+        p:write("Boot2 ISP Ready\r\n")
+        io.stdout:write("asked to reboot\n"); io.stdout:flush()
+        break
+      end
+    end
+    require("ncpflash.core.sys").sleep(3)
+  ]]):format(b))
+  local devpid = sys.spawn({ helpers.ncpflash, "run", dev }, { stdout = dir .. "/dev.out", stderr = dir .. "/dev.err" })
+  local r = helpers.run{ "--port", a, "--retries", "1", "--reset", "boot2", "info" }
+  sys.wait(devpid, 5)
+  sys.kill(socat, "TERM"); sys.wait(socat, 5)
+  match(helpers.readfile(dir .. "/dev.out"), "asked to reboot")
+  eq(r.code, 3)                          -- the stand-in is no ROM: the handshake itself finds nothing
+  match(r.err, "no answer from the chip")
+  nomatch(r.err, "boot2 did not answer")
+end)
+
+test("--reset boot2 against silence: reset-failed naming boot2", function()
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0", "--fault", "silent" }
+  local r = helpers.run{ "--port", sim.url, "--retries", "1", "--reset", "boot2:", "info" }
+  eq(r.code, 2)                          -- a malformed spec is a usage error
+  local r2 = helpers.run{ "--port", sim.url, "--retries", "1", "--reset", "boot2", "info" }
+  eq(r2.code, 3)
+  match(r2.err, "boot2 did not answer \"Boot2 ISP Ready\" within 5 s")
+end)
