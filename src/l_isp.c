@@ -224,8 +224,26 @@ static void read_opts(lua_State *L, int idx, struct cmd_opts *o)
  * for (so nothing of a later reply is consumed), in slices of <= 100 ms,
  * until a final result or the deadline (opts.timeout after the write).
  * With opts.pending a "PD" is dropped and the wait goes on until the same
- * deadline; without it "PD" is a protocol error.
+ * deadline; without it "PD" is a protocol error. isp.send and isp.reply are
+ * its two halves (stop-and-wait with work between them, or a bounded
+ * number of frames in flight), sharing this code.
  */
+
+/* Writes the frame. The frame lives in a userdata (freed by the GC even
+ * when an error unwinds). */
+static void send_frame(lua_State *L, struct port *port, unsigned cmd,
+		       const char *pl, size_t plen, const struct cmd_opts *o)
+{
+	uint8_t *frame = (uint8_t *)lua_newuserdatauv(L, plen + ISP_HEADER_LEN, 0);
+	size_t flen = isp_frame(frame, plen + ISP_HEADER_LEN, (uint8_t)cmd,
+				(const uint8_t *)pl, plen, o->checksum);
+	ncp_port_write(L, port, frame, flen);
+	lua_pop(L, 1);
+}
+
+static int read_reply(lua_State *L, struct port *port, unsigned cmd,
+		      struct cmd_opts o);
+
 static int l_command(lua_State *L)
 {
 	struct port *port = ncp_checkport(L, 1);
@@ -234,18 +252,45 @@ static int l_command(lua_State *L)
 	const char *pl = check_payload(L, 3, &plen);
 	struct cmd_opts o;
 	read_opts(L, 4, &o);
+	send_frame(L, port, cmd, pl, plen, &o);
+	return read_reply(L, port, cmd, o);
+}
+
+/* isp.send(port, cmd, payload, opts): the first half of isp.command (the
+ * frame is written; opts.checksum). */
+static int l_send(lua_State *L)
+{
+	struct port *port = ncp_checkport(L, 1);
+	unsigned cmd = check_cmd(L, 2);
+	size_t plen;
+	const char *pl = check_payload(L, 3, &plen);
+	struct cmd_opts o;
+	read_opts(L, 4, &o);
+	send_frame(L, port, cmd, pl, plen, &o);
+	return 0;
+}
+
+/* isp.reply(port, cmd, opts): the second half of isp.command - reads and
+ * parses the reply to a frame sent with isp.send (the deadline counts
+ * from this call). */
+static int l_reply(lua_State *L)
+{
+	struct port *port = ncp_checkport(L, 1);
+	unsigned cmd = check_cmd(L, 2);
+	struct cmd_opts o;
+	read_opts(L, 3, &o);
+	return read_reply(L, port, cmd, o);
+}
+
+/* Reads exactly the bytes the reply needs, until a final result or the
+ * deadline (o.timeout from now). */
+static int read_reply(lua_State *L, struct port *port, unsigned cmd,
+		      struct cmd_opts o)
+{
 	char opbuf[8];
 	const char *op = op_label(cmd, opbuf, sizeof(opbuf));
-
-	/* The frame lives in a userdata (freed by the GC even when an error
-	 * unwinds); the reply starts in a small stack buffer and moves to a
-	 * userdata only when a long data reply announces itself. */
-	uint8_t *frame = (uint8_t *)lua_newuserdatauv(L, plen + ISP_HEADER_LEN, 0);
-	size_t flen = isp_frame(frame, plen + ISP_HEADER_LEN, (uint8_t)cmd,
-				(const uint8_t *)pl, plen, o.checksum);
-	ncp_port_write(L, port, frame, flen);
-	lua_pop(L, 1);
-
+	/* the reply starts in a small stack buffer and moves to a userdata
+	 * only when a long data reply announces itself */
 	uint8_t small[256];
 	uint8_t *buf = small;
 	size_t cap = sizeof(small);
@@ -379,6 +424,8 @@ int luaopen_ncpflash_core_isp(lua_State *L)
 		{"checksum", l_checksum},
 		{"parse", l_parse},
 		{"command", l_command},
+		{"send", l_send},
+		{"reply", l_reply},
 		{"sync", l_sync},
 		{"fl_hint", l_fl_hint},
 		{NULL, NULL},

@@ -313,7 +313,9 @@ end
 -- opts: port (url), baud (handshake), load_baud, retries, probe (default true), reset (false =
 -- none, a --reset string, or a list of strategies; default: --reset / --no-reset / the board's),
 -- baud_ladder (true = the chip's sync.baud_ladder, or a list of lower bauds), on_attempt
--- (function(attempt) called after each handshake attempt), board, chip (tables).
+-- (function(attempt) called after each handshake attempt), on_port (function(port) after the
+-- open), app (false: do not listen for an application again), sync (overrides chip.sync fields),
+-- board, chip (tables).
 -- The reset strategies are validated before the port opens.
 function M.connect(ctx, opts)
   opts = opts or {}
@@ -328,6 +330,7 @@ function M.connect(ctx, opts)
     chip = setmetatable({ sync = sync }, { __index = chip })
   end
   local s = setmetatable({ ctx = ctx, ev = ctx.ev, board = board, chip = chip, stats = {} }, Session)
+  if opts.app == false then s.app = false end   -- the caller listened already: no application
   local hs_baud = opts.baud or cop.baud or chip.baud.handshake
   local load_baud = opts.load_baud or cop.load_baud or chip.baud.load
   local rsel = opts.reset
@@ -336,6 +339,9 @@ function M.connect(ctx, opts)
   end
   s.strategies = reset.ladder({ reset = rsel }, board)
   opts.retries = opts.retries or cop.retries
+  if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 1 or opts.retries > 100) then
+    errors.raise("usage", "--retries: give 1..100 handshake attempts per reset strategy")
+  end
   s.url = opts.port or cop.port
   local t0 = sys.now()
   s.ev:stage("connect", { port = s.url, baud = hs_baud })
@@ -573,16 +579,56 @@ function Session:write(addr, data, opts)
   if compress == nil then compress = self:_compression_pays(data) end
   local st = { sent = 0, written = total, compressed = compress, frames = 0 }
   local t0 = sys.now()
+  -- Frames go out through isp.send/isp.reply with at most `window` unacknowledged. window 1
+  -- (default) is stop-and-wait on the wire: the next frame is only prepared (compressed) while the
+  -- device works on the previous one. window > 1 sends before the previous ack, which needs a ROM
+  -- that buffers the next frame or acks before programming (protocol.md §4.2: unconfirmed for
+  -- the BL616 ROM), so it is only used when the chip data or opts ask for it.
+  local window = math.max(1, opts.window or c.write_window or 1)
+  local inflight = {}
+  local function reap()
+    local f = table.remove(inflight, 1)
+    local ok, err = pcall(isp.reply, self.port, f.code, { timeout = f.timeout })
+    self.last_io = sys.now()
+    if ok then return end
+    -- the replies of later frames still in flight are drained and dropped: the error is this frame's
+    for _, g in ipairs(inflight) do pcall(isp.reply, self.port, g.code, { timeout = 0.2 }) end
+    inflight = {}
+    pcall(self.port.flush_input, self.port)
+    if errors.is(err) then
+      local got = type(err.got) == "string" and err.got or ""
+      if err.code == "protocol" and #got >= 2 and got:byte(1) == f.code then
+        errors.raise("handshake", string.format("%s: the reply starts with our own command bytes (%s): TX is "
+          .. "looped back to RX", isp.op_name[f.code], hexs(got, 8)), { kind = "echo", got = got })
+      end
+      err.frame, err.frame_offset = f.index, f.offset
+      err.message = string.format("%s (frame %d, data offset %d)", err.message, f.index, f.offset)
+    end
+    error(err, 0)
+  end
+  local function post(name, payload, timeout, offset)
+    if #inflight >= window then reap() end
+    if #inflight == 0 then self:_keepalive() end
+    local code = op(name)
+    isp.send(self.port, code, payload)
+    st.frames = st.frames + 1
+    inflight[#inflight + 1] = { code = code, timeout = timeout, index = st.frames, offset = offset }
+  end
   if not compress then
     local pos = 1
     while pos <= total do
       local piece = data:sub(pos, pos + chunk - 1)
-      self:cmd("FLASH_WRITE", string.pack("<I4", addr + pos - 1) .. piece,
-        { timeout = 2 + #piece / wrate })
-      st.sent, st.frames = st.sent + #piece, st.frames + 1
+      local payload = string.pack("<I4", addr + pos - 1) .. piece
+      if window > 1 then post("FLASH_WRITE", payload, 2 + #piece / wrate, pos - 1)
+      else
+        self:cmd("FLASH_WRITE", payload, { timeout = 2 + #piece / wrate })
+        st.frames = st.frames + 1
+      end
+      st.sent = st.sent + #piece
       pos = pos + #piece
       progress(pos - 1, total)
     end
+    while #inflight > 0 do reap() end
   else
     local enc = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
     local buf, fed, first = {}, 0, true
@@ -593,9 +639,9 @@ function Session:write(addr, data, opts)
       -- the ROM may program far more than the frame carries (highly compressible data)
       local ratio = fed / math.max(st.sent + #piece, 1)
       local t = math.min(60, 2 + #piece * ratio / wrate)
-      self:cmd("FLASH_DECOMPRESS_WRITE", string.pack("<I4", a) .. piece, { timeout = t })
+      post("FLASH_DECOMPRESS_WRITE", string.pack("<I4", a) .. piece, t, st.sent)
       first = false
-      st.sent, st.frames = st.sent + #piece, st.frames + 1
+      st.sent = st.sent + #piece
     end
     local function pump(final)
       local s = table.concat(buf)
@@ -620,6 +666,7 @@ function Session:write(addr, data, opts)
     end
     buf[#buf + 1] = enc:finish()
     pump(true)
+    while #inflight > 0 do reap() end
     progress(total, total)
   end
   st.seconds = sys.now() - t0
