@@ -3,6 +3,7 @@
 local model = require "benchmodel"
 local flash = require "ncpflash.flash"
 local sys = require "ncpflash.core.sys"
+local helpers = require "helpers"
 
 local function near(a, b, msg) ok(math.abs(a - b) < 1e-9, (msg or "") .. (": %.12g vs %.12g"):format(a, b)) end
 
@@ -88,4 +89,46 @@ test("64 KiB blocks of whole sectors for the blank check", function()
   eq(b[2].lo, 0x10800); eq(b[#b].hi, 0x20000 - 0x800, "ends at the last whole sector")
   eq(#flash.blocks(0x100, 0x100), 0)
   ok(sys.now() > 0)
+end)
+
+-- A recipe script that writes `n` compressible bytes at 0x10000 with opts.window = `window`,
+-- then prints the on-chip SHA-256 match, or the error's frame fields.
+local function window_script(window, n)
+  return helpers.writefile(helpers.tmpdir() .. "/win.lua", ([[
+    return { help = "t", args = {}, run = function(ctx)
+      local image = require "ncpflash.core.image"
+      local errors = require "ncpflash.errors"
+      local data = string.rep("window test 0123456789 ", %d // 23 + 1):sub(1, %d)
+      local h = {}
+      for i = 1, 4096 do h[i] = image.sha256(tostring(i)) end
+      data = data .. table.concat(h)                    -- plus 128 KiB that does not compress
+      local s <close> = ctx:connect()
+      s:erase(0x10000, #data)
+      local ok, err = pcall(s.write, s, 0x10000, data, { window = %d })
+      if not ok then
+        ctx.ev:info(("error %%s frame %%s offset %%s"):format(err.code, tostring(err.frame),
+          tostring(err.frame_offset)))
+        assert(errors.is(err))
+        s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false })   -- the session is still usable
+        ctx.ev:info("session usable")
+        return
+      end
+      s:write_check()
+      ctx.ev:info("match " .. tostring(s:sha256(0x10000, #data) == image.sha256(data)))
+    end }]]):format(n, n, window))
+end
+
+test("pipelined writes (window 3) land byte-exact through isp.send/isp.reply", function()
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, window_script(3, 200000) }
+  eq(r.code, 0, r.err)
+  match(r.out, "match true")
+end)
+
+test("pipelined writes: an FL names its frame, later replies are drained", function()
+  local sim <close> = helpers.ncpsim{ "--fault", "fl:3F:000C:3" }
+  local r = helpers.run{ "--port", sim.url, window_script(3, 200000) }
+  eq(r.code, 0, r.err)
+  match(r.out, "error device frame 3 offset 8192", r.out .. r.err)
+  match(r.out, "session usable")
 end)
