@@ -68,15 +68,17 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     ev:stage("recover", { steps = #steps })
     for i, st in ipairs(steps) do
       ev:info(string.format("step %d/%d: %s", i, #steps, st.what), { step = i, what = st.what })
-      local ok, res = pcall(session.connect, ctx, { reset = st.reset, retries = st.retries, baud = st.baud,
-        probe = st.probe or false })
+      local ok, res = pcall(session.connect, ctx, { reset = st.reset, retries = ctx.opts.retries or st.retries,
+        baud = st.baud,
+        probe = st.probe or false, app = (last and not last.app) and false or nil })
       if ok then
         s = res
         ev:info(string.format("step %d/%d: the ROM answered after %.1f s", i, #steps, sys.now() - t0),
           { step = i, result = "ok" })
         break
       end
-      if not errors.is(res) or res.code == "interrupted" or (res.code == "port" and not res.kind) then
+      -- go on only after a failed handshake or a ROM that stopped answering mid-connect
+      if not errors.is(res) or not (res.code == "handshake" or res.code == "timeout" or res.code == "protocol") then
         error(res, 0)
       end
       last = res

@@ -44,13 +44,13 @@ function M.decode_boot_info(chip, data)
   bi.rom_version = string.unpack("<I4", data, L.rom_version + 1)
   bi.sign = data:byte(L.sign + 1)
   bi.encrypt = data:byte(L.encrypt + 1)
-  bi.sw_cfg0 = string.unpack("<I4", data, L.sw_cfg0 + 1)
+  if L.sw_cfg0 then bi.sw_cfg0 = string.unpack("<I4", data, L.sw_cfg0 + 1) end
   if L.sw_cfg1 and #data >= L.sw_cfg1 + 4 then bi.sw_cfg1 = string.unpack("<I4", data, L.sw_cfg1 + 1) end
   local id = data:sub(L.chip_id.first + 1, L.chip_id.last + 1)
   if L.chip_id.reverse then id = id:reverse() end
   bi.chip_id = image.hex(id)
   local fp = chip.flash_pin_from_boot_info
-  if fp then bi.flash_pin = (bi.sw_cfg0 >> fp.shift) & fp.mask end
+  if fp and bi.sw_cfg0 then bi.flash_pin = (bi.sw_cfg0 >> fp.shift) & fp.mask end
   bi.rom_name = chip.rom_versions and chip.rom_versions[bi.rom_version]
   bi.secure_boot = bi.sign ~= 0
   bi.encrypted = bi.encrypt ~= 0
@@ -252,7 +252,7 @@ function Session:_rehandshake()
       .. "at %d baud", baud), { baud = baud })
   end
   self.rehandshakes = (self.rehandshakes or 0) + 1
-  self:set_rom_timeout(self.chip.rom_timeout.long)
+  self:set_rom_timeout(self.chip.rom_timeout and self.chip.rom_timeout.long)
   if self.flash_prepared then
     self.flash_prepared = false
     self:_prepare_flash()
@@ -447,9 +447,10 @@ function M._connect(s, hs_baud, load_baud, opts)
     s.handshake = s:_ladder(hs_baud, opts)
     info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
   end
-  s.info = M.decode_boot_info(chip, info)
+  -- chip detection from the boot info, post-sync writes, RAM loader upload (chip data)
+  chip = require("ncpflash.detect").apply(s, info, load_baud, opts)
   -- 3. ROM timeout, baud switch
-  s:set_rom_timeout(chip.rom_timeout.long)
+  s:set_rom_timeout(chip.rom_timeout and chip.rom_timeout.long)
   hs_baud = s.port:baud()                      -- the ladder may have lowered it
   if load_baud ~= hs_baud and load_baud ~= s.port:baud() then
     s:cmd("CLK_SET", string.pack("<I4I4", 1, load_baud), { no_keepalive = true })   -- ack at the old rate
