@@ -25,7 +25,7 @@ LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua
 DEPS_OK  = $(B)/.deps-ok
 RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
 
-.PHONY: all test demo bench lint install clean deps help check-deps
+.PHONY: all test demo bench lint install clean deps help check-deps fuzz fuzz-bins check-asan soak
 all: $(B)/ncpflash $(B)/ncpsim $(TEST_BIN) $(PEER_BIN)
 
 help:
@@ -34,6 +34,9 @@ help:
 	@echo "make test       build and run every test (ends with 'N passed, N failed')"
 	@echo "make bench      realtime benchmarks against ncpsim"
 	@echo "make lint       luacheck + compiler warnings as errors"
+	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60; clang-14)"
+	@echo "make check-asan the test suite under ASan + UBSan (build-asan)"
+	@echo "make soak       SOAK_N (default 200) seeded fault flashes against ncpsim"
 	@echo "make deps       install the Debian packages the build needs"
 	@echo "make install    install to \$$(DESTDIR)\$$(PREFIX) (default /usr/local)"
 
@@ -80,7 +83,10 @@ $(B)/ncpsim: $(SIM_OBJ)
 $(B)/tests/%: tests/c/%.c $(OBJ) $(B)/obj/embedded.o
 	@mkdir -p $(B)/tests
 	@echo "  CC      $@"
-	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	@$(CC) $(ALL_CFLAGS) -o $@ $(filter-out tests/fuzz/%,$^) $(LIBS)
+
+# the fuzz regression replay #includes the fuzz targets
+$(B)/tests/test_fuzz_regress: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
 $(B)/tests/%: tests/peer/%.c | $(DEPS_OK)
 	@mkdir -p $(B)/tests
@@ -89,6 +95,38 @@ $(B)/tests/%: tests/peer/%.c | $(DEPS_OK)
 
 test: all
 	@$(RUN)
+
+# ---- hardening (issue 9): fuzzing, sanitizers, fault soak -----------------
+FUZZ_B       ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = isp rfc2217 ini bfpt bfnp efuse ota
+SAN_FLAGS     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_B       ?= build-asan
+SOAK_N       ?= 200
+
+fuzz:
+	@sh tools/deps.sh fuzz
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=clang-14 \
+		CFLAGS="-O1 -g $(SAN_FLAGS) -fsanitize=fuzzer-no-link" fuzz-bins
+	@sh tools/fuzz.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_lua.c tests/fuzz/fuzz.h $(OBJ) $(B)/obj/embedded.o
+	@mkdir -p $(B)/fuzz
+	@echo "  FUZZ    $@"
+	@$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LIBS)
+
+# the whole suite with ASan + UBSan (ncpflash, ncpsim and the C tests)
+check-asan:
+	@$(MAKE) --no-print-directory B=$(ASAN_B) CFLAGS="-O1 -g $(SAN_FLAGS)" all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99 \
+	 NCPFLASH_BUILD=$(ASAN_B) $(ASAN_B)/ncpflash run tests/run.lua $(TEST_ARGS)
+
+# SOAK_N seeded fault runs against ncpsim (tests/soak.lua; SOAK_SEED, SOAK_ARGS)
+soak: all
+	@NCPFLASH_BUILD=$(B) SOAK_N=$(SOAK_N) $(B)/ncpflash run tests/soak.lua $(SOAK_ARGS)
 
 demo: all
 	@$(B)/ncpflash run tools/demo.lua

@@ -291,15 +291,20 @@ static int msghandler(lua_State *L)
 	return 1;
 }
 
+void host_prepare_state(lua_State *L, const char *lua_path)
+{
+	luaL_openlibs(L);
+	error_metatable(L);
+	setup_loading(L, lua_path);
+}
+
 /* Runs in protected mode: require "ncpflash.main" and call main(argv). */
 static int pmain(lua_State *L)
 {
 	int argc = (int)lua_tointeger(L, 1);
 	char **argv = (char **)lua_touserdata(L, 2);
 	const char *lua_path = lua_tostring(L, 3);
-	luaL_openlibs(L);
-	error_metatable(L);
-	setup_loading(L, lua_path);
+	host_prepare_state(L, lua_path);
 	lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "ncpflash.main");

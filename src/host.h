@@ -84,6 +84,13 @@ struct host_job {
  * in the calling thread (host_run does it; jobs threads inherit it). */
 int host_main(int argc, char **argv, struct host_job *job);
 
+/* Make a fresh state what ncpflash.main expects: standard libraries, the
+ * error metatable, the C modules in package.preload and the searchers
+ * (lua_path/lua, then the embedded files).  host_main does this; the fuzz
+ * harnesses (tests/fuzz) use it to call the Lua parsers directly.  Call it
+ * in protected mode (it may raise on out-of-memory). */
+void host_prepare_state(lua_State *L, const char *lua_path);
+
 /* The job a Lua state runs for, or NULL. */
 struct host_job *host_job_of(lua_State *L);
 

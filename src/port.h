@@ -188,6 +188,11 @@ struct port *port_tcp_open(const char *url, const char *hostport,
 struct port *port_rfc2217_open(const char *url, const char *hostport,
 			       const struct port_opts *o, char *err,
 			       size_t errlen, enum port_open_failure *why);
+/* The same client over an already connected stream fd (taken over; closed
+ * on failure): a socketpair for tests and the fuzz harness. */
+struct port *port_rfc2217_attach(int fd, const char *url,
+				 const struct port_opts *o, char *err,
+				 size_t errlen, enum port_open_failure *why);
 /* Non-zero when path names a pseudo-terminal. */
 int port_is_pty(const char *path);
 

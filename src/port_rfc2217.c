@@ -569,6 +569,10 @@ static int negotiate(struct rfc_port *r, double timeout, char *err,
 	return 0;
 }
 
+static struct port *rfc_start(struct rfc_port *r, const char *url,
+			      const struct port_opts *o, char *err,
+			      size_t errlen, enum port_open_failure *why);
+
 struct port *port_rfc2217_open(const char *url, const char *hostport,
 			       const struct port_opts *o, char *err,
 			       size_t errlen, enum port_open_failure *why)
@@ -593,6 +597,31 @@ struct port *port_rfc2217_open(const char *url, const char *hostport,
 		free(r);
 		return NULL;
 	}
+	return rfc_start(r, url, o, err, errlen, why);
+}
+
+struct port *port_rfc2217_attach(int fd, const char *url,
+				 const struct port_opts *o, char *err,
+				 size_t errlen, enum port_open_failure *why)
+{
+	struct rfc_port *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(r->host, sizeof r->host, "attached");
+	r->tcp_port = -1;
+	r->fd = fd;
+	return rfc_start(r, url, o, err, errlen, why);
+}
+
+/* Negotiates on r->fd (owned by r from here on). */
+static struct port *rfc_start(struct rfc_port *r, const char *url,
+			      const struct port_opts *o, char *err,
+			      size_t errlen, enum port_open_failure *why)
+{
 	port_init(&r->base, &rfc_ops, "rfc2217", url, o);
 	r->base.lines = 1;
 	double t = o->connect_timeout > 0 ? o->connect_timeout : NEGOTIATE_WAIT;

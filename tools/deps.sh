@@ -2,8 +2,10 @@
 # deps.sh - make sure the Debian packages the build and tests need are there.
 #   deps.sh install            install what is missing (root) or print the command
 #   deps.sh check-or-install   same, but exit 1 when something is missing and we are not root
+#   deps.sh fuzz               same for `make fuzz` / `make check-asan` (clang, libFuzzer, valgrind)
 set -u
 PKGS="make gcc pkg-config liblua5.4-dev libserialport-dev zlib1g-dev liblzma-dev libssl-dev lua-check socat xz-utils"
+[ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev valgrind"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

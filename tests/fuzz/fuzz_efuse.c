@@ -1,0 +1,11 @@
+/* fuzz_efuse.c - libFuzzer entry for the Lua "efuse" parser (see fuzz_lua.c). */
+#include "fuzz.h"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (ncp_fuzz_lua("efuse", data, size))
+		abort();
+	return 0;
+}
