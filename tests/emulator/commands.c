@@ -17,6 +17,11 @@ const char *op_name(int cmd)
 {
 	switch (cmd) {
 	case 0x10: return "get_boot_info";
+	case 0x11: return "load_boot_header";
+	case 0x17: return "load_seg_header";
+	case 0x18: return "load_seg_data";
+	case 0x19: return "check_image";
+	case 0x1A: return "run_image";
 	case 0x20: return "change_rate";
 	case 0x21: return "reset";
 	case 0x22: return "clk_set";
@@ -295,6 +300,8 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 	uint8_t tmp[4096 + 64];
 	uint32_t a, len;
 	unsigned code;
+	if (variant_command(s, cmd, p, n, r))
+		return;
 	switch (cmd) {
 	case 0x10:
 		r_data(r, s->id.boot_info, s->id.boot_info_len);

@@ -80,6 +80,8 @@ void dev_reset(struct sim *s, bool boot_high, double now)
 	s->ignoring_burst = false;
 	s->latched_err = 0;
 	s->xip = false;
+	s->loader = false; /* RAM is gone: the ROM again */
+	memset(&s->img, 0, sizeof s->img);
 	s->rom_timeout = s->default_timeout;
 	s->busy_until = now;
 	s->last_activity = now;
@@ -234,6 +236,12 @@ static void dispatch(struct sim *s, double now)
 		int k = 0;
 		for (double t = now + pd->seconds; t < at && k < 100000; t += pd->seconds, k++)
 			wire_send(s, (const uint8_t *)"PD", 2, s->dev_baud, t, WS_ROM);
+	} else if (s->loader && (cmd == 0x30 || cmd == 0x3C) && r->len == 2) {
+		/* the eflash_loader keeps the host waiting with PD while it erases:
+		 * at least one, then one per 20 ms of modelled erase time */
+		int k = 0;
+		for (double t = now; (k == 0 || t < at) && k < 100000; t += 0.02, k++)
+			wire_send(s, (const uint8_t *)"PD", 2, s->dev_baud, t, WS_ROM);
 	}
 	wire_send(s, r->buf, r->len, s->dev_baud, at, WS_ROM);
 	s->busy_until = at;
@@ -244,7 +252,19 @@ static void dispatch(struct sim *s, double now)
 			s->host_baud = s->dev_baud;
 	}
 	log_cmd(s, cmd, n, r);
-	if (r->reset_after) {
+	if (r->run_image) { /* the RAM image runs: the loader waits for a sync */
+		rom_back_to_wait(s);
+		s->loader = s->id.ram_loader;
+		if (s->loader)
+			s->rom_timeout = 0;
+		else
+			s->mode = M_IDLE;
+		if (s->log) {
+			fprintf(s->log, "run: %s\n", s->loader ? "eflash_loader started, waiting for a handshake"
+								: "RAM image runs (silent)");
+			fflush(s->log);
+		}
+	} else if (r->reset_after) {
 		bool boot = s->wr.boot_line ? pin(line_state(s, s->wr.boot_line), s->wr.boot_invert)
 					    : s->strap_download;
 		dev_reset(s, boot, at);
@@ -271,9 +291,9 @@ static void rom_byte(struct sim *s, uint8_t b, double now)
 			return;
 		s->pwant = (size_t)s->hdr[2] | (size_t)s->hdr[3] << 8;
 		s->plen = 0;
-		if (s->pwant > MAX_PAYLOAD) {
+		if (s->pwant > s->id.max_payload) {
 			struct reply r = { .len = 0 };
-			snprintf(r.note, sizeof r.note, "declared len=%zu > %d", s->pwant, MAX_PAYLOAD);
+			snprintf(r.note, sizeof r.note, "declared len=%zu > %zu", s->pwant, s->id.max_payload);
 			reply_fl(&r, 0x0102);
 			wire_send(s, r.buf, r.len, s->dev_baud, now, WS_ROM);
 			log_cmd(s, s->hdr[0], s->pwant, &r);

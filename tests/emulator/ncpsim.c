@@ -37,13 +37,19 @@ static void usage(FILE *out)
 "  --raw HOST:PORT        raw TCP (no lines, no baud)\n"
 "  --pty PATH             pseudo-terminal, symlinked at PATH (no lines, no baud)\n"
 "Device:\n"
-"  --profile FILE         key=value lines: any long option below without '--'\n"
+"  --profile FILE|NAME    key=value lines: any long option below without '--';\n"
+"                         NAME = built-in bl616, bl808, bl702l, bl602, bl702\n"
 "  --boot-info HEX        get_boot_info payload (default: the ST67W611M1's 28 bytes)\n"
 "  --jedec HEX            4 bytes (default c4601600)\n"
 "  --flash-size N         bytes, k/M suffixes, multiple of 4096 (default 4M)\n"
 "  --app-baud N           baud of the application in flash (default 2000000)\n"
 "  --timeout-ms N         ROM inactivity timeout until 0x23 (default 2000; 0 = none)\n"
-"Straps and lines:\n"
+"  --mac-len 6|8          efuse_read_mac length (8: boot-info bytes 16..23)\n"
+"  --max-payload N        frame payload limit (default 4100 = 4 + 4096)\n"
+"  --header-size N        0x11 boot header: 176, 240, 256 (default) or 352\n"
+"  --ram-loader[=0|1]     ROM knows only RAM-image commands; a well-formed loaded\n"
+"                         image becomes the eflash_loader (BL602/BL702)\n"
+"  --run-image cmd|memwrite  start a RAM image by 0x1A or the BL702 writes\n""Straps and lines:\n"
 "  --wiring SPEC          default rts=en,dtr=boot: a CHIP_EN rising edge samples\n"
 "                         BOOT; asserted line = pin low; add invert=en and/or\n"
 "                         invert=boot for asserted = pin high; rts=none etc.\n"
@@ -192,7 +198,7 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 		return load_profile(s, o, val, depth + 1);
 	} else if (!strcmp(name, "boot-info")) {
 		NEED();
-		if (parse_hex(val, s->id.boot_info, MAX_BOOT_INFO, &n) || n < 24)
+		if (parse_hex(val, s->id.boot_info, MAX_BOOT_INFO, &n) || n < 20)
 			BAD();
 		s->id.boot_info_len = n;
 	} else if (!strcmp(name, "jedec")) {
@@ -212,6 +218,28 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 			s->id.app_baud = (uint32_t)d;
 		else
 			s->raw_baud = (uint32_t)d;
+	} else if (!strcmp(name, "mac-len")) {
+		NEED();
+		if (strcmp(val, "6") && strcmp(val, "8"))
+			BAD();
+		s->id.mac_len = val[0] - '0';
+	} else if (!strcmp(name, "max-payload")) {
+		NEED();
+		if (parse_num(val, 8, MAX_PAYLOAD, &d))
+			BAD();
+		s->id.max_payload = (size_t)d;
+	} else if (!strcmp(name, "header-size")) {
+		NEED();
+		if (strcmp(val, "176") && strcmp(val, "240") && strcmp(val, "256") && strcmp(val, "352"))
+			BAD();
+		s->id.header_size = (unsigned)atoi(val);
+	} else if (!strcmp(name, "ram-loader")) {
+		s->id.ram_loader = !val || strcmp(val, "0");
+	} else if (!strcmp(name, "run-image")) {
+		NEED();
+		if (strcmp(val, "cmd") && strcmp(val, "memwrite"))
+			BAD();
+		s->id.run_memwrite = val[0] == 'm';
 	} else if (!strcmp(name, "timeout-ms")) {
 		NEED();
 		if (parse_num(val, 0, 1e9, &d))
@@ -294,6 +322,9 @@ static int load_profile(struct sim *s, struct opts *o, const char *path, int dep
 		return -1;
 	}
 	FILE *fp = fopen(path, "r");
+	const char *builtin = strchr(path, '/') ? NULL : variant_profile(path);
+	if (!fp && builtin)
+		fp = fmemopen((void *)builtin, strlen(builtin), "r");
 	if (!fp) {
 		fprintf(stderr, "ncpsim: %s: %s\n", path, strerror(errno));
 		return -1;
@@ -432,6 +463,9 @@ int main(int argc, char **argv)
 	memcpy(s->id.jedec, "\xc4\x60\x16\x00", 4);
 	s->id.flash_size = 4u << 20;
 	s->id.app_baud = 2000000;
+	s->id.max_payload = 4 + 4096;
+	s->id.mac_len = 6;
+	s->id.header_size = 256;
 	s->raw_baud = 500000;
 	s->default_timeout = 2.0;
 	s->strap_download = true;
@@ -449,7 +483,9 @@ int main(int argc, char **argv)
 		{ "state", 1, 0, 0 }, { "log", 1, 0, 0 }, { "realtime", 0, 0, 0 },
 		{ "latency-ms", 1, 0, 0 }, { "page-ms", 1, 0, 0 }, { "sector-ms", 1, 0, 0 },
 		{ "chip-erase-s", 1, 0, 0 }, { "rate-switch-ms", 1, 0, 0 }, { "fault", 1, 0, 0 },
-		{ "seed", 1, 0, 0 }, { "print-test-key", 0, 0, 0 }, { "help", 0, 0, 'h' },
+		{ "seed", 1, 0, 0 },
+		{ "mac-len", 1, 0, 0 }, { "max-payload", 1, 0, 0 }, { "header-size", 1, 0, 0 },
+		{ "ram-loader", 2, 0, 0 }, { "run-image", 1, 0, 0 }, { "print-test-key", 0, 0, 0 }, { "help", 0, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	int c, ix, rc = 2;

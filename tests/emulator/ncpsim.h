@@ -26,7 +26,7 @@
 #include <lzma.h>
 
 #define EFUSE_SIZE 512
-#define MAX_PAYLOAD (4 + 4096)
+#define MAX_PAYLOAD (4 + 8192) /* buffer; the limit is identity.max_payload */
 #define MAX_BOOT_INFO 64
 #define MAX_FAULTS 32
 #define RAM_BASE 0x22FC0000u
@@ -139,6 +139,20 @@ struct identity {
 	uint8_t jedec[4];
 	uint32_t flash_size;
 	uint32_t app_baud;
+	/* variant (profiles, variant.c) */
+	size_t max_payload;    /* frame payload limit (default 4 + 4096) */
+	int mac_len;           /* 6, or 8 (BL702/BL702L: boot-info bytes 16..23) */
+	unsigned header_size;  /* 0x11 boot header: 176, 240, 256 or 352 */
+	bool ram_loader;       /* load_function 1: the ROM knows only RAM-image commands */
+	bool run_memwrite;     /* BL702: run by memory writes, 0x1A refused */
+};
+
+/* RAM-image state machine (protocol.md 4.1) */
+enum { RI_HEADER, RI_SEGHDR, RI_SEGDATA, RI_ALLIN, RI_CHECKED };
+struct ramimg {
+	int state;
+	uint32_t segs_left, seg_left, seg_crc, want_crc;
+	uint32_t run_magic; /* BL702 run sequence: 0x4000F100 */
 };
 
 struct timing {
@@ -187,6 +201,8 @@ struct sim {
 	struct outq out;
 	struct rxq rx;
 	struct xzdec xz;
+	struct ramimg img;
+	bool loader;          /* a RAM eflash_loader runs (after 0x1A / the run writes) */
 
 	/* options */
 	const char *state_dir;
@@ -247,11 +263,16 @@ struct reply {
 	uint32_t baud_before, baud_after; /* 0x20 / 0x22 */
 	bool reset_after;
 	bool none;         /* no reply at all */
+	bool run_image;    /* 0x1A / BL702 run writes: start the loaded RAM image */
 };
 void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct reply *r);
 void reply_fl(struct reply *r, unsigned code);
 void xz_end(struct sim *s);
 const char *op_name(int cmd);
+
+/* variant.c: chip variants (profiles), RAM images, the eflash_loader */
+bool variant_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct reply *r);
+const char *variant_profile(const char *name);
 
 /* device.c */
 void dev_init(struct sim *s);

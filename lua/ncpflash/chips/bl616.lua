@@ -62,6 +62,15 @@ return {
   jedec_flag_required = false,         -- BL602/BL702 only: flag must be 0x80
   jedec_identified_flag = 0x80,
   header_size = 256,
+  -- boot-header layout (protocol.md §6.2): offsets of the fields `image create` fills
+  header = {
+    size = 256, flash_cfg = 8, clock = { magic = 100, data = 104, len = 12, crc = 116 },
+    bootcfg = 120, image_offset = 124, image_len = 132, hash = 136, boot_entry = 172, crc = 252,
+    cpu_enable = 168,                  -- M0 cfg: enable byte
+    clock_cfg = { 0x07, 0x04, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00 },
+    boot_entry_value = 0xA0000000,
+  },
+  load_function = 2,                   -- the ROM programs the flash itself
   mac_len = 6,
   tx_chunk = 4096,                     -- data bytes per 0x31/0x3F frame (ROM accepts 4 + 4096)
   tx_chunk_max = 4096,

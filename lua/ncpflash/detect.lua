@@ -1,0 +1,127 @@
+-- ncpflash.detect: which chip file describes the ROM that answered (protocol.md §6.1, §9).
+--
+-- Every chip file (built in, in $XDG_CONFIG_HOME/ncpflash/chips/, or under --lua-path) that
+-- lists the boot info's ROM version in `rom_versions` and accepts its length in
+-- `boot_info.lengths` is a candidate. Nothing here knows a chip by name: a new chip file is
+-- all it takes to teach detection a new ROM.
+local sys = require("ncpflash.core.sys")
+local image = require("ncpflash.core.image")
+local errors = require("ncpflash.errors")
+
+local M = {}
+
+-- Names of every chip file that can be required as ncpflash.chips.NAME.
+function M.chip_names()
+  local seen, out = {}, {}
+  local function add(n)
+    if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
+  end
+  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
+    for _, sub in ipairs({ "/chips", "/ncpflash/chips" }) do
+      for _, f in ipairs(sys.listdir(dir .. sub) or {}) do add(f:match("^(.+)%.lua$")) end
+    end
+  end
+  for _, p in ipairs(sys.embedded("lua/ncpflash/chips/")) do add(p:match("([^/]+)%.lua$")) end
+  table.sort(out)
+  return out
+end
+
+-- Chip tables (data files with a boot-info layout), by name.
+function M.chips()
+  local out = {}
+  for _, n in ipairs(M.chip_names()) do
+    local ok, c = pcall(require, "ncpflash.chips." .. n)
+    if ok and type(c) == "table" and type(c.boot_info) == "table" and type(c.rom_versions) == "table" then
+      c.name = c.name or n
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+-- Candidates for a raw get_boot_info payload: list of chip tables (best first: an exact
+-- length match from a chip that lists the version).
+function M.candidates(raw)
+  if #raw < 4 then return {} end
+  local ver = string.unpack("<I4", raw, 1)
+  local out = {}
+  for _, c in ipairs(M.chips()) do
+    local L = c.boot_info
+    if c.rom_versions[ver] and (not L.lengths or L.lengths[#raw]) then out[#out + 1] = c end
+  end
+  return out
+end
+
+-- The message for a ROM no chip file knows: the boot info, and how to write a chip file.
+function M.unknown_message(raw, current)
+  local ver = #raw >= 4 and string.unpack("<I4", raw, 1) or 0
+  return string.format("unknown boot ROM: version 0x%08X, %d bytes of boot info: %s. No chip file lists it. "
+    .. "Pass --chip NAME if you know the chip (built in: %s), or describe it in a chip file: copy a built-in "
+    .. "one (`%s`) to $XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/), add "
+    .. "[0x%08X] to its rom_versions and adjust boot_info (length %d, field offsets) - see docs/new-module.md",
+    ver, #raw, image.hex(raw), table.concat(M.chip_names(), ", "), current or "bl616", ver, #raw)
+end
+
+-- Decide the chip for `raw`. current = the chip in use (board's or --chip); forced = --chip was
+-- given (no detection: the user knows better). Returns the chip table to use and whether it
+-- differs from `current`. Raises `usage` (exit 2) for a ROM no chip file knows.
+function M.resolve(raw, current, forced)
+  if forced then return current, false end
+  local cands = M.candidates(raw)
+  for _, c in ipairs(cands) do
+    if c.name == current.name then return current, false end
+  end
+  if #cands == 0 then
+    errors.raise("usage", M.unknown_message(raw, current.name), { boot_info = image.hex(raw),
+      hint = "ncpflash --chip NAME ... overrides the detection" })
+  end
+  return cands[1], true
+end
+
+-- The session hook (session.lua, right after the ROM's get_boot_info): pick the chip, decode the
+-- boot info with its layout, send its post-sync writes, start its RAM loader. Returns the chip.
+function M.apply(s, raw, load_baud, opts)
+  opts = opts or {}
+  local ctx = s.ctx or {}
+  local cop = ctx.opts or {}
+  local current = s.chip
+  local L = current.loader
+  local running = L and L.running_rom_version and #raw >= 4 and string.unpack("<I4", raw, 1) == L.running_rom_version
+  local forced = opts.chip ~= nil or cop.chip ~= nil or running
+  local chip, changed = M.resolve(raw, current, forced)
+  if changed then
+    local board = s.board or {}
+    local explicit = opts.board ~= nil or cop.board ~= nil or ctx.default_board ~= nil
+    if explicit and board.chip and not board.detect and board.chip ~= chip.name then
+      errors.raise("safety", string.format("board %s has a %s, but the ROM that answered is a %s (boot info %s); "
+        .. "use the right --board, or --chip %s to override the detection", board.name or "?", board.chip,
+        chip.description or chip.name, image.hex(raw), board.chip), { boot_info = image.hex(raw) })
+    end
+    if not explicit or board.detect then
+      local ok, g = pcall(require, "ncpflash.boards.generic")
+      if ok and type(g) == "table" then
+        g.name = g.name or "generic"
+        s.board = g
+        if ctx._board ~= nil then ctx._board = g end
+      end
+    end
+    s.ev:info(string.format("detected %s from the boot ROM (version 0x%08X)", chip.description or chip.name,
+      string.unpack("<I4", raw, 1)), { chip = chip.name })
+    s.chip = chip
+    ctx._chip = chip
+  end
+  s.info = require("ncpflash.session").decode_boot_info(chip, raw)
+  s.info.chip = chip.name
+  s.rom_timeout = s.rom_timeout or chip.session_timeout or math.huge
+  for _, w in ipairs(chip.post_sync_writes or {}) do
+    if w.delay then sys.sleep(w.delay) end
+    s:cmd("MEMORY_WRITE", string.pack("<I4I4", w.addr, w.value), { checksum = false, no_keepalive = true })
+  end
+  if chip.load_function == 1 then
+    local bi = require("ncpflash.loader").start(s, load_baud, opts)
+    if bi then s.loader_boot_info = bi end
+  end
+  return chip
+end
+
+return M
