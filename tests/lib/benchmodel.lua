@@ -8,6 +8,9 @@
 --               2 Mbaud, 50,000 B/s at the 500 kbaud handshake speed; a handshake counts the
 --               sync burst the host sends plus the "OK")
 -- + device time (the sum of B)
+-- + the adapter latency of the other direction change: ncpsim also delays the first byte the host
+--   sends after the device talked by --latency-ms (opts.latency, seconds), i.e. once per command
+--   of a host that waits for each reply
 -- for a host that keeps one frame in flight and spends no time itself: nothing in the model lets
 -- a stop-and-wait host be faster. The reset sequence's guard times are the board's (spec) waits,
 -- not modelled device work, and are not in the bound.
@@ -50,7 +53,8 @@ function M.parse_line(l)
 end
 
 -- Bound of a list of events. opts.sync_bytes: 0x55 bytes per handshake burst (the host's
--- `session.sync_count(chip, baud)`), default 300. Returns
+-- `session.sync_count(chip, baud)`), default 300; opts.latency: ncpsim's --latency-ms in seconds
+-- (charged once per command for the host->device turnaround), default 0. Returns
 --   {connect = {wire=, device=, bound=, rx=, tx=, commands=}, erase = ..., write = ...,
 --    verify = ..., total = {wire=, device=, bound=}}
 function M.bound(events, opts)
@@ -59,14 +63,15 @@ function M.bound(events, opts)
   for _, p in ipairs(M.phases) do r[p] = { wire = 0, device = 0, bound = 0, rx = 0, tx = 0, commands = 0 } end
   for _, e in ipairs(events) do
     local rx, tx
-    if e.kind == "cmd" then rx, tx = e.rx, e.tx
+    local lat = 0
+    if e.kind == "cmd" then rx, tx, lat = e.rx, e.tx, opts.latency or 0
     elseif e.kind == "handshake" then rx, tx = opts.sync_bytes or 300, 2 end
     if rx then
       local baud = e.baud or 2000000
       local wire = (rx + tx) * 10 / baud
       for _, acc in ipairs({ r[e.phase], r.total }) do
         acc.wire = acc.wire + wire
-        acc.device = acc.device + e.busy
+        acc.device = acc.device + e.busy + lat
         acc.rx, acc.tx = acc.rx + rx, acc.tx + tx
         acc.commands = acc.commands + 1
       end

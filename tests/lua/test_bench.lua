@@ -58,6 +58,11 @@ test("the bound is wire time at the baud in effect plus the modelled device time
   near(b.verify.wire, 60 / 200000); near(b.verify.device, 0.003)
   near(b.total.bound, b.connect.bound + b.erase.bound + b.write.bound + b.verify.bound, "total")
   eq(b.total.commands, 11, "10 commands and the handshake")
+  -- the host->device turnaround: once per command (not per handshake)
+  local b2 = model.bound(ev, { sync_bytes = 300, latency = 0.016 })
+  near(b2.write.device, 0.0222 + 3 * 0.016, "3 write commands")
+  near(b2.connect.device, 0.003 + 2 * 0.016, "2 connect commands, 1 handshake")
+  near(b2.total.bound - b.total.bound, 10 * 0.016)
 end)
 
 test("reset to first command: from CHIP_EN pulled low to the first command after the handshake", function()
