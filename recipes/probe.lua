@@ -21,13 +21,14 @@ local function attempt_row(a)
   if a.app then extra = string.format("  text at %d baud: %q", a.app.baud, a.app.line)
   elseif #a.got > 0 then extra = "  " .. hexs(a.got) end
   if a.why then extra = extra .. "  (" .. a.why .. ")" end
+  if a.echoed then extra = extra .. "  (our own 0x55 came back in front of the OK)" end
   return string.format("attempt %-2d %-8s %7d baud  %-12s %4d bytes %6.0f ms%s", a.attempt, a.kind_of_reset or "?",
     a.baud, a.kind, #a.got, a.seconds * 1000, extra)
 end
 
 local function attempt_json(a)
   return { strategy = a.strategy, reset = a.kind_of_reset, attempt = a.attempt, baud = a.baud, kind = a.kind,
-    bytes = #a.got, hex = hexs(a.got, 64), seconds = a.seconds, app_baud = a.app and a.app.baud,
+    bytes = #a.got, hex = hexs(a.got, 64), seconds = a.seconds, echoed = a.echoed, app_baud = a.app and a.app.baud,
     app_line = a.app and a.app.line, why = a.why }
 end
 

@@ -270,7 +270,7 @@ function Session:_sync_once(baud)
   if ok then
     sys.sleep(c.sync.settle or 0.02)
     self.port:flush_input()                    -- trailing 0x55 echo, duplicate acks
-    return true
+    return true, seen or ""                    -- what arrived up to and including the OK
   end
   return false, seen or ""
 end
@@ -364,7 +364,10 @@ function Session:_attempt(st, n, baud, opts)
   local ok, seen = self:_sync_once(baud)
   local a = { strategy = st.name or reset.describe(st), kind_of_reset = st.kind, attempt = n, baud = baud,
     got = seen or "", seconds = sys.now() - t0 }
-  if ok then a.kind = "ok"
+  if ok then
+    a.kind = "ok"
+    -- our own burst came back in front of the OK: the ROM is there, but so is a TX->RX loop
+    if select(2, a.got:gsub("\x55", "")) >= 16 then a.echoed = true end
   else
     a.kind = M.classify(a.got)
     if not rok and st.kind ~= "lines" and a.kind == "nothing" then a.kind, a.why = "reset-failed", why end

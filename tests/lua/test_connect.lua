@@ -342,3 +342,17 @@ test("--reset boot2 against silence: reset-failed naming boot2", function()
   eq(r2.code, 3)
   match(r2.err, "boot2 did not answer \"Boot2 ISP Ready\" within 5 s")
 end)
+
+test("Linux low-latency mode on a real serial port: set on open, restored on close", function()
+  local port = require "ncpflash.core.port"
+  local dev = sys.getenv("NCPFLASH_TEST_SERIAL") or "/dev/ttyS0"
+  local okp, p = pcall(port.open, dev, { baud = 115200 })
+  if not okp then skip(dev .. " cannot be opened here (" .. tostring(p) .. "); set NCPFLASH_TEST_SERIAL") end
+  local ll = p:info().low_latency
+  p:close()
+  ok(ll, "info().low_latency is reported for a serial port")
+  if ll:match("^unsupported") then skip("the driver refuses ASYNC_LOW_LATENCY: " .. ll) end
+  eq(ll, "on (restored on close)")
+  local p2 <close> = port.open(dev, { baud = 115200 })
+  eq(p2:info().low_latency, "on (restored on close)", "cleared at the first close, so set again")
+end)
