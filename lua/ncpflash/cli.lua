@@ -16,6 +16,8 @@ M.globals = {
   { "--load-baud", type = "int", metavar = "N", help = "baud rate after the switch (default: the chip's)" },
   { "--board", metavar = "NAME", help = "board file to use (default st67w611m1)" },
   { "--chip", metavar = "NAME", help = "chip file to use (default: the board's)" },
+  { "--loader", metavar = "FILE", env = "NCPFLASH_LOADER", help = "RAM eflash_loader image for chips whose ROM "
+    .. "cannot program flash (BL602/BL702; not shipped with ncpflash)" },
   { "--reset", metavar = "SPEC", value_if = "reset_spec",
     help = "reset strategy: 'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0', gpio:..., cmd:..., manual, boot2, "
       .. "none; '|' separates a ladder (docs/api/connect.md)" },
