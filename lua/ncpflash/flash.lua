@@ -293,7 +293,14 @@ function M.run(ctx, s, plan, opts)
       if jr then jr:mark_started(r) end
       local ok, res = pcall(do_region, ctx, s, r, ropts, 1)
       if not ok then
-        if not errors.is(res) or res.code == "interrupted" or res.code == "port" then error(res, 0) end
+        if not errors.is(res) then error(res, 0) end
+        if res.code == "interrupted" or res.code == "port" then
+          -- not retried, but the user must learn which region was left in what state
+          local state = describe_state(r.state, r)
+          res.message = string.format("%s: %s; region is now %s", label(r), res.message, state)
+          res.region, res.address, res.state = r.name, r.address, state
+          error(res, 0)
+        end
         sum.retries = sum.retries + 1
         ev:warn(string.format("%s failed (%s); retrying once", label(r), tostring(res.message)),
           { region = r.name, code = res.code })
