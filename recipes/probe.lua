@@ -182,7 +182,7 @@ local function next_step(kind, adapter, attempts, lines_ok)
   local s = adv[2]
   if kind == "nothing" and lines_ok == false then
     s = "this port cannot drive BOOT/CHIP_EN: use --reset manual (press the buttons when asked), --reset "
-      .. "cmd:'...' (your loader), or gpio:... lines; " .. s
+      .. "cmd:'...' (your loader) or --reset gpio:...; also check power and that TX/RX are crossed"
   end
   if adapter and adapter.next and (kind == "nothing" or kind == "garbage" or kind == "partial") then
     s = s .. "; adapter: " .. adapter.next

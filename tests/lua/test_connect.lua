@@ -356,3 +356,11 @@ test("Linux low-latency mode on a real serial port: set on open, restored on clo
   local p2 <close> = port.open(dev, { baud = 115200 })
   eq(p2:info().low_latency, "on (restored on close)", "cleared at the first close, so set again")
 end)
+
+test("probe on a port without modem lines: the next step is manual / cmd / gpio", function()
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0", "--power-on", "flash", "--strap", "flash" }
+  local r = helpers.run{ "--port", sim.url, "--retries", "1", "probe", "--no-ladder" }
+  eq(r.code, 3)
+  match(r.out, "socket:// has no modem lines")
+  match(r.out, "next +this port cannot drive BOOT/CHIP_EN: use %-%-reset manual")
+end)
