@@ -451,7 +451,7 @@ function M._connect(s, hs_baud, load_baud, opts)
     info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
   end
   -- chip detection from the boot info, post-sync writes, RAM loader upload (chip data)
-  chip = require("ncpflash.detect").apply(s, info, load_baud, opts)
+  chip, load_baud = require("ncpflash.detect").apply(s, info, load_baud, opts)
   -- 3. ROM timeout, baud switch
   s:set_rom_timeout(chip.rom_timeout and chip.rom_timeout.long)
   hs_baud = s.port:baud()                      -- the ladder may have lowered it
