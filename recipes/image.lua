@@ -2,14 +2,29 @@
 local partition = require("ncpflash.partition")
 local bootheader = require("ncpflash.bootheader")
 local ota = require("ncpflash.ota")
+local header = require("ncpflash.header")
 local image = require("ncpflash.core.image")
 local util = require("ncpflash.util")
 local errors = require("ncpflash.errors")
 
-local function describe(data, file)
+-- A boot header of another layout than the BL616's 256 bytes (BL602/BL702 176, BL702L 240,
+-- BL808 352): the chip whose layout's header CRC matches (ncpflash.header.identify).
+local function header_chip(data, prefer)
+  local c = header.identify(data, prefer)
+  if c and c.header.size ~= bootheader.SIZE then return c end
+  return nil
+end
+
+local function describe(data, file, prefer)
   if partition.is_table(data) then
     local pt = partition.parse(data, { file = file })
     return "partition", partition.describe(pt), { count = pt.count, age = pt.age }
+  elseif bootheader.is_header(data) and header_chip(data, prefer) then
+    local c = header_chip(data, prefer)
+    local h = header.parse(c, data, { file = file })
+    return "bootheader", header.describe(h), { chip = c.name, header_size = h.size, signed = h.signed,
+      image_len = h.image_len, image_offset = h.image_offset, segment_count = h.segment_count,
+      sha_ok = h.image_sha_ok, problems = #h.problems }
   elseif bootheader.is_header(data) then
     local h = bootheader.parse(data, { file = file })
     return "bootheader", bootheader.describe(h), { signed = h.signed, image_len = h.image_len,
@@ -31,15 +46,60 @@ local function describe(data, file)
     { file = file })
 end
 
+local function create(ctx, a)
+  if not a.out then
+    errors.raise("usage", "image create APP.bin OUT.bin: the output file is missing")
+  end
+  local chip = ctx:chip()
+  local board = ctx:board()
+  if board.chip ~= chip.name then board = nil end      -- board overrides only for its own chip
+  local app = util.readfile(a.file, "application")
+  if #app == 0 then errors.raise("input", a.file .. ": empty file", { file = a.file }) end
+  if bootheader.is_header(app) then
+    errors.raise("input", a.file .. ": already starts with a boot header (BFNP); give the raw application binary",
+      { file = a.file })
+  end
+  local out
+  if a.ram then
+    out = header.build_ram(chip, { { dest = a.ram, data = app } }, { entry = a.entry })
+  else
+    out = header.build_flash(chip, app, { offset = a.offset, entry = a.entry, board = board })
+  end
+  local f, err = io.open(a.out, "wb")
+  if not f then errors.raise("input", "cannot write " .. a.out .. ": " .. tostring(err), { file = a.out }) end
+  f:write(out)
+  f:close()
+  local h = header.parse(chip, out, { file = a.out })
+  local lines = { string.format("%s: %d bytes (%s boot header, %d bytes, for %s%s)", a.out, #out,
+    a.ram and "RAM image" or "flash image", chip.header.size, chip.description or chip.name,
+    board and (", board " .. board.name) or "") }
+  for _, l in ipairs(header.describe(h)) do lines[#lines + 1] = l end
+  ctx.ev:result({ command = "image", action = "create", file = a.out, chip = chip.name, size = #out,
+    header_size = chip.header.size, image_offset = h.image_offset, image_len = h.image_len,
+    sha256 = image.hex(image.sha256(out)), summary = lines })
+end
+
 return {
-  help = "image info FILE: describe a partition table, boot-header image or .ota file",
+  help = "image info FILE | image create APP.bin OUT.bin: describe an image, or wrap a raw application",
+  description = "info: describe a partition table, a boot-header image (any chip's layout) or an .ota file.\n"
+    .. "create: wrap a raw application binary (as build systems emit it) with the chip's boot header - flash\n"
+    .. "and clock configuration from the chip/board files, image SHA-256, all CRCs, unsigned - ready to flash\n"
+    .. "(the chip is --chip, or the board's). --ram ADDR makes a RAM image (one segment loaded at ADDR).",
+  examples = { "ncpflash --chip bl808 image create build/app.bin app_with_header.bin",
+    "ncpflash --chip bl808 --port /dev/ttyUSB0 flash 0x0 app_with_header.bin" },
   args = {
-    { "action", type = "choice", choices = { "info" }, help = "what to do (info)" },
-    { "file", type = "file", help = "the file" },
+    { "action", type = "choice", choices = { "info", "create" }, help = "info or create" },
+    { "file", type = "file", help = "the file (create: the raw application binary)" },
+    { "out", type = "path", optional = true, help = "create: the output file" },
+    { "--offset", type = "u32", help = "create: offset of the application behind the header (default 0x1000)" },
+    { "--entry", type = "u32", help = "create: boot entry address (default: the chip's)" },
+    { "--ram", type = "u32", help = "create: a RAM image loaded at this address instead of a flash image" },
   },
   run = function(ctx, a)
+    if a.action == "create" then return create(ctx, a) end
     local data = util.readfile(a.file, "image")
-    local kind, lines, fields = describe(data, a.file)
+    local prefer = ctx.opts.chip and ctx:chip() or nil
+    local kind, lines, fields = describe(data, a.file, prefer)
     fields.command, fields.kind, fields.file, fields.size = "image", kind, a.file, #data
     fields.sha256 = image.hex(image.sha256(data))
     table.insert(lines, 1, string.format("%s: %d bytes, SHA-256 %s", a.file, #data, fields.sha256))

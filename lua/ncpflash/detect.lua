@@ -79,7 +79,8 @@ function M.resolve(raw, current, forced)
 end
 
 -- The session hook (session.lua, right after the ROM's get_boot_info): pick the chip, decode the
--- boot info with its layout, send its post-sync writes, start its RAM loader. Returns the chip.
+-- boot info with its layout, send its post-sync writes, start its RAM loader. Returns the chip
+-- and the load baud (the detected chip's, unless opts/--load-baud chose one).
 function M.apply(s, raw, load_baud, opts)
   opts = opts or {}
   local ctx = s.ctx or {}
@@ -109,6 +110,8 @@ function M.apply(s, raw, load_baud, opts)
       string.unpack("<I4", raw, 1)), { chip = chip.name })
     s.chip = chip
     ctx._chip = chip
+    -- the load speed is the detected chip's unless the caller chose one
+    if not (opts.load_baud or cop.load_baud) then load_baud = chip.baud.load end
   end
   s.info = require("ncpflash.session").decode_boot_info(chip, raw)
   s.info.chip = chip.name
@@ -121,7 +124,7 @@ function M.apply(s, raw, load_baud, opts)
     local bi = require("ncpflash.loader").start(s, load_baud, opts)
     if bi then s.loader_boot_info = bi end
   end
-  return chip
+  return chip, load_baud
 end
 
 return M

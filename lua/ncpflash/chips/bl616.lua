@@ -65,8 +65,8 @@ return {
   -- boot-header layout (protocol.md §6.2): offsets of the fields `image create` fills
   header = {
     size = 256, flash_cfg = 8, clock = { magic = 100, data = 104, len = 12, crc = 116 },
-    bootcfg = 120, image_offset = 124, image_len = 132, hash = 136, boot_entry = 172, crc = 252,
-    cpu_enable = 168,                  -- M0 cfg: enable byte
+    bootcfg = 120, image_offset = 124, image_len = 132, hash = 136, boot_entry = 176, crc = 252,
+    cpu_enable = 168,                  -- M0 cfg: enable byte (boot_entry at +8)
     clock_cfg = { 0x07, 0x04, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00 },
     boot_entry_value = 0xA0000000,
   },

@@ -27,7 +27,8 @@ return {
   -- boot-header layout (protocol.md §6.2, 352 bytes): offsets of the fields `image create` fills
   header = {
     size = 352, flash_cfg = 8, clock = { magic = 100, data = 104, len = 20, crc = 124 },
-    bootcfg = 128, image_offset = 132, image_len = 140, hash = 144, boot_entry = 180, crc = 348,
+    bootcfg = 128, image_offset = 132, image_len = 140, hash = 144, crc = 348,
+    cpu_enable = 176, boot_entry = 184,   -- first CPU cfg, laid out like the BL616 one (assumed)
     clock_cfg = { 0x07, 0x04, 0x00, 0x03, 0x00, 0x00, 0x01, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00,
       0x00, 0x00, 0x00, 0x00, 0x00 },
     boot_entry_value = 0x58000000,
