@@ -307,6 +307,12 @@ static int open_listen(struct sim *s, const char *where, const char *scheme, cha
 		}
 		strcpy(port, where);
 	}
+	char *end;
+	unsigned long pv = strtoul(port, &end, 10);
+	if (!port[0] || *end || pv > 65535) {
+		snprintf(err, errlen, "bad port in '%s'", where);
+		return -1;
+	}
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai = NULL;
 	int rc = getaddrinfo(host, port, &hints, &ai);
