@@ -47,7 +47,8 @@ function M.candidates(raw)
   local out = {}
   for _, c in ipairs(M.chips()) do
     local L = c.boot_info
-    if c.rom_versions[ver] and (not L.lengths or L.lengths[#raw]) then out[#out + 1] = c end
+    local running = c.loader and c.loader.running_rom_version == ver    -- its eflash_loader answers
+    if (c.rom_versions[ver] or running) and (not L.lengths or L.lengths[#raw]) then out[#out + 1] = c end
   end
   return out
 end

@@ -215,4 +215,22 @@ function M.identify(data, prefer)
   return nil
 end
 
+-- A BFNP image of another chip's layout than the BL616's 256 bytes, or nil (for checks that
+-- otherwise use ncpflash.bootheader).
+function M.other_layout(data)
+  local c = M.identify(data)
+  if c and c.header.size ~= 256 then return c end
+  return nil
+end
+
+-- Raise the first CRC problem (the ROM would not boot it) as an `input` error.
+function M.check(chip, data, file)
+  for _, p in ipairs(M.parse(chip, data, { file = file }).problems) do
+    if p.field:match("CRC32$") then
+      errors.raise("input", string.format("%s: %s boot header: %s at offset 0x%X: expected %s, found %s",
+        file or "image", chip.name, p.field, p.offset, tostring(p.expected), tostring(p.found)))
+    end
+  end
+end
+
 return M
