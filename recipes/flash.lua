@@ -15,6 +15,8 @@ one section per file, @partition addresses resolved from the partition table).
 --erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 chip erase first.]],
   args = {
     { "--config", type = "file", metavar = "INI", help = "QConn/BLFlashCommand flash_prog_cfg.ini" },
+    { "--allow-outside", flag = true, help = "with --config: accept files outside the ini's release folder "
+      .. "(README \"Hostile inputs\")" },
     { "--efuse", type = "file", metavar = "FILE", help = "eFuse data to burn after a successful flash (see "
       .. "'ncpflash help efuse'; a dry run without --confirm-efuse-burn)" },
     { "--efuse-mask", type = "file", metavar = "FILE", help = "with --efuse: mask file" },
@@ -53,7 +55,8 @@ one section per file, @partition addresses resolved from the partition table).
     local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
     if prov and a.no_verify then errors.raise("usage", "flash: --provision needs the verify (drop --no-verify)") end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
-      resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end }
+      resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end,
+      allow_outside = a.allow_outside }
     if prov then   -- the unit's data is committed only after everything was verified
       local inner = finish
       finish = function(s)

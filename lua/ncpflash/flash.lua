@@ -66,6 +66,38 @@ local function apply_skip(regions, skip)
   return out
 end
 
+-- A file that carries a known header must carry a sound one: a boot image (BFNP) with a wrong
+-- header, flash-config or clock-config CRC32 (the ROM would not boot it), a partition table (BFPT)
+-- that does not parse, or an OTA file (a transfer format, not a flash image) is an input error.
+local function check_content(r)
+  local d, file = r.data, r.file or r.name
+  local function sound(fn)
+    local ok, e = pcall(fn)
+    if not ok then
+      if not errors.is(e) then error(e, 0) end
+      input(r, tostring(e.message), { file = r.file, cause = e })
+    end
+  end
+  local other = d:sub(1, 4) == "BFNP" and require("ncpflash.header").other_layout(d)   -- 176/240/352 bytes
+  if other then
+    sound(function() require("ncpflash.header").check(other, d, file) end)
+  elseif d:sub(1, 4) == "BFNP" then
+    sound(function()
+      for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
+        if p.field:match("config CRC32$") or p.field == "header CRC32" then
+          errors.raise("input", string.format("%s: boot header: %s at offset 0x%X: expected %s, found %s", file,
+            p.field, p.offset, tostring(p.expected), tostring(p.found)))
+        end
+      end
+    end)
+  elseif d:sub(1, 4) == "BFPT" then
+    sound(function() require("ncpflash.partition").parse(d, { file = file }) end)
+  elseif require("ncpflash.ota").is_ota(d) then
+    input(r, (r.file or "data") .. " is an OTA file (QCC74X_OTAVer1.0 header), not a flash image: flash the "
+      .. ".bin it was made from", { file = r.file })
+  end
+end
+
 -- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges).
 -- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total}.
 function M.plan(regions, opts)
@@ -83,6 +115,7 @@ function M.plan(regions, opts)
     else input(r, "no file or data") end
     r.size = #r.data
     if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
+    check_content(r)
     if r.max_size and r.size > r.max_size then
       input(r, string.format("%s is %d bytes, larger than its partition (%d bytes, 0x%X)", r.file or "data",
         r.size, r.max_size, r.max_size), { file = r.file, size = r.size, max_size = r.max_size })
@@ -397,7 +430,8 @@ function M.from_config(ctx, ini, opts)
   opts = opts or {}
   local progcfg = require("ncpflash.progcfg")
   local board = ctx:board()
-  local cfg = progcfg.load(ini, { chipname = board.chipname, template = opts.template })
+  local cfg = progcfg.load(ini, { chipname = board.chipname, template = opts.template,
+    allow_outside = opts.allow_outside })
   if cfg.boot2_isp_mode == 1 then
     ctx.ev:warn(ini .. ": boot2_isp_mode = 1 is not supported; using the ROM handshake")
   end

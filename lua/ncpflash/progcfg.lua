@@ -112,6 +112,21 @@ local function resolve_file(ini, line, section, path)
   return dir .. "/" .. hits[1]
 end
 
+-- Where an ini's files may come from (unless opts.allow_outside): the ini's own folder, or the
+-- release folder around it when the ini sits in a `Binaries/` tree, as ST's X-CUBE-ST67W61 does
+-- (ST67W6X_Scripts/Binaries/NCP_Binaries/x.ini names ./../../LittleFS/littlefs/littlefs.bin, so
+-- the root is ST67W6X_Scripts). Compared on real paths: a symlink cannot lead out either.
+function M.release_root(dir)
+  local real = sys.realpath(dir) or dir
+  local r = real:match("^(.*)/Binaries/") or real:match("^(.*)/Binaries$")
+  if r == "" then return "/" end
+  return r or real
+end
+
+local function inside(path, root)
+  return root == "/" or path == root or path:sub(1, #root + 1) == root .. "/"
+end
+
 local function file_size(path)
   local st = sys.stat(path)
   if not st then return nil, "missing" end
@@ -120,6 +135,7 @@ local function file_size(path)
 end
 
 -- Parse and resolve an ini. opts.chipname substitutes $(CHIPNAME) (default "qcc743").
+-- opts.allow_outside: accept files outside M.release_root (otherwise an input error).
 -- Returns {file=, dir=, erase=, skip={{address=, length=}}, boot2_isp_mode=, partition=(parsed
 -- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}}.
 function M.load(path, opts)
@@ -128,7 +144,7 @@ function M.load(path, opts)
   local dir = dirname(path)
   local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {} }
   local chipname = opts.chipname or "qcc743"
-  local pt
+  local pt, root
   for _, s in ipairs(sections) do
     if s.name:lower() == "cfg" then
       for _, k in ipairs(s.order) do
@@ -167,6 +183,16 @@ function M.load(path, opts)
         for from, to in pairs(opts.template) do rel = rel:gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%"))) end
       end
       local file = normalize(resolve_file(path, fd.line, s.name, join(dir, rel)))
+      local real = not opts.allow_outside and sys.realpath(file)
+      if real then
+        root = root or M.release_root(dir)
+        if not inside(real, root) then
+          fail(path, fd.line, s.name .. ".filedir", string.format("%s resolves to %s, outside the release folder %s",
+            fd.value, real, root), { path = file, root = root,
+            hint = "an ini may name files in its own folder or, in a Binaries/ tree, in the release folder around "
+              .. "it; pass --allow-outside to flash files from elsewhere" })
+        end
+      end
       local size, why = file_size(file)
       if not size then
         fail(path, fd.line, s.name .. ".filedir", string.format("file %s: %s", file, why), { path = file })

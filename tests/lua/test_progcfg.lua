@@ -9,10 +9,11 @@ local PT = {
   { name = "media", type = 2, address0 = 0x100000, size0 = 0x10000 },
 }
 
--- a release-like folder: bin/ with the ini, pt and images; fs/ one level up
+-- a release-like folder: bin/ with the ini, pt and images; fs/ one level up; both in a Binaries/
+-- tree as in ST's release (an ini may reach up to the folder holding Binaries/, see progcfg)
 local function release(ini_text, opts)
   opts = opts or {}
-  local dir = helpers.tmpdir()
+  local dir = helpers.tmpdir() .. "/Binaries"
   os.execute("mkdir -p '" .. dir .. "/bin' '" .. dir .. "/fs'")
   helpers.writefile(dir .. "/bin/partition.bin", opts.pt or partition.build(PT))
   helpers.writefile(dir .. "/bin/boot2_v1.bin", helpers.random_bytes(9000, 1))
