@@ -93,7 +93,12 @@ Ctx.__index = Ctx
 
 function Ctx:board()
   if self._board then return self._board end
-  local name = self.opts.board or self.default_board or "st67w611m1"
+  local name = self.opts.board or self.default_board
+  if not name and self.opts.chip then   -- --chip names another chip than the default module's
+    local ok, d = pcall(require, "ncpflash.boards.st67w611m1")
+    if ok and type(d) == "table" and d.chip ~= self.opts.chip then name = "generic" end
+  end
+  name = name or "st67w611m1"
   if not name:match("^[%w_%-]+$") then errors.raise("usage", ("bad board name %q"):format(name)) end
   local ok, b = pcall(require, "ncpflash.boards." .. name)
   if not ok then
