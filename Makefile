@@ -119,10 +119,15 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_lua.c tests/fuzz/fuzz.h $(
 
 # the whole suite with ASan + UBSan (ncpflash, ncpsim and the C tests)
 check-asan:
-	@$(MAKE) --no-print-directory B=$(ASAN_B) CFLAGS="-O1 -g $(SAN_FLAGS)" all
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
-	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99 \
+	@$(MAKE) --no-print-directory B=$(ASAN_B) CFLAGS="-O1 -g $(SAN_FLAGS)" \
+		LIBS="$(PKG_LIBS) -lm $(SAN_FLAGS)" all
+	@rm -rf $(ASAN_B)/san && mkdir -p $(ASAN_B)/san
+	@ASAN_OPTIONS=detect_leaks=1:exitcode=99:log_path=$(CURDIR)/$(ASAN_B)/san/asan \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99:log_path=$(CURDIR)/$(ASAN_B)/san/ubsan \
 	 NCPFLASH_BUILD=$(ASAN_B) $(ASAN_B)/ncpflash run tests/run.lua $(TEST_ARGS)
+	@# every report of every process (ncpflash, ncpsim, C tests) lands in $(ASAN_B)/san
+	@if [ -n "$$(ls $(ASAN_B)/san)" ]; then echo "check-asan: sanitizer reports:"; \
+		head -40 $(ASAN_B)/san/*; exit 1; fi; echo "check-asan: no sanitizer reports"
 
 # SOAK_N seeded fault runs against ncpsim (tests/soak.lua; SOAK_SEED, SOAK_ARGS)
 soak: all
