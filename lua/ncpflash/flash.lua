@@ -209,22 +209,29 @@ local function do_region(ctx, s, r, opts, attempt)
   if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
     ev:stage("erase", { region = r.name, address = r.address, size = r.size,
       detail = string.format("%s (%d bytes)", label(r), r.size) })
-    -- a 64 KiB block that already reads erased needs no erase (one on-chip SHA-256 each, in one
-    -- XIP session: ~1 command per 16 sector erases); a retry erases everything
+    -- the region's whole sectors from some 64 KiB block on that already read erased need no erase:
+    -- the whole region on a blank chip, the tail behind a shorter previous image or a file
+    -- system's free end. One XIP SHA-256 for the whole region, then a bisection for the first
+    -- block of the erased tail (1 + log2(blocks) checks). A retry erases everything.
     local keep = {}
-    if attempt == 1 then
-      local blocks = M.blocks(r.address, r.size)
-      local ranges, blank = {}, {}
-      for i, b in ipairs(blocks) do ranges[i] = { addr = r.address + b.lo, len = b.hi - b.lo } end
-      local got = #ranges > 0 and s:sha256_many(ranges) or {}
-      for i, b in ipairs(blocks) do
-        local n = b.hi - b.lo
-        blank[n] = blank[n] or image.sha256(string.rep("\255", n))
-        if got[i] == blank[n] then
-          local last = keep[#keep]
-          if last and last.hi == b.lo then last.hi = b.hi else keep[#keep + 1] = { lo = b.lo, hi = b.hi } end
+    local blocks = M.blocks(r.address, r.size)
+    if attempt == 1 and #blocks > 0 then
+      local last, blank = blocks[#blocks].hi, {}
+      local k = s:xip_sha(function(sha)
+        local function erased_from(i)                -- blocks i..#blocks read 0xFF?
+          local n = last - blocks[i].lo
+          blank[n] = blank[n] or image.sha256(string.rep("\255", n))
+          return sha(r.address + blocks[i].lo, n) == blank[n]
         end
-      end
+        if erased_from(1) then return 1 end
+        local lo, hi = 2, #blocks + 1                -- erased_from(hi) holds (hi = #blocks + 1: none)
+        while lo < hi do
+          local mid = (lo + hi) // 2
+          if erased_from(mid) then hi = mid else lo = mid + 1 end
+        end
+        return hi
+      end)
+      if k <= #blocks then keep[1] = { lo = blocks[k].lo, hi = last } end
     end
     for _, piece in ipairs(M.complement(keep, r.size)) do
       s:erase(r.address + piece.lo, piece.hi - piece.lo)

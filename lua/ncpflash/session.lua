@@ -702,28 +702,35 @@ function Session:sha256(addr, len)
   return res:sub(1, 32)
 end
 
--- On-chip SHA-256 of several ranges ({addr=, len=} each) in one XIP session: list of 32-byte
--- strings, one command per range (blank and unchanged checks).
-function Session:sha256_many(ranges)
+-- Run fn(sha) inside one XIP session (0x60 ... 0x61), where sha(addr, len) is one 0x3E -> 32-byte
+-- digest; returns what fn returns (blank and unchanged checks).
+function Session:xip_sha(fn)
   local t0 = sys.now()
-  local out = {}
-  self:cmd("XIP_READ_START", "")
-  local ok, err = pcall(function()
-    for i, r in ipairs(ranges) do
-      u32(r.addr, "address"); u32(r.len, "length")
-      local t = 2 * (r.len // (2 * 1024 * 1024) + 1) + r.len / (self.chip.sha_rate or 2097152)
-      local d = self:cmd("FLASH_XIP_READ_SHA", string.pack("<I4I4", r.addr, r.len), { data = true, timeout = t })
-      if #d < 32 then
-        errors.raise("protocol", "flash_xip_read_sha: short reply " .. hexs(d), { op = "flash_xip_read_sha", got = d })
-      end
-      out[i] = d:sub(1, 32)
+  local function sha(addr, len)
+    u32(addr, "address"); u32(len, "length")
+    local t = 2 * (len // (2 * 1024 * 1024) + 1) + len / (self.chip.sha_rate or 2097152)
+    local d = self:cmd("FLASH_XIP_READ_SHA", string.pack("<I4I4", addr, len), { data = true, timeout = t })
+    if #d < 32 then
+      errors.raise("protocol", "flash_xip_read_sha: short reply " .. hexs(d), { op = "flash_xip_read_sha", got = d })
     end
-  end)
+    return d:sub(1, 32)
+  end
+  self:cmd("XIP_READ_START", "")
+  local ok, res = pcall(fn, sha)
   local ok2, err2 = pcall(self.cmd, self, "XIP_READ_FINISH", "")
-  if not ok then error(err, 0) end
+  if not ok then error(res, 0) end
   if not ok2 then error(err2, 0) end
   self.stats.verify = (self.stats.verify or 0) + (sys.now() - t0)
-  return out
+  return res
+end
+
+-- On-chip SHA-256 of several ranges ({addr=, len=} each) in one XIP session: list of digests.
+function Session:sha256_many(ranges)
+  return self:xip_sha(function(sha)
+    local out = {}
+    for i, r in ipairs(ranges) do out[i] = sha(r.addr, r.len) end
+    return out
+  end)
 end
 
 -- Read [addr, addr+len) from flash. opts.progress(done, total).

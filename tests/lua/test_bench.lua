@@ -137,3 +137,26 @@ test("pipelined writes: an FL names its frame, later replies are drained", funct
   match(r.out, "error device frame 3 offset 8192", r.out .. r.err)
   match(r.out, "session usable")
 end)
+
+test("--erase 1 erases only what does not read erased: nothing on a blank chip, the old part only", function()
+  local sim <close> = helpers.ncpsim{}
+  local dir = helpers.tmpdir()
+  local small = helpers.writefile(dir .. "/small.bin", helpers.random_bytes(64 * 1024, 1))
+  local big = helpers.writefile(dir .. "/big.bin", helpers.random_bytes(256 * 1024, 2))
+  local function erases(from)
+    local out = {}
+    local lines = sim:log_lines()
+    for i = from + 1, #lines do
+      local a, b = lines[i]:match("^0x30 flash_erase plen=8 start=(0x%x+) end=(0x%x+)")
+      if a then out[#out + 1] = a .. ".." .. b end
+    end
+    return table.concat(out, " "), #lines
+  end
+  local r = helpers.run{ "--port", sim.url, "flash", "0x10000", small, "--erase", "1" }
+  eq(r.code, 0, r.err)
+  local e, n = erases(0)
+  eq(e, "", "blank chip: no erase")
+  r = helpers.run{ "--port", sim.url, "flash", "0x10000", big, "--erase", "1" }
+  eq(r.code, 0, r.err)
+  eq((erases(n)), "0x00010000..0x0001ffff", "only the block the small image used")
+end)
