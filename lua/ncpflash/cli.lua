@@ -102,6 +102,10 @@ function M.parse_globals(argv)
     -- an option that is global only with a value that fits (--reset SPEC), so that a
     -- recipe's own flag of the same name (flash --reset) keeps working
     if spec and spec.value_if and not inline and not M.value_checks[spec.value_if](argv[i + 1]) then
+      if #rest == 0 then   -- before the command name it cannot be a recipe's flag
+        usage(("option %s needs a value (%s), e.g. %s 'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0'")
+          :format(name, spec.metavar or "VALUE", name))
+      end
       spec = nil
     end
     if spec then

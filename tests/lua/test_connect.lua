@@ -62,6 +62,9 @@ test("bad --reset on the command line: exit 2 before the port is opened", functi
   eq(r.code, 2, r.err)
   match(r.err, "wait=5parsecs")
   nomatch(r.err, "nonexistent")
+  local r2 = helpers.run{ "--port", "/dev/nonexistent-port", "--reset" }
+  eq(r2.code, 2)
+  match(r2.err, "option %-%-reset needs a value")
 end)
 
 test("gpio fake backend: the recorded line changes keep the sequence's timings", function()
