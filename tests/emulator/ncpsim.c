@@ -23,6 +23,7 @@ struct opts {
 	bool power_on_set;
 	bool print_key;
 	bool help;
+	const char *replay;
 };
 
 static void usage(FILE *out)
@@ -72,6 +73,8 @@ static void usage(FILE *out)
 "  --fault SPEC           repeatable, see below;  --seed N  seeds drop/flip\n"
 "Other:\n"
 "  --print-test-key       print the public key that signs 0x91 challenges (PEM)\n"
+"  --replay TRACE         answer from an ncpflash --trace-file recording instead of\n"
+"                         the device model; divergence is logged (docs/api/ncpsim.md)\n"
 "  --help\n"
 "stdin commands: reset (samples BOOT), reset boot|download, reset flash, save, quit\n"
 "\n", out);
@@ -302,6 +305,9 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 		if (parse_size(val, &u))
 			BAD();
 		s->faults.rng = u * 0x9E3779B97F4A7C15ull + 1;
+	} else if (!strcmp(name, "replay")) {
+		NEED();
+		o->replay = val;
 	} else if (!strcmp(name, "print-test-key")) {
 		o->print_key = true;
 	} else if (!strcmp(name, "help")) {
@@ -486,6 +492,7 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 0 },
 		{ "mac-len", 1, 0, 0 }, { "max-payload", 1, 0, 0 }, { "header-size", 1, 0, 0 },
 		{ "ram-loader", 2, 0, 0 }, { "run-image", 1, 0, 0 }, { "print-test-key", 0, 0, 0 }, { "help", 0, 0, 'h' },
+		{ "replay", 1, 0, 0 },
 		{ 0, 0, 0, 0 },
 	};
 	int c, ix, rc = 2;
@@ -547,6 +554,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ncpsim: signalfd: %s\n", strerror(errno));
 		goto out_flash;
 	}
+	if (o.replay && replay_load(s, o.replay, err, sizeof err)) {
+		fprintf(stderr, "ncpsim: %s\n", err);
+		close(sfd);
+		goto out_flash;
+	}
 	if (net_open(s, o.fe, o.where, err, sizeof err)) {
 		fprintf(stderr, "ncpsim: %s\n", err);
 		close(sfd);
@@ -556,6 +568,7 @@ int main(int argc, char **argv)
 	double now = now_s();
 	s->next_save = now;
 	dev_reset(s, s->power_on_download, now);
+	replay_start(s, now);
 	printf("%s\n", s->net.url);
 	fflush(stdout);
 	run(s, sfd);
@@ -568,6 +581,7 @@ int main(int argc, char **argv)
 out_flash:
 	flash_free(&s->flash);
 out:
+	replay_free(s);
 	if (s->log)
 		fclose(s->log);
 	free(s);

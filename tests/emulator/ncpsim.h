@@ -190,6 +190,8 @@ struct xzdec {
 	uint32_t dest;
 };
 
+struct replay;
+
 struct sim {
 	struct identity id;
 	struct timing tm;
@@ -246,6 +248,8 @@ struct sim {
 	double app_next;
 	unsigned app_line;
 
+	struct replay *replay; /* --replay TRACE (replay.c), NULL = the device model */
+
 	/* bookkeeping */
 	unsigned resets;
 	double next_save;
@@ -297,6 +301,12 @@ void wire_purge_in(struct sim *s);
 /* Moves due output bytes through faults/resampling into buf; returns count. */
 size_t wire_take_output(struct sim *s, double now, uint8_t **buf, size_t *cap);
 void wire_free(struct sim *s);
+
+/* replay.c: --replay TRACE answers from an ncpflash wire trace */
+int replay_load(struct sim *s, const char *path, char *err, size_t errlen);
+void replay_start(struct sim *s, double now);
+void replay_input(struct sim *s, const uint8_t *d, size_t n, double now);
+void replay_free(struct sim *s);
 
 /* net.c */
 int net_open(struct sim *s, enum frontend fe, const char *where, char *err, size_t errlen);
