@@ -215,7 +215,7 @@ test("image create/info round trip for every header layout; --ram images; bad in
   eq(r.code, 2, "no output file")
 end)
 
-test("BL808 beyond 4 MiB: --chip bl808 (generic board) or --board generic take the flash size from the JEDEC id", function()
+test("BL808 beyond 4 MiB: --chip bl808 (generic board) or --board generic: flash size from the JEDEC id", function()
   local sim <close> = helpers.ncpsim({ "--profile", "bl808" })
   local dir = helpers.tmpdir()
   local data = helpers.random_bytes(8192, 21)

@@ -42,7 +42,8 @@ test("acme_w1 from XDG_CONFIG_HOME: reset, flash at its layout, verify, info fin
   local dir = helpers.tmpdir()
   local fw = helpers.random_bytes(30000, 11)
   helpers.writefile(dir .. "/fw.bin", fw)
-  local r = helpers.run({ "--board", "acme_w1", "image", "create", dir .. "/fw.bin", dir .. "/fw_hdr.bin" }, { env = env })
+  local r = helpers.run({ "--board", "acme_w1", "image", "create", dir .. "/fw.bin", dir .. "/fw_hdr.bin" },
+    { env = env })
   eq(r.code, 0, r.err)
   local img = helpers.readfile(dir .. "/fw_hdr.bin")
   eq(img:byte(13), 0x01, "board flash_cfg.io_mode in the header")
