@@ -367,3 +367,17 @@ test("probe on a port without modem lines: the next step is manual / cmd / gpio"
   match(r.out, "socket:// has no modem lines")
   match(r.out, "next +this port cannot drive BOOT/CHIP_EN: use %-%-reset manual")
 end)
+
+test("probe --tune with GPIO lines (fake backend): the saved board keeps the gpio wiring", function()
+  -- the fake lines reset nothing: a short ROM inactivity timeout makes every trial a fresh handshake
+  local sim <close> = helpers.ncpsim{ "--raw", "127.0.0.1:0", "--timeout-ms", "5" }
+  local xdg = helpers.tmpdir()
+  local r = helpers.run({ "--port", sim.url, "--load-baud", "500000", "--reset",
+    "gpio:en=gpiochip0:17,boot=gpiochip0:27;boot=1,en=0,wait=50ms,en=1,wait=50ms,boot=0", "probe", "--tune",
+    "--trials", "1", "--save", "gpioboard" }, { env = { XDG_CONFIG_HOME = xdg, NCPFLASH_GPIO_FAKE = xdg .. "/g.log" } })
+  eq(r.code, 0, r.err)
+  local board = helpers.readfile(xdg .. "/ncpflash/boards/gpioboard.lua")
+  match(board, 'kind = "gpio"')
+  match(board, 'en = "gpiochip0:17"')
+  match(helpers.readfile(xdg .. "/g.log"), "gpiochip0:17 en 1")
+end)
