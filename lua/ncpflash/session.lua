@@ -529,8 +529,13 @@ end
 
 function Session:boot_info() return self.info end
 
+-- The MAC as people write it.  eFuse stores it least significant byte
+-- first (the tools write slots reversed, like the chip id), and 0x42
+-- returns the stored order; chips set `mac_reversed = false` otherwise.
 function Session:mac()
-  return (image.hex(self.mac_bytes or ""):gsub("(%x%x)", "%1:"):gsub(":$", ""))
+  local m = self.mac_bytes or ""
+  if self.chip.mac_reversed ~= false then m = m:reverse() end
+  return (image.hex(m):gsub("(%x%x)", "%1:"):gsub(":$", ""))
 end
 
 function Session:jedec() return self.jedec_hex, self.flash_size, self.jedec_id end

@@ -83,7 +83,7 @@ test("8 boards in one command: good ones verified, bad ones reported with cause,
   eq(rows[7].result, "FAILED")
   for _, k in ipairs({ 1, 2, 3, 4, 5, 8 }) do
     eq(rows[k].result, "ok", "board " .. k)
-    eq(rows[k].mac, ("%02x:d2:03:7b:82:40"):format(k))
+    eq(rows[k].mac, ("40:82:7b:03:d2:%02x"):format(k))
     sims[k]:stop()
     eq(sims[k]:flash():sub(0x10000 + 1, 0x10000 + #fw) == fw, true, "board " .. k .. " flash byte-exact")
   end
@@ -96,8 +96,8 @@ test("8 boards in one command: good ones verified, bad ones reported with cause,
   local names = sys.listdir(dir .. "/logs")
   local logs, traces = 0, 0
   for _, n in ipairs(names) do
-    if n:match("^0[1-8]d2037b8240_%d+T%d+Z%.log$") then logs = logs + 1 end
-    if n:match("^0[1-8]d2037b8240_%d+T%d+Z%.trace$") then traces = traces + 1 end
+    if n:match("^40827b03d20[1-8]_%d+T%d+Z%.log$") then logs = logs + 1 end
+    if n:match("^40827b03d20[1-8]_%d+T%d+Z%.trace$") then traces = traces + 1 end
   end
   eq(logs, 7, "logs named by MAC for the 7 boards that answered: " .. table.concat(names, " "))
   eq(traces, 7)
@@ -105,7 +105,7 @@ test("8 boards in one command: good ones verified, bad ones reported with cause,
   for _, n in ipairs(names) do if n:match("^%d+T%d+Z_6_.*%.log$") then unnamed = unnamed + 1 end end
   eq(unnamed, 1, "the silent board keeps its port-named log")
   local log1 = helpers.readfile(dir .. "/logs/" .. (function()
-    for _, n in ipairs(names) do if n:match("^01d2.*%.log$") then return n end end
+    for _, n in ipairs(names) do if n:match("^40827b03d201_.*%.log$") then return n end end
   end)())
   match(log1, "==> write")
   match(log1, "result: ok %(exit 0%)")
