@@ -74,16 +74,70 @@ local function recipe_source(entry)
   return util.readfile(entry.path, "recipe"), "@" .. entry.path
 end
 
---- Load a recipe chunk (text only) and run its top level with `args`.
---- Returns the recipe table, or nil when the file is a plain script (which
---- has then already run).
-local function load_recipe(src, chunkname, args)
-  local env = setmetatable({}, { __index = _G })
+-- The recipe environment (README "Recipes and external commands"). Recipes run without
+-- os.execute, io.popen and ncpflash.core.sys.spawn (and without debug, package and the real _G,
+-- the easy ways around that) unless their table declares `needs = {"exec"}`. The grant is made
+-- after the top level has returned the table, so only the recipe's functions get it.
+-- Library code (e.g. a "command" reset strategy the user configured with --reset or a board
+-- file) runs in its own environment and is not affected. A file the user runs explicitly
+-- (`ncpflash run FILE.lua`) is a program the user chose to start: its top level runs with the
+-- full environment, and the rule applies to the recipe table it returns.
+local function no_exec(lib, drop)
+  local t = {}
+  for k, v in pairs(lib) do if not drop[k] then t[k] = v end end
+  return t
+end
+
+local function recipe_env(args)
+  local base = {}
+  for k, v in pairs(_G) do base[k] = v end
+  local env = setmetatable({}, { __index = base })
+  local safe = {
+    os = no_exec(os, { execute = true }),
+    io = no_exec(io, { popen = true }),
+    debug = { traceback = debug.traceback },
+    _G = env,
+    load = function(chunk, name, mode, e) return load(chunk, name, mode, e or env) end,
+    loadfile = function(file, mode, e) return loadfile(file, mode, e or env) end,
+    dofile = function(file) return assert(loadfile(file, "t", env))() end,
+    require = function(name)
+      local m = require(name)
+      if name == "ncpflash.core.sys" then return no_exec(m, { spawn = true }) end
+      return m
+    end,
+  }
+  local full = { os = os, io = io, debug = debug, _G = _G, load = load, loadfile = loadfile, dofile = dofile,
+                 require = require, package = package }
+  local function allow(yes)
+    for k, v in pairs(full) do base[k] = yes and v or safe[k] end
+  end
   env.arg = args
+  return env, allow
+end
+
+--- True when a recipe table declares that it runs external commands.
+function M.needs_exec(r)
+  for _, n in ipairs(type(r) == "table" and type(r.needs) == "table" and r.needs or {}) do
+    if n == "exec" then return true end
+  end
+  return false
+end
+
+--- Load a recipe chunk (text only) and run its top level with `args`.
+--- Returns the recipe table and whether it may run external commands, or
+--- nil when the file is a plain script (which has then already run).
+--- `trusted`: the user named the file (`run FILE.lua`): full top level.
+local function load_recipe(src, chunkname, args, trusted)
+  local env, allow = recipe_env(args)
+  allow(trusted == true)
   local fn, err = load(src, chunkname, "t", env)
   if not fn then errors.raise("input", "cannot load " .. chunkname:sub(2) .. ": " .. err) end
   local r = fn(table.unpack(args))
-  if type(r) == "table" and type(r.run) == "function" then return r end
+  if type(r) == "table" and type(r.run) == "function" then
+    local exec = M.needs_exec(r)
+    allow(exec)
+    return r, exec
+  end
   return nil
 end
 
@@ -151,6 +205,16 @@ end
 
 --- Connect to the chip's ROM (reset ladder, handshake, baud switch).
 function Ctx:connect(o)
+  -- a reset strategy that runs an external program is allowed when the user configured it
+  -- (--reset, the board file); one the recipe passes needs the recipe's exec permission
+  if o and not self.exec and ((o.reset ~= nil and o.reset ~= true and o.reset ~= false) or o.board) then
+    for _, st in ipairs(require("ncpflash.reset").ladder({ reset = o.reset }, o.board or self:board())) do
+      if st.kind == "command" then
+        errors.raise("safety", ("recipe %s passes a reset strategy that runs an external command, but does not "
+          .. "declare needs = {\"exec\"}"):format(tostring(self.command)))
+      end
+    end
+  end
   return require("ncpflash.session").connect(self, o)
 end
 
@@ -186,7 +250,9 @@ local function general_help(roots)
     if e then
       local ok, r = pcall(function()
         local src, chunk = recipe_source(e)
-        local fn = load(src, chunk, "t", setmetatable({}, { __index = _G }))
+        local env, allow = recipe_env({})
+        allow(false)
+        local fn = load(src, chunk, "t", env)
         return fn and fn()
       end)
       help = ok and type(r) == "table" and r.help or "(could not load)"
@@ -243,12 +309,14 @@ local function run(opts, rest, ev)
       entry = find_command(roots, what)
     end
     local src, chunk = recipe_source(entry)
-    local r = load_recipe(src, chunk, {})
+    local r = load_recipe(src, chunk, {}, what:match("%.lua$") ~= nil)
     ev:info(cli.recipe_help(what, r or { help = "(a plain Lua script)" }, entry.origin))
     return
   end
   local entry, src, chunk
+  local trusted = false
   if cmd == "run" or cmd:match("%.lua$") then
+    trusted = true
     local file = cmd == "run" and table.remove(rest, 1) or cmd
     if not file then errors.raise("usage", "run: missing FILE.lua") end
     src = util.readfile(file, "script")
@@ -261,12 +329,13 @@ local function run(opts, rest, ev)
   local ctx = setmetatable({ opts = opts, ev = ev, command = entry.name,
     job = require("ncpflash.core.jobs").self() }, Ctx)
   if opts.help then
-    local r = load_recipe(src, chunk, {})
+    local r = load_recipe(src, chunk, {}, trusted)
     ev:info(cli.recipe_help(entry.name, r or { help = "(a plain Lua script)" }, entry.origin))
     return
   end
-  local recipe = load_recipe(src, chunk, rest)
+  local recipe, exec = load_recipe(src, chunk, rest, trusted)
   if not recipe then return end
+  ctx.exec = exec
   local args = cli.parse_args(entry.name, recipe.args, rest)
   ctx.default_board = recipe.board
   return recipe.run(ctx, args)
