@@ -63,7 +63,7 @@ end
 
 -- The t02 release set: ST's files when ../shared/fixtures is there, else synthetic files of the
 -- same sizes and compressibility (boot2 52,544 B, partition table, FW 1,267,264 B, LittleFS
--- 446,464 B mostly erased).
+-- 446,464 B mostly zeros, like ST's).
 local function release_set(dir)
   if helpers.have_fixtures() then
     local ini = helpers.ncp_binaries .. "/mission_t02_flash_prog_cfg_v2.0.89.ini"
@@ -72,7 +72,8 @@ local function release_set(dir)
   local files = {
     { "boot2", 0x0, "boot2.bin", synthetic_fw(52544, 3) },
     { "partition", 0xE000, "partition.bin", synth.partition_table() },
-    { "littlefs", 0x378000, "littlefs.bin", ("littlefs"):rep(512) .. string.rep("\255", 446464 - 4096) },
+    -- ST's littlefs.bin is zero-filled (413,574 of its bytes are 0x00), not erased
+    { "littlefs", 0x378000, "littlefs.bin", ("littlefs"):rep(512) .. string.rep("\0", 446464 - 4096) },
     { "FW", 0x10000, "fw.bin", synthetic_fw(1267264, 11) },
   }
   local ini = { "[cfg]", "erase = 2", "skip_mode = 0x0, 0x0", "boot2_isp_mode = 0", "" }
