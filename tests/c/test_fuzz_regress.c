@@ -2,7 +2,8 @@
  * test_fuzz_regress.c - replays the fuzz regression inputs and seed corpus
  * (tests/fuzz/regress/TARGET/ and tests/fuzz/corpus/TARGET/, relative to
  * the working directory: the repository root under `make test`) through
- * the same target functions `make fuzz` runs.  One result line per target.
+ * the same target functions `make fuzz` runs, each within 5 s (a hang is a
+ * finding too).  One result line per target.
  */
 #define NCP_FUZZ_NO_ENTRY 1
 #include "../fuzz/fuzz_isp.c"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int call_target(const char *target, const uint8_t *d, size_t n)
 {
@@ -55,7 +57,16 @@ static int replay_dir(const char *target, const char *dir, int *files, char *fir
 		}
 		fclose(f);
 		(*files)++;
-		if (call_target(target, buf ? buf : (const uint8_t *)"", len)) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int bad_one = call_target(target, buf ? buf : (const uint8_t *)"", len);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (secs > 5.0) { /* make fuzz treats more than 10 s as a hang */
+			fprintf(stderr, "%s: %.1f s\n", path, secs);
+			bad_one = -1;
+		}
+		if (bad_one) {
 			if (!bad)
 				snprintf(first, firstlen, "%s", path);
 			bad++;

@@ -6,7 +6,10 @@
  * The input is what a server sends, written into one end of a socketpair
  * whose other end the client is attached to (port_rfc2217_attach); the
  * server end is then shut for writing, so every wait ends at once with
- * "connection closed" instead of a timeout.  Input byte 0, bit 0: prepend
+ * "connection closed" instead of a timeout.  A thread reads whatever the
+ * client sends (option answers can be many: a server may flap DO/DONT),
+ * as a server would; without it the client's sends block once the socket
+ * buffer is full (the first fuzz finding, tests/fuzz/regress/rfc2217).  Input byte 0, bit 0: prepend
  * a correct negotiation (DO COM-PORT, baud acknowledged) so that most
  * inputs reach the data path.  The client's reads, writes, line and baud
  * changes and input flushes are interleaved; what the client reads must be
@@ -16,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,17 @@ static void fz_rfc_drain(int fd)
 	uint8_t sink[4096];
 	while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
 		;
+}
+
+/* The server's reader: consumes the client's bytes until the client closes. */
+static void *fz_rfc_reader(void *arg)
+{
+	int fd = *(int *)arg;
+	uint8_t sink[4096];
+	ssize_t r;
+	while ((r = recv(fd, sink, sizeof sink, 0)) > 0 || (r < 0 && errno == EINTR))
+		;
+	return NULL;
 }
 
 static int fz_rfc_send(int fd, const uint8_t *b, size_t n)
@@ -66,6 +81,8 @@ int ncp_fuzz_rfc2217(const uint8_t *data, size_t n)
 		return 0;
 	}
 	shutdown(sv[1], SHUT_WR);
+	pthread_t reader;
+	int reading = pthread_create(&reader, NULL, fz_rfc_reader, &sv[1]) == 0;
 
 	struct port_opts o = {.baud = 115200, .connect_timeout = 1.0};
 	o.trace = fopen("/dev/null", "w"); /* exercise the trace formatting */
@@ -74,9 +91,11 @@ int ncp_fuzz_rfc2217(const uint8_t *data, size_t n)
 	enum port_open_failure why = PORT_FAIL_IO;
 	struct port *p = port_rfc2217_attach(sv[0], "rfc2217://fuzz:0", &o, err,
 					     sizeof err, &why);
-	if (!p) {
+	if (!p) { /* the client closed sv[0]: the reader sees the end */
 		if (o.trace)
 			fclose(o.trace);
+		if (reading)
+			pthread_join(reader, NULL);
 		close(sv[1]);
 		return 0;
 	}
@@ -103,7 +122,8 @@ int ncp_fuzz_rfc2217(const uint8_t *data, size_t n)
 			}
 			break;
 		}
-		fz_rfc_drain(sv[1]);
+		if (!reading)
+			fz_rfc_drain(sv[1]);
 		if (r < 0 && r != PORT_UNSUPPORTED)
 			break;
 	}
@@ -119,6 +139,8 @@ int ncp_fuzz_rfc2217(const uint8_t *data, size_t n)
 	(void)port_set_baud(p, 2000000);
 	(void)port_flush_input(p);
 	port_close(p);
+	if (reading)
+		pthread_join(reader, NULL);
 	close(sv[1]);
 	return rc;
 }

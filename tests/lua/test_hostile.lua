@@ -129,6 +129,18 @@ test("ini: wildcard matching 0 or 2 files, @partition name missing", function()
   refused(sim, { "flash", "--config", ini }, "no entry \"APP\" in partition table")
 end)
 
+test("ini: a wildcard of many stars is answered at once (fuzz finding: pattern backtracking)", function()
+  local sim <close> = helpers.ncpsim{}
+  local ini = release({ { "FW", "./" .. ("*"):rep(60) .. "x.bin", "0x10000" } },
+    { [("a"):rep(200) .. ".bin"] = "a" })
+  local t0 = require("ncpflash.core.sys").now()
+  refused(sim, { "flash", "--config", ini }, "matched 0")
+  ok(require("ncpflash.core.sys").now() - t0 < 10, "took too long")
+  local glob = require("ncpflash.progcfg").glob_match
+  ok(glob("fw_v*.bin", "fw_v2.0.1.bin")); ok(glob("*", "")); ok(glob("a*b*c", "aXbYc"))
+  ok(not glob("a*b", "aXbY")); ok(not glob("fw_v*.bin", "fw_v1.binx")); ok(glob("**.bin", ".bin"))
+end)
+
 test("ini: overlapping addresses, addresses beyond the flash or 32 bits", function()
   local sim <close> = helpers.ncpsim{}
   local ini = release({ { "FW", "./fw.bin", "0x10000" }, { "B", "./b.bin", "0x12000" } }, { ["b.bin"] = "b" })
