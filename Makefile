@@ -21,7 +21,7 @@ SIM_OBJ  = $(SIM_SRC:tests/emulator/%.c=$(B)/obj/sim/%.o)
 TEST_BIN = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 PEER_BIN = $(patsubst tests/peer/%.c,$(B)/tests/%,$(wildcard tests/peer/*.c))
 EMBED    = $(sort $(wildcard lua/ncpflash/*.lua lua/ncpflash/*/*.lua recipes/*.lua recipes/*/*.lua))
-LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua/*.lua)
+LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua/*.lua tests/fuzz/*.lua)
 DEPS_OK  = $(B)/.deps-ok
 RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
 
