@@ -84,7 +84,7 @@ local function check_content(r)
   elseif d:sub(1, 4) == "BFNP" then
     sound(function()
       for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
-        if p.field:match("config CRC32$") or p.field == "header CRC32" then
+        if require("ncpflash.header").is_boot_crc(p) then
           errors.raise("input", string.format("%s: boot header: %s at offset 0x%X: expected %s, found %s", file,
             p.field, p.offset, tostring(p.expected), tostring(p.found)))
         end

@@ -11,12 +11,26 @@
 -- the clock configuration from `chip.header.clock_cfg` (board `clock_cfg` overrides).
 local image = require("ncpflash.core.image")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 
 local M = {}
 
 M.NO_SEGMENT = 1 << 8
 M.CRC_IGNORE = 1 << 16
 M.HASH_IGNORE = 1 << 17
+M.DEADBEEF = 0xDEADBEEF
+
+-- boot cfg word: {name, first bit, width}
+M.bootcfg_fields = {
+  {"sign", 0, 2}, {"encrypt_type", 2, 2}, {"key_sel", 4, 2}, {"xts_mode", 6, 1},
+  {"aes_region_lock", 7, 1}, {"no_segment", 8, 1}, {"boot2_enable", 9, 1},
+  {"boot2_rollback", 10, 1}, {"cpu_master_id", 11, 4}, {"notload_in_bootrom", 15, 1},
+  {"crc_ignore", 16, 1}, {"hash_ignore", 17, 1}, {"power_on_mm", 18, 1}, {"em_sel", 19, 3},
+  {"cmds_en", 22, 1}, {"cmds_wrap_mode", 23, 2}, {"cmds_wrap_len", 25, 4},
+  {"icache_invalid", 29, 1}, {"dcache_invalid", 30, 1}, {"fpga_halt_release", 31, 1},
+}
+
+local encrypt_names = { [0] = "none", [1] = "AES-128", [2] = "AES-256", [3] = "AES-192" }
 
 local function layout(chip)
   local H = chip.header
@@ -56,21 +70,34 @@ local function new_header(H)
   return buf
 end
 
-local function finish(H, buf)
-  local s = table.concat(buf)
-  local crc = image.crc32(s:sub(1, H.crc))
-  return s:sub(1, H.crc) .. string.pack("<I4", crc) .. s:sub(H.crc + 5)
-end
-
-local function clock_block(H, buf, board)
-  local c = (board and board.clock_cfg) and bytes(board.clock_cfg) or bytes(H.clock_cfg)
-  if #c ~= H.clock.len then
-    errors.raise("input", string.format("clock configuration: %d bytes, the %d-byte header wants %d", #c, H.size,
-      H.clock.len))
+-- The header bytes of layout H (header CRC last). v: flash_cfg (84 bytes) and clock_cfg
+-- (H.clock.len bytes), each with its magic and CRC32 when given; bootcfg (word), offset (image
+-- offset, when given), len (image length or segment count), hash (32 bytes), entry (boot entry).
+function M.assemble(H, v)
+  local buf = new_header(H)
+  if v.flash_cfg then
+    put(buf, H.flash_cfg, "FCFG")
+    put(buf, H.flash_cfg + 4, v.flash_cfg)
+    put(buf, H.flash_cfg + 88, string.pack("<I4", image.crc32(v.flash_cfg)))
   end
-  put(buf, H.clock.magic, "PCFG")
-  put(buf, H.clock.data, c)
-  put(buf, H.clock.crc, string.pack("<I4", image.crc32(c)))
+  if v.clock_cfg then
+    local c = v.clock_cfg
+    if #c ~= H.clock.len then
+      errors.raise("input", string.format("clock configuration: %d bytes, the %d-byte header wants %d", #c, H.size,
+        H.clock.len))
+    end
+    put(buf, H.clock.magic, "PCFG")
+    put(buf, H.clock.data, c)
+    put(buf, H.clock.crc, string.pack("<I4", image.crc32(c)))
+  end
+  put(buf, H.bootcfg, string.pack("<I4", v.bootcfg))
+  if v.offset then put(buf, H.image_offset, string.pack("<I4", v.offset)) end
+  put(buf, H.image_len, string.pack("<I4", v.len))
+  put(buf, H.hash, v.hash)
+  if H.cpu_enable then put(buf, H.cpu_enable, "\1") end
+  if H.boot_entry then put(buf, H.boot_entry, string.pack("<I4", v.entry)) end
+  local s = table.concat(buf)
+  return s:sub(1, H.crc) .. string.pack("<I4", image.crc32(s:sub(1, H.crc))) .. s:sub(H.crc + 5)
 end
 
 -- A flashable image: header at 0, the application at `opts.offset` (default 0x1000), the gap
@@ -84,19 +111,11 @@ function M.build_flash(chip, app, opts)
     errors.raise("usage", string.format("image offset 0x%X is inside the %d-byte header", offset, H.size))
   end
   if #app % 16 ~= 0 then app = app .. string.rep("\0", 16 - #app % 16) end
-  local buf = new_header(H)
-  local fc = M.flash_cfg(chip, opts.board)
-  put(buf, H.flash_cfg, "FCFG")
-  put(buf, H.flash_cfg + 4, fc)
-  put(buf, H.flash_cfg + 88, string.pack("<I4", image.crc32(fc)))
-  clock_block(H, buf, opts.board)
-  put(buf, H.bootcfg, string.pack("<I4", M.NO_SEGMENT))
-  put(buf, H.image_offset, string.pack("<I4", offset))
-  put(buf, H.image_len, string.pack("<I4", #app))
-  put(buf, H.hash, image.sha256(app))
-  if H.cpu_enable then put(buf, H.cpu_enable, "\1") end
-  if H.boot_entry then put(buf, H.boot_entry, string.pack("<I4", opts.entry or H.boot_entry_value or 0)) end
-  local h = finish(H, buf)
+  local board = opts.board
+  local h = M.assemble(H, { flash_cfg = M.flash_cfg(chip, board),
+    clock_cfg = (board and board.clock_cfg) and bytes(board.clock_cfg) or bytes(H.clock_cfg),
+    bootcfg = M.NO_SEGMENT, offset = offset, len = #app, hash = image.sha256(app),
+    entry = opts.entry or H.boot_entry_value or 0 })
   return h .. string.rep("\xFF", offset - #h) .. app
 end
 
@@ -105,13 +124,8 @@ end
 function M.build_ram(chip, segments, opts)
   opts = opts or {}
   local H = layout(chip)
-  local buf = new_header(H)
-  put(buf, H.bootcfg, string.pack("<I4", M.HASH_IGNORE))
-  put(buf, H.image_len, string.pack("<I4", #segments))
-  put(buf, H.hash, string.rep(string.pack("<I4", 0xDEADBEEF), 8))
-  if H.cpu_enable then put(buf, H.cpu_enable, "\1") end
-  if H.boot_entry then put(buf, H.boot_entry, string.pack("<I4", opts.entry or segments[1].dest)) end
-  local out = { finish(H, buf) }
+  local out = { M.assemble(H, { bootcfg = M.HASH_IGNORE, len = #segments,
+    hash = string.rep(string.pack("<I4", M.DEADBEEF), 8), entry = opts.entry or segments[1].dest }) }
   for _, sg in ipairs(segments) do
     local d = sg.data
     if #d % 16 ~= 0 then d = d .. string.rep("\0", 16 - #d % 16) end
@@ -123,10 +137,15 @@ end
 
 local function hex32(v) return string.format("0x%08X", v) end
 
--- Parse with the chip's layout. Never raises for bad CRCs/hashes: they go to h.problems.
+-- Parse with the chip's layout (`data`: the header, or a whole image file starting with one).
+-- Never raises for bad CRCs/hashes: they go to h.problems ({offset=, field=, expected=, found=}).
+-- opts.file names the source; opts.full (what ncpflash.bootheader reports): a header CRC of
+-- 0xDEADBEEF with crc_ignore and a placeholder SHA-256 with hash_ignore are "not checked"
+-- (nil) rather than compared, and a signed image's public-key block (after the header) is read.
 function M.parse(chip, data, opts)
   local H = layout(chip)
   local file = opts and opts.file or "image"
+  local full = opts and opts.full
   if #data < H.size or data:sub(1, 4) ~= "BFNP" then
     errors.raise("input", string.format("%s: not a %d-byte %s boot header", file, H.size, chip.name),
       { file = file })
@@ -136,45 +155,79 @@ function M.parse(chip, data, opts)
     h.problems[#h.problems + 1] = { offset = offset, field = field, expected = expected, found = found }
   end
   local function u32(off) return string.unpack("<I4", data, off + 1) end
+  local function crc_check(off, field, bytes_)
+    local got, want = u32(off), image.crc32(bytes_)
+    if got ~= want then problem(off, field, hex32(want), hex32(got)) end
+    return got == want
+  end
+  h.revision = u32(4)
   h.bootcfg_word = u32(H.bootcfg)
-  h.signed = h.bootcfg_word & 3 ~= 0
-  h.encrypted = (h.bootcfg_word >> 2) & 3 ~= 0
-  h.no_segment = h.bootcfg_word & M.NO_SEGMENT ~= 0
-  if data:sub(H.flash_cfg + 1, H.flash_cfg + 4) == "FCFG" then
-    local fc = data:sub(H.flash_cfg + 5, H.flash_cfg + 88)
-    h.flash_cfg_crc_ok = u32(H.flash_cfg + 88) == image.crc32(fc)
-    if not h.flash_cfg_crc_ok then problem(H.flash_cfg + 88, "flash-config CRC32", hex32(image.crc32(fc)),
-      hex32(u32(H.flash_cfg + 88))) end
+  h.bootcfg = {}
+  for _, f in ipairs(M.bootcfg_fields) do
+    h.bootcfg[f[1]] = (h.bootcfg_word >> f[2]) & ((1 << f[3]) - 1)
   end
-  if data:sub(H.clock.magic + 1, H.clock.magic + 4) == "PCFG" then
-    local c = data:sub(H.clock.data + 1, H.clock.data + H.clock.len)
-    h.clock_cfg_crc_ok = u32(H.clock.crc) == image.crc32(c)
-    if not h.clock_cfg_crc_ok then problem(H.clock.crc, "clock-config CRC32", hex32(image.crc32(c)),
-      hex32(u32(H.clock.crc))) end
+  local b = h.bootcfg
+  h.signed = b.sign ~= 0
+  h.encrypted = b.encrypt_type ~= 0
+  h.encryption = encrypt_names[b.encrypt_type]
+  h.no_segment = b.no_segment == 1
+  h.flash_cfg_present = data:sub(H.flash_cfg + 1, H.flash_cfg + 4) == "FCFG"
+  h.flash_cfg = data:sub(H.flash_cfg + 5, H.flash_cfg + 88)
+  if h.flash_cfg_present then
+    h.flash_cfg_crc_ok = crc_check(H.flash_cfg + 88, "flash-config CRC32", h.flash_cfg)
   end
+  h.clock_cfg_present = data:sub(H.clock.magic + 1, H.clock.magic + 4) == "PCFG"
+  if h.clock_cfg_present then
+    h.clock_cfg_crc_ok = crc_check(H.clock.crc, "clock-config CRC32",
+      data:sub(H.clock.data + 1, H.clock.data + H.clock.len))
+  end
+  h.header_crc = u32(H.crc)
   local want = image.crc32(data:sub(1, H.crc))
-  h.header_crc_ok = u32(H.crc) == want
-  if not h.header_crc_ok and not (h.bootcfg_word & M.CRC_IGNORE ~= 0 and u32(H.crc) == 0xDEADBEEF) then
-    problem(H.crc, "header CRC32", hex32(want), hex32(u32(H.crc)))
+  local ignored = b.crc_ignore == 1 and h.header_crc == M.DEADBEEF
+  if not (full and ignored) then                        -- full: nil = explicitly not checked
+    h.header_crc_ok = h.header_crc == want
+    if not h.header_crc_ok and not ignored then problem(H.crc, "header CRC32", hex32(want), hex32(h.header_crc)) end
   end
-  h.sha256 = data:sub(H.hash + 1, H.hash + 32)
-  if h.no_segment then
-    h.image_offset, h.image_len = u32(H.image_offset), u32(H.image_len)
-    if #data > H.size then
-      local last = h.image_offset + h.image_len
-      if #data < last then
-        problem(H.image_len, "image length", "file of at least " .. last .. " bytes", #data .. " bytes")
-      else
-        local got = image.sha256(data:sub(h.image_offset + 1, last))
-        h.image_sha_ok = got == h.sha256
-        if not h.image_sha_ok then problem(H.hash, "image SHA-256", image.hex(h.sha256), image.hex(got)) end
+  -- signed images: public key X||Y (64) + CRC32 after the header, then sig_len + signature + CRC32
+  if full and h.signed and #data >= H.size + 68 then
+    local pk = data:sub(H.size + 1, H.size + 64)
+    h.public_key = pk
+    h.public_key_hash = image.sha256(pk)
+    h.public_key_crc_ok = crc_check(H.size + 64, "public-key CRC32", pk)
+    if #data >= H.size + 72 then
+      local slen = u32(H.size + 68)
+      if slen > 0 and slen <= 256 and #data >= H.size + 72 + slen + 4 then
+        h.signature_len = slen
+        h.signature = data:sub(H.size + 73, H.size + 72 + slen)
       end
     end
-  else
-    h.segment_count = u32(H.image_len)
+  end
+  h.sha256 = data:sub(H.hash + 1, H.hash + 32)
+  h.image_offset, h.aes_region_len = u32(H.image_offset), u32(H.image_offset + 4)
+  if h.no_segment then h.image_len = u32(H.image_len) else h.segment_count = u32(H.image_len) end
+  -- image hash (no-segment flash images, whole file present)
+  local placeholder = h.sha256:sub(1, 4) == "\xEF\xBE\xAD\xDE" or h.sha256:sub(1, 4) == "\xDE\xAD\xBE\xEF"
+  if h.image_len and #data > H.size then
+    local last = h.image_offset + h.image_len
+    if #data < last then
+      problem(H.image_len, "image length", "file of at least " .. last .. " bytes", #data .. " bytes")
+    elseif full and b.hash_ignore == 1 and placeholder then
+      h.image_sha_ok = nil
+    else
+      local got = image.sha256(data:sub(h.image_offset + 1, last))
+      h.image_sha_ok = got == h.sha256
+      if not h.image_sha_ok then problem(H.hash, "image SHA-256", image.hex(h.sha256), image.hex(got)) end
+    end
+    h.file_size = #data
   end
   if H.boot_entry then h.boot_entry = u32(H.boot_entry) end
   return h
+end
+
+-- The "  image: ..." line of a parsed header (`st` renders a check result: true/false/nil).
+function M.image_line(h, st)
+  return string.format("  image: offset 0x%X length %d (0x%X) SHA-256 %s (%s)", h.image_offset,
+    h.image_len, h.image_len, image.hex(h.sha256), st(h.image_sha_ok))
 end
 
 function M.describe(h)
@@ -186,17 +239,17 @@ function M.describe(h)
       st(h.clock_cfg_crc_ok), st(h.header_crc_ok)),
   }
   if h.image_len then
-    out[#out + 1] = string.format("  image: offset 0x%X length %d (0x%X) SHA-256 %s (%s)", h.image_offset,
-      h.image_len, h.image_len, image.hex(h.sha256), h.image_sha_ok == nil and "not checked" or st(h.image_sha_ok))
+    out[#out + 1] = M.image_line(h, function(v) return v == nil and "not checked" or st(v) end)
   else
     out[#out + 1] = string.format("  RAM image: %d segment(s)", h.segment_count)
   end
   if h.boot_entry then out[#out + 1] = string.format("  boot entry 0x%08X", h.boot_entry) end
-  for _, p in ipairs(h.problems) do
-    out[#out + 1] = string.format("  PROBLEM: %s at 0x%X: expected %s, found %s", p.field, p.offset,
-      tostring(p.expected), tostring(p.found))
-  end
-  return out
+  return util.problem_lines(out, h.problems)
+end
+
+-- A problem the ROM would not boot past: a flash/clock-config or header CRC32.
+function M.is_boot_crc(p)
+  return p.field:match("config CRC32$") ~= nil or p.field == "header CRC32"
 end
 
 -- The chip whose header layout has a matching header CRC (prefer = a chip table tried first).
@@ -226,7 +279,7 @@ end
 -- Raise the first CRC problem (the ROM would not boot it) as an `input` error.
 function M.check(chip, data, file)
   for _, p in ipairs(M.parse(chip, data, { file = file }).problems) do
-    if p.field:match("CRC32$") then
+    if M.is_boot_crc(p) then
       errors.raise("input", string.format("%s: %s boot header: %s at offset 0x%X: expected %s, found %s",
         file or "image", chip.name, p.field, p.offset, tostring(p.expected), tostring(p.found)))
     end

@@ -134,6 +134,23 @@ function M.writefile(path, data)
   f:close()
 end
 
+--- Raise an "input" error about a field of a binary structure (`what`: "boot header",
+--- "partition table", "OTA header"), with fields file, offset, field, expected, found.
+function M.bad_field(what, file, offset, field, expected, found)
+  errors.raise("input", ("%s: %s: %s at offset 0x%X: expected %s, found %s"):format(file, what, field, offset,
+    tostring(expected), tostring(found)),
+    { file = file, offset = offset, field = field, expected = expected, found = found })
+end
+
+--- Append one "  PROBLEM: ..." line per {field=, offset=, expected=, found=} to the list `out`.
+function M.problem_lines(out, problems)
+  for _, p in ipairs(problems) do
+    out[#out + 1] = ("  PROBLEM: %s at 0x%X: expected %s, found %s"):format(p.field, p.offset,
+      tostring(p.expected), tostring(p.found))
+  end
+  return out
+end
+
 function M.dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
