@@ -85,8 +85,7 @@ local function check_content(r)
     sound(function()
       for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
         if require("ncpflash.header").is_boot_crc(p) then
-          errors.raise("input", string.format("%s: boot header: %s at offset 0x%X: expected %s, found %s", file,
-            p.field, p.offset, tostring(p.expected), tostring(p.found)))
+          require("ncpflash.util").bad_field("boot header", file, p.offset, p.field, p.expected, p.found)
         end
       end
     end)

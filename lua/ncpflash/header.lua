@@ -280,8 +280,7 @@ end
 function M.check(chip, data, file)
   for _, p in ipairs(M.parse(chip, data, { file = file }).problems) do
     if M.is_boot_crc(p) then
-      errors.raise("input", string.format("%s: %s boot header: %s at offset 0x%X: expected %s, found %s",
-        file or "image", chip.name, p.field, p.offset, tostring(p.expected), tostring(p.found)))
+      util.bad_field(chip.name .. " boot header", file or "image", p.offset, p.field, p.expected, p.found)
     end
   end
 end

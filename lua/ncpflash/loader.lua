@@ -10,14 +10,11 @@
 local sys = require("ncpflash.core.sys")
 local image = require("ncpflash.core.image")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 
 local M = {}
 
-local function bad(file, offset, field, expected, found)
-  errors.raise("input", string.format("%s: RAM loader image: %s at offset 0x%X: expected %s, found %s", file,
-    field, offset, tostring(expected), tostring(found)),
-    { file = file, offset = offset, field = field, expected = expected, found = found })
-end
+local function bad(...) util.bad_field("RAM loader image", ...) end
 
 -- Split a RAM image into {header=, segments={{header=, data=, dest=, len=}}}; checks what the
 -- ROM checks (magic, header CRC, segment-header CRCs, lengths), so a bad file fails before the

@@ -2,18 +2,14 @@
 -- Header: magic "QCC74X_OTAVer1.0" (16) | type "RAW " or "XZ  " (4) | payload length u32 LE |
 -- 8 bytes 01..08 | module string (16) | version string (16) | SHA-256 of the payload (32) | 0xFF.
 local image = require("ncpflash.core.image")
-local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 
 local M = {}
 
 M.MAGIC = "QCC74X_OTAVer1.0"
 M.HEADER_SIZE = 512
 
-local function bad(file, offset, field, expected, found)
-  errors.raise("input", string.format("%s: OTA header: %s at offset 0x%X: expected %s, found %s",
-    file, field, offset, tostring(expected), tostring(found)),
-    { file = file, offset = offset, field = field, expected = expected, found = found })
-end
+local function bad(...) util.bad_field("OTA header", ...) end
 
 function M.is_ota(data)
   return type(data) == "string" and data:sub(1, #M.MAGIC) == M.MAGIC
@@ -60,11 +56,7 @@ function M.describe(h)
     string.format("  payload %d bytes, SHA-256 %s (%s)", h.payload_len, image.hex(h.sha256),
       h.payload_sha_ok == nil and "not checked" or (h.payload_sha_ok and "ok" or "BAD")),
   }
-  for _, p in ipairs(h.problems) do
-    out[#out + 1] = string.format("  PROBLEM: %s at 0x%X: expected %s, found %s", p.field, p.offset,
-      tostring(p.expected), tostring(p.found))
-  end
-  return out
+  return util.problem_lines(out, h.problems)
 end
 
 return M

@@ -2,6 +2,7 @@
 -- build (tests, tools) and describe.
 local image = require("ncpflash.core.image")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 
 local M = {}
 
@@ -18,11 +19,7 @@ M.type_names = {
 local function hex(v) return string.format("0x%X", v) end
 
 -- Raise an "input" error naming file, offset, field, expected and found values.
-local function bad(file, offset, field, expected, found)
-  errors.raise("input", string.format("%s: partition table: %s at offset %s: expected %s, found %s",
-    file, field, hex(offset), tostring(expected), tostring(found)),
-    { file = file, offset = offset, field = field, expected = expected, found = found })
-end
+local function bad(...) util.bad_field("partition table", ...) end
 
 -- True when `data` starts with the partition-table magic.
 function M.is_table(data)
