@@ -3,6 +3,7 @@ local image = require("ncpflash.core.image")
 local partition = require("ncpflash.partition")
 local bootheader = require("ncpflash.bootheader")
 local util = require("ncpflash.util")
+local json = require("ncpflash.json")
 
 -- Read and parse the partition table at `addr`; returns pt or nil, reason.
 local function read_table(s, addr)
@@ -86,10 +87,10 @@ return {
         res.partitions[#res.partitions + 1] = { name = e.name, type = e.type, address0 = e.address0,
           address1 = e.address1, size0 = e.size0, size1 = e.size1, active_index = e.active_index }
       end
-      setmetatable(res.partitions, util.json_array)
+      setmetatable(res.partitions, json.array)
       for _, l in ipairs(partition.describe(pt)) do lines[#lines + 1] = l end
       if not a.no_images then
-        res.images = setmetatable({}, util.json_array)
+        res.images = setmetatable({}, json.array)
         lines[#lines + 1] = "images on flash:"
         local seen = {}
         for _, e in ipairs(pt.entries) do

@@ -13,7 +13,7 @@ return {
         p.description or "", p.by_id and ("\n" .. (" "):rep(17) .. p.by_id) or "")
     end
     if #list == 0 then lines[1] = "no serial ports found" end
-    ctx.ev:result({ ports = setmetatable(list, require("ncpflash.util").json_array),
+    ctx.ev:result({ ports = setmetatable(list, require("ncpflash.json").array),
       summary = lines })
   end,
 }

@@ -7,7 +7,7 @@ local session = require("ncpflash.session")
 local reset = require("ncpflash.reset")
 local adapters = require("ncpflash.adapters")
 local errors = require("ncpflash.errors")
-local util = require("ncpflash.util")
+local json = require("ncpflash.json")
 
 local function hexs(s, max)
   max = max or 16
@@ -157,7 +157,7 @@ local function tune(ctx, a)
     ctx.opts.port or "?", trials, trials, cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, serialize(out)))
   f:close()
   ev:result({ tuned = { hold = cur.hold, delay = cur.delay, sync = cur.sync, seconds = best, trials = trials },
-    board_file = path, board = name, sweep = setmetatable(rows, util.json_array),
+    board_file = path, board = name, sweep = setmetatable(rows, json.array),
     summary = { string.format("tuned     reset hold %.0f ms, handshake delay %.0f ms, sync burst %.1f ms: OK %.0f ms "
       .. "after the reset (worst of %d)", cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, best * 1000, trials),
       string.format("saved     %s (board %q%s)", path, name,
@@ -264,7 +264,7 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
     lines[#lines + 1] = "next      " .. step
     local js = {}
     for i, at in ipairs(attempts) do js[i] = attempt_json(at) end
-    ev:result({ classification = kind, ok = ok, attempts = setmetatable(js, util.json_array), rom = rom,
+    ev:result({ classification = kind, ok = ok, attempts = setmetatable(js, json.array), rom = rom,
       app = best and { baud = best.baud, line = best.line },
       adapter = adapter and { vid_pid = adapter.vid_pid, name = adapter.name, limits = adapter.limits } or nil,
       port = info and { url = info.url, kind = info.kind, lines = info.lines, low_latency = info.low_latency },

@@ -13,7 +13,7 @@ return {
     local res = flash.verify(ctx, s, plan, { raise = false })
     local bad = 0
     for _, r in ipairs(res) do if not r.match then bad = bad + 1 end end
-    ctx.ev:result({ command = "verify", regions = setmetatable(res, require("ncpflash.util").json_array),
+    ctx.ev:result({ command = "verify", regions = setmetatable(res, require("ncpflash.json").array),
       differ = bad, summary = string.format("%d of %d regions match", #res - bad, #res) })
     if bad > 0 then
       require("ncpflash.errors").raise("verify", string.format("%d of %d regions differ from the files", bad, #res))

@@ -18,6 +18,7 @@ local crypto = require("ncpflash.core.crypto")
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
+local json = require("ncpflash.json")
 
 local M = {}
 
@@ -474,7 +475,7 @@ end
 function M.audit(path, record)
   local f, err = io.open(path, "ab")
   if not f then errors.raise("input", "cannot write the eFuse audit file: " .. tostring(err), { file = path }) end
-  f:write(util.json(record), "\n")
+  f:write(json.encode(record), "\n")
   f:close()
 end
 
@@ -543,8 +544,8 @@ function M.apply(ctx, s, job)
   local res = { command = job.command, bits_to_set = p.bits_to_set, bits_already = p.bits_already,
     conflicts = #p.conflicts, regions = {}, written = {}, dry_run = true, file_sha256 = job.source.sha256 }
   for _, r in ipairs(p.regions) do res.regions[#res.regions + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1) end
-  setmetatable(res.regions, util.json_array)
-  setmetatable(res.written, util.json_array)
+  setmetatable(res.regions, json.array)
+  setmetatable(res.written, json.array)
   if #p.conflicts > 0 then
     local c = p.conflicts[1]
     errors.raise("safety", ("refusing to burn: %d conflict%s (first at 0x%03X, %s: %s); nothing was written")

@@ -16,6 +16,7 @@
 -- schema version 1 (README "JSON events").
 local sys = require "ncpflash.core.sys"
 local util = require "ncpflash.util"
+local json = require "ncpflash.json"
 
 local M = {}
 M.SCHEMA = 1
@@ -57,7 +58,7 @@ function Events:_emit(kind, fields)
   if self.device then e.device = self.device end
   for _, fn in ipairs(self.listeners) do fn(e) end
   if self.json then
-    self.out:write(util.json(e), "\n")
+    self.out:write(json.encode(e), "\n")
     self.out:flush()
     return nil
   end

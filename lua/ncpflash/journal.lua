@@ -15,6 +15,7 @@
 local sys = require "ncpflash.core.sys"
 local image = require "ncpflash.core.image"
 local util = require "ncpflash.util"
+local json = require "ncpflash.json"
 
 local M = {}
 
@@ -60,7 +61,7 @@ function M.open(ctx, s, plan, erase)
   if f then
     local text = f:read("a")
     f:close()
-    local ok, old = pcall(require("ncpflash.json").decode, text or "")
+    local ok, old = pcall(json.decode, text or "")
     if ok and type(old) == "table" and old.plan == self.rec.plan then
       old.started = old.started or {}
       old.verified = old.verified or {}
@@ -95,7 +96,7 @@ function J:save()
   end
   local tmp = ("%s.%d.%d.tmp"):format(self.path, sys.pid(), math.random(1, 1e9))
   local f = io.open(tmp, "wb")
-  local ok = f and f:write(util.json(self.rec), "\n")
+  local ok = f and f:write(json.encode(self.rec), "\n")
   if f then f:close() end
   if not ok or not os.rename(tmp, self.path) then
     os.remove(tmp)

@@ -1,10 +1,58 @@
--- ncpflash.json: a small JSON reader for what ncpflash.util.json writes (device job event lines,
--- resume journals).  decode(s) -> value; arrays get the util.json_array metatable so they encode
--- back as arrays.  Raises a string error on malformed input.
-local util = require "ncpflash.util"
-
+-- ncpflash.json: JSON for event lines (--json, device jobs), journals and eFuse records.
+-- encode(v) -> string; decode(s) -> value (a small reader for what encode writes; arrays get the
+-- json.array metatable so they encode back as arrays; raises a string error on malformed input).
 local M = {}
 
+--- Metatable marking a table as a JSON array (so an empty one encodes as []).
+M.array = {}
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
+    local b = c:byte()
+    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\"
+    elseif c == "\n" then return "\\n" elseif c == "\r" then return "\\r"
+    elseif c == "\t" then return "\\t" elseif b < 32 or b == 127 then
+      return ("\\u%04x"):format(b)
+    end
+    return c
+  end) .. '"'
+end
+
+--- Encode a Lua value as JSON.  Tables with only integer keys 1..n become
+--- arrays; other tables become objects with sorted keys.  Binary strings
+--- should be hex-encoded by the caller (non-UTF-8 bytes pass through).
+function M.encode(v)
+  local t = type(v)
+  if t == "nil" then return "null"
+  elseif t == "boolean" then return tostring(v)
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    if math.type(v) == "integer" then return tostring(v) end
+    return (("%.6g"):format(v))
+  elseif t == "string" then return json_string(v)
+  elseif t == "table" then
+    local n = #v
+    local count = 0
+    for _ in pairs(v) do count = count + 1 end
+    if count == n and (n > 0 or getmetatable(v) == M.array) then
+      local out = {}
+      for i = 1, n do out[i] = M.encode(v[i]) end
+      return "[" .. table.concat(out, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local out = {}
+    for _, k in ipairs(keys) do
+      local val = v[k]
+      if type(val) ~= "function" and type(val) ~= "userdata" then
+        out[#out + 1] = json_string(tostring(k)) .. ":" .. M.encode(val)
+      end
+    end
+    return "{" .. table.concat(out, ",") .. "}"
+  end
+  return json_string(tostring(v))
+end
 
 function M.decode(s)
   local pos = 1
@@ -42,7 +90,7 @@ function M.decode(s)
       until sep ~= ","
       return t
     elseif c == "[" then
-      local t = setmetatable({}, util.json_array)
+      local t = setmetatable({}, M.array)
       pos = pos + 1; ws()
       if s:sub(pos, pos) == "]" then pos = pos + 1; return t end
       repeat

@@ -13,6 +13,7 @@ local sys = require "ncpflash.core.sys"
 local jobs = require "ncpflash.core.jobs"
 local errors = require "ncpflash.errors"
 local util = require "ncpflash.util"
+local json = require "ncpflash.json"
 
 local M = {}
 M.SCHEMA = 2
@@ -117,7 +118,7 @@ function M.job_argv(argv, url, extra)
   return out
 end
 
-M.json_decode = require("ncpflash.json").decode
+M.json_decode = json.decode
 
 ---------------------------------------------------------------------------------------------------
 -- per-device state, display and logs
@@ -192,7 +193,7 @@ function Run:forward(d, e)
       if k ~= "v" and k ~= "t" and k ~= "device" then out[k] = v end
     end
     if e.event == "stage" then out.stage = e.name end
-    self.ev.out:write(util.json(out), "\n")
+    self.ev.out:write(json.encode(out), "\n")
     self.ev.out:flush()
   elseif not self.tty and line and e.event ~= "debug" then
     local prefix = ("[%d %s] "):format(d.index, d.label)
@@ -287,7 +288,7 @@ end
 
 function Run:summary(worst)
   local ok_n = 0
-  local devices = setmetatable({}, util.json_array)
+  local devices = setmetatable({}, json.array)
   local lines = {}
   for _, d in ipairs(self.devs) do
     if d.code == 0 then ok_n = ok_n + 1 end
@@ -305,7 +306,7 @@ function Run:summary(worst)
   lines[#lines + 1] = ("%d of %d devices ok, %d failed, %.1f s; exit code %d"):format(ok_n, #self.devs,
     #self.devs - ok_n, total, worst)
   if self.json then
-    self.ev.out:write(util.json({ v = M.SCHEMA, event = "summary", t = total, devices = devices, ok = ok_n,
+    self.ev.out:write(json.encode({ v = M.SCHEMA, event = "summary", t = total, devices = devices, ok = ok_n,
       failed = #self.devs - ok_n, exit = worst, seconds = total }), "\n")
     self.ev.out:flush()
   else

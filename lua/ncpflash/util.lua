@@ -68,55 +68,6 @@ function M.suggest(word, candidates)
   return nil
 end
 
-local function json_string(s)
-  return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
-    local b = c:byte()
-    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\"
-    elseif c == "\n" then return "\\n" elseif c == "\r" then return "\\r"
-    elseif c == "\t" then return "\\t" elseif b < 32 or b == 127 then
-      return ("\\u%04x"):format(b)
-    end
-    return c
-  end) .. '"'
-end
-
---- Encode a Lua value as JSON.  Tables with only integer keys 1..n become
---- arrays; other tables become objects with sorted keys.  Binary strings
---- should be hex-encoded by the caller (non-UTF-8 bytes pass through).
-function M.json(v)
-  local t = type(v)
-  if t == "nil" then return "null"
-  elseif t == "boolean" then return tostring(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    if math.type(v) == "integer" then return tostring(v) end
-    return (("%.6g"):format(v))
-  elseif t == "string" then return json_string(v)
-  elseif t == "table" then
-    local n = #v
-    local count = 0
-    for _ in pairs(v) do count = count + 1 end
-    if count == n and (n > 0 or getmetatable(v) == M.json_array) then
-      local out = {}
-      for i = 1, n do out[i] = M.json(v[i]) end
-      return "[" .. table.concat(out, ",") .. "]"
-    end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    local out = {}
-    for _, k in ipairs(keys) do
-      local val = v[k]
-      if type(val) ~= "function" and type(val) ~= "userdata" then
-        out[#out + 1] = json_string(tostring(k)) .. ":" .. M.json(val)
-      end
-    end
-    return "{" .. table.concat(out, ",") .. "}"
-  end
-  return json_string(tostring(v))
-end
-M.json_array = {}
-
 --- Read a whole file; raises an "input" error naming the file.
 function M.readfile(path, what)
   local f, err = io.open(path, "rb")

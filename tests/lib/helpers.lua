@@ -65,64 +65,8 @@ function M.run(argv, opts)
   return { code = code, out = M.readfile(dir .. "/out"), err = M.readfile(dir .. "/err") }
 end
 
---- Parse --json output into a list of event tables (very small JSON
---- reader: enough for our own encoder's output).
-function M.json_decode(s)
-  local pos = 1
-  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
-  local value
-  local function str()
-    local out = {}
-    pos = pos + 1
-    while true do
-      local c = s:sub(pos, pos)
-      if c == '"' then pos = pos + 1; break end
-      if c == "\\" then
-        local e = s:sub(pos + 1, pos + 1)
-        if e == "u" then
-          out[#out + 1] = utf8.char(tonumber(s:sub(pos + 2, pos + 5), 16)); pos = pos + 6
-        else
-          out[#out + 1] = ({ n = "\n", r = "\r", t = "\t", b = "\b", f = "\f" })[e] or e; pos = pos + 2
-        end
-      else
-        out[#out + 1] = c; pos = pos + 1
-      end
-    end
-    return table.concat(out)
-  end
-  function value()
-    ws()
-    local c = s:sub(pos, pos)
-    if c == "{" then
-      local t = {}
-      pos = pos + 1; ws()
-      if s:sub(pos, pos) == "}" then pos = pos + 1; return t end
-      repeat
-        ws(); local k = str(); ws(); pos = pos + 1
-        t[k] = value(); ws()
-        local sep = s:sub(pos, pos); pos = pos + 1
-      until sep == "}"
-      return t
-    elseif c == "[" then
-      local t = {}
-      pos = pos + 1; ws()
-      if s:sub(pos, pos) == "]" then pos = pos + 1; return t end
-      repeat
-        t[#t + 1] = value(); ws()
-        local sep = s:sub(pos, pos); pos = pos + 1
-      until sep == "]"
-      return t
-    elseif c == '"' then return str()
-    elseif s:sub(pos, pos + 3) == "true" then pos = pos + 4; return true
-    elseif s:sub(pos, pos + 4) == "false" then pos = pos + 5; return false
-    elseif s:sub(pos, pos + 3) == "null" then pos = pos + 4; return nil
-    end
-    local num = s:match("^-?[%d%.eE+-]+", pos)
-    pos = pos + #num
-    return math.tointeger(tonumber(num)) or tonumber(num)
-  end
-  return value()
-end
+--- Decode one JSON value (--json event lines): ncpflash.json's reader.
+M.json_decode = require("ncpflash.json").decode
 
 function M.json_lines(text)
   local out = {}
