@@ -14,37 +14,7 @@
 #include <openssl/pem.h>
 
 #include "crypto.h"
-
-static int failures;
-
-#define CHECK(name, cond, ...)                                   \
-	do {                                                     \
-		if (cond) {                                      \
-			printf("ok %s\n", name);                 \
-		} else {                                         \
-			failures++;                              \
-			printf("not ok %s: ", name);             \
-			printf(__VA_ARGS__);                     \
-			printf("\n");                            \
-		}                                                \
-	} while (0)
-
-static size_t unhex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	while (*s && n < cap) {
-		while (*s == ' ')
-			s++;
-		if (!*s)
-			break;
-		unsigned v;
-		if (sscanf(s, "%2x", &v) != 1)
-			break;
-		out[n++] = (uint8_t)v;
-		s += 2;
-	}
-	return n;
-}
+#include "check.h"
 
 static void test_aes(void)
 {

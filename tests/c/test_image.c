@@ -7,20 +7,7 @@
 #include <string.h>
 
 #include "image.h"
-
-static int failures;
-
-#define CHECK(name, cond, ...)                       \
-	do {                                         \
-		if (cond) {                          \
-			printf("ok %s\n", name);     \
-		} else {                             \
-			failures++;                  \
-			printf("not ok %s: ", name); \
-			printf(__VA_ARGS__);         \
-			printf("\n");                \
-		}                                    \
-	} while (0)
+#include "check.h"
 
 static void tohex(char *out, const uint8_t *in, size_t n)
 {
