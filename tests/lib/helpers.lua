@@ -74,6 +74,51 @@ function M.json_lines(text)
   return out
 end
 
+-- A child process with a <close> handle that stops it (TERM, then KILL).
+local Proc = {}
+Proc.__index = Proc
+Proc.__close = function(self) self:stop() end
+function Proc:stop()
+  if self.status ~= nil then return self.status end
+  sys.kill(self.pid, "TERM")
+  self.status = sys.wait(self.pid, 5)
+  if not self.status then sys.kill(self.pid, "KILL"); self.status = sys.wait(self.pid, 5) end
+  return self.status
+end
+
+--- Start argv with stdout/stderr in a temporary dir: handle {dir, out, err, pid, stop()}
+--- (also <close>).
+function M.spawn(argv)
+  local dir = M.tmpdir()
+  local self = setmetatable({ dir = dir, out = dir .. "/out", err = dir .. "/err" }, Proc)
+  self.pid = assert(sys.spawn(argv, { stdout = self.out, stderr = self.err, stdin = "null" }))
+  return self
+end
+
+--- build/tests/ncppeer (raw TCP / RFC 2217 test peer).
+M.ncppeer = M.build .. "/tests/ncppeer"
+
+--- Start ncppeer with extra args (list), logging to a temporary file; waits for the URL it
+--- prints. Returns the M.spawn handle with .url and .log (path).
+function M.peer(args)
+  local log = M.tmpdir() .. "/peer.log"
+  local argv = { M.ncppeer, "--log", log, "--timeout", "20" }
+  table.move(args, 1, #args, #argv + 1, argv)
+  local p = M.spawn(argv)
+  p.log = log
+  local deadline = sys.now() + 5
+  while sys.now() < deadline do
+    local f = io.open(p.out, "r")
+    local line = f and f:read("l")
+    if f then f:close() end
+    if line and line ~= "" then p.url = line; return p end
+    if sys.wait(p.pid, 0) then error("ncppeer exited: " .. M.readfile(p.err)) end
+    sys.sleep(0.01)
+  end
+  p:stop()
+  error("ncppeer printed no URL")
+end
+
 local Sim = {}
 Sim.__index = Sim
 Sim.__close = function(self) self:stop() end

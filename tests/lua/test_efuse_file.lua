@@ -4,22 +4,8 @@ local image = require "ncpflash.core.image"
 local efuse = require "ncpflash.efuse"
 
 local map, board = efuse.load_map("bl616", "st67w611m1")
-local ZERO = string.rep("\0", 512)
-
-local function put(bytes, off, s) return bytes:sub(1, off) .. s .. bytes:sub(off + #s + 1) end
-local function u32(bytes, off, v) return put(bytes, off, string.pack("<I4", v)) end
-
--- The data ST's efusedata.bin holds (st67w611m1.md §2.6), with the key hash given.
-local function st_like(hash)
-  local d = ZERO
-  d = u32(d, 0x00, 0x0C000000)
-  d = put(d, 0x1C, hash)
-  d = u32(d, 0x5C, 0x00000080)
-  d = u32(d, 0x7C, 0x00061000)
-  d = u32(d, 0xDC, 0x04000000)
-  return d
-end
-local ST_HASH = image.unhex("9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb")
+local E = require "efusedata"
+local ZERO, ST_HASH, put, u32, st_like = E.ZERO, E.ST_HASH, E.put, E.u32, E.st_like
 
 local function field(list, name)
   for _, d in ipairs(list) do if d.name == name then return d end end

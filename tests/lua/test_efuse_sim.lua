@@ -8,22 +8,9 @@ local efuse = require "ncpflash.efuse"
 local bootheader = require "ncpflash.bootheader"
 
 local map = efuse.load_map("bl616", "st67w611m1")
-local ZERO = string.rep("\0", 512)
 local SYN_PK = helpers.random_bytes(64, 0x5EC0B007)
-local ST_HASH = image.unhex("9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb")
-
-local function put(bytes, off, s) return bytes:sub(1, off) .. s .. bytes:sub(off + #s + 1) end
-local function u32(bytes, off, v) return put(bytes, off, string.pack("<I4", v)) end
-
-local function st_like(hash)
-  local d = ZERO
-  d = u32(d, 0x00, 0x0C000000)
-  d = put(d, 0x1C, hash)
-  d = u32(d, 0x5C, 0x00000080)
-  d = u32(d, 0x7C, 0x00061000)
-  d = u32(d, 0xDC, 0x04000000)
-  return d
-end
+local E = require "efusedata"
+local ZERO, ST_HASH, put, u32, st_like = E.ZERO, E.ST_HASH, E.put, E.u32, E.st_like
 
 local function orb(a, b)
   local out = {}

@@ -96,39 +96,15 @@ end)
 -- the command path against ncppeer
 
 local port = require "ncpflash.core.port"
-local PEER = helpers.build .. "/tests/ncppeer"
-
-local Proc = {}
-Proc.__index = Proc
-Proc.__close = function(self) self:stop() end
-function Proc:stop()
-  if self.status ~= nil then return self.status end
-  sys.kill(self.pid, "TERM")
-  self.status = sys.wait(self.pid, 5)
-  if not self.status then sys.kill(self.pid, "KILL"); self.status = sys.wait(self.pid, 5) end
-  return self.status
-end
+local PEER = helpers.ncppeer
 
 -- Starts ncppeer --raw sending `reply` (bytes) on connect; returns the handle with .url, .log.
 local function peer(reply)
-  local dir = helpers.tmpdir()
-  local self = setmetatable({ dir = dir, log = dir .. "/peer.log" }, Proc)
-  local argv = { PEER, "--raw", "0", "--log", self.log, "--timeout", "20" }
+  local args = { "--raw", "0" }
   if reply and #reply > 0 then
-    argv[#argv + 1] = "--send"; argv[#argv + 1] = hex(reply)
+    args[#args + 1] = "--send"; args[#args + 1] = hex(reply)
   end
-  self.pid = assert(sys.spawn(argv, { stdout = dir .. "/out", stderr = dir .. "/err", stdin = "null" }))
-  local deadline = sys.now() + 5
-  while sys.now() < deadline do
-    local f = io.open(dir .. "/out", "r")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and line ~= "" then self.url = line; return self end
-    if sys.wait(self.pid, 0) then error("ncppeer exited: " .. helpers.readfile(dir .. "/err")) end
-    sys.sleep(0.01)
-  end
-  self:stop()
-  error("ncppeer printed no URL")
+  return helpers.peer(args)
 end
 
 -- Everything the peer received (concatenated "data HEX" lines), waiting up to 3 s for `n` bytes.

@@ -3,47 +3,8 @@
 local port = require "ncpflash.core.port"
 local sys = require "ncpflash.core.sys"
 
-local PEER = helpers.build .. "/tests/ncppeer"
-
--- A child process with a <close> handle that stops it.
-local Proc = {}
-Proc.__index = Proc
-Proc.__close = function(self) self:stop() end
-function Proc:stop()
-  if self.status ~= nil then return self.status end
-  sys.kill(self.pid, "TERM")
-  self.status = sys.wait(self.pid, 5)
-  if not self.status then sys.kill(self.pid, "KILL"); self.status = sys.wait(self.pid, 5) end
-  return self.status
-end
-
-local function spawn(argv)
-  local dir = helpers.tmpdir()
-  local self = setmetatable({ dir = dir, out = dir .. "/out", err = dir .. "/err" }, Proc)
-  self.pid = assert(sys.spawn(argv, { stdout = self.out, stderr = self.err, stdin = "null" }))
-  return self
-end
-
--- Starts ncppeer; returns the handle with .url and .log (path).
-local function peer(args)
-  local dir = helpers.tmpdir()
-  local log = dir .. "/peer.log"
-  local argv = { PEER, "--log", log, "--timeout", "20" }
-  table.move(args, 1, #args, #argv + 1, argv)
-  local p = spawn(argv)
-  p.log = log
-  local deadline = sys.now() + 5
-  while sys.now() < deadline do
-    local f = io.open(p.out, "r")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and line ~= "" then p.url = line; return p end
-    if sys.wait(p.pid, 0) then error("ncppeer exited: " .. helpers.readfile(p.err)) end
-    sys.sleep(0.01)
-  end
-  p:stop()
-  error("ncppeer printed no URL")
-end
+local PEER = helpers.ncppeer
+local spawn, peer = helpers.spawn, helpers.peer
 
 -- The peer's log lines, once `want` (a plain line) is there or 3 s passed.
 local function log_lines(p, want)
