@@ -244,15 +244,24 @@ static void send_frame(lua_State *L, struct port *port, unsigned cmd,
 static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 		      struct cmd_opts o);
 
-static int l_command(lua_State *L)
+/* The arguments (port, cmd, payload, opts) of isp.command / isp.send: writes
+ * the frame; returns the port, *cmd and *o for the reply. */
+static struct port *send_args(lua_State *L, unsigned *cmd, struct cmd_opts *o)
 {
 	struct port *port = ncp_checkport(L, 1);
-	unsigned cmd = check_cmd(L, 2);
+	*cmd = check_cmd(L, 2);
 	size_t plen;
 	const char *pl = check_payload(L, 3, &plen);
+	read_opts(L, 4, o);
+	send_frame(L, port, *cmd, pl, plen, o);
+	return port;
+}
+
+static int l_command(lua_State *L)
+{
+	unsigned cmd;
 	struct cmd_opts o;
-	read_opts(L, 4, &o);
-	send_frame(L, port, cmd, pl, plen, &o);
+	struct port *port = send_args(L, &cmd, &o);
 	return read_reply(L, port, cmd, o);
 }
 
@@ -260,13 +269,9 @@ static int l_command(lua_State *L)
  * frame is written; opts.checksum). */
 static int l_send(lua_State *L)
 {
-	struct port *port = ncp_checkport(L, 1);
-	unsigned cmd = check_cmd(L, 2);
-	size_t plen;
-	const char *pl = check_payload(L, 3, &plen);
+	unsigned cmd;
 	struct cmd_opts o;
-	read_opts(L, 4, &o);
-	send_frame(L, port, cmd, pl, plen, &o);
+	send_args(L, &cmd, &o);
 	return 0;
 }
 

@@ -333,6 +333,34 @@ int port_send_break(struct port *p, double seconds)
 
 /* ---- fd helpers (pty, socket://, rfc2217://) ---- */
 
+int port_fd_read(struct port *p, int fd, int sock, uint8_t *buf, size_t n,
+		 double deadline)
+{
+	for (;;) {
+		ssize_t r = sock ? recv(fd, buf, n, MSG_DONTWAIT) : read(fd, buf, n);
+		if (r > 0)
+			return (int)r;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 || (!sock && errno == EIO)) {
+			if (sock)
+				port_seterr(p, "%s: connection closed by the peer", p->url);
+			else
+				port_seterr(p, "%s: the other end of the pseudo-terminal "
+					       "was closed", p->url);
+			return PORT_EIO;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			port_seterr(p, "%s: read failed: %s", p->url,
+				    strerror(errno));
+			return PORT_EIO;
+		}
+		int w = port_wait_fd(p, fd, POLLIN, deadline);
+		if (w <= 0)
+			return w;
+	}
+}
+
 int port_fd_write(struct port *p, int fd, int sock, const uint8_t *buf,
 		  size_t n, double deadline)
 {

@@ -164,6 +164,12 @@ int port_wait_fd(struct port *p, int fd, short events, double deadline);
 int port_sleep(double seconds);
 void port_trace_note(struct port *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* read()/recv() what is there, waiting up to the deadline: bytes read (> 0),
+ * 0 when the deadline passed, or < 0 (the peer closed: PORT_EIO with a
+ * "connection closed by the peer" / "other end of the pseudo-terminal was
+ * closed" message, by `sock`). */
+int port_fd_read(struct port *p, int fd, int sock, uint8_t *buf, size_t n,
+		 double deadline);
 /* write()/send() all of buf by the deadline: bytes written or < 0. */
 int port_fd_write(struct port *p, int fd, int sock, const uint8_t *buf,
 		  size_t n, double deadline);

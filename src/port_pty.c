@@ -64,28 +64,7 @@ static speed_t speed_of(int baud)
 
 static int pty_read(struct port *p, uint8_t *buf, size_t n, double deadline)
 {
-	struct pty_port *t = (struct pty_port *)p;
-
-	for (;;) {
-		ssize_t r = read(t->fd, buf, n);
-		if (r > 0)
-			return (int)r;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0 || errno == EIO) {
-			port_seterr(p, "%s: the other end of the pseudo-terminal "
-				       "was closed", p->url);
-			return PORT_EIO;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			port_seterr(p, "%s: read failed: %s", p->url,
-				    strerror(errno));
-			return PORT_EIO;
-		}
-		int w = port_wait_fd(p, t->fd, POLLIN, deadline);
-		if (w <= 0)
-			return w;
-	}
+	return port_fd_read(p, ((struct pty_port *)p)->fd, 0, buf, n, deadline);
 }
 
 static int pty_write(struct port *p, const uint8_t *buf, size_t n,

@@ -22,27 +22,7 @@ struct tcp_port {
 
 static int tcp_read(struct port *p, uint8_t *buf, size_t n, double deadline)
 {
-	struct tcp_port *t = (struct tcp_port *)p;
-
-	for (;;) {
-		ssize_t r = recv(t->fd, buf, n, MSG_DONTWAIT);
-		if (r > 0)
-			return (int)r;
-		if (r == 0) {
-			port_seterr(p, "%s: connection closed by the peer", p->url);
-			return PORT_EIO;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			port_seterr(p, "%s: read failed: %s", p->url,
-				    strerror(errno));
-			return PORT_EIO;
-		}
-		int w = port_wait_fd(p, t->fd, POLLIN, deadline);
-		if (w <= 0)
-			return w;
-	}
+	return port_fd_read(p, ((struct tcp_port *)p)->fd, 1, buf, n, deadline);
 }
 
 static int tcp_write(struct port *p, const uint8_t *buf, size_t n,

@@ -52,27 +52,14 @@ const char *op_name(int cmd)
 	return "unknown";
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void r_ok(struct reply *r)
+void r_ok(struct reply *r)
 {
 	r->buf[0] = 'O';
 	r->buf[1] = 'K';
 	r->len = 2;
 }
 
-static void r_data(struct reply *r, const uint8_t *d, size_t n)
+void r_data(struct reply *r, const uint8_t *d, size_t n)
 {
 	r_ok(r);
 	r->buf[2] = (uint8_t)n;

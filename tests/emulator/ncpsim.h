@@ -25,6 +25,19 @@
 
 #include <lzma.h>
 
+static inline uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
 #define EFUSE_SIZE 512
 #define MAX_PAYLOAD (4 + 8192) /* buffer; the limit is identity.max_payload */
 #define MAX_BOOT_INFO 64
@@ -270,6 +283,8 @@ struct reply {
 	bool run_image;    /* 0x1A / BL702 run writes: start the loaded RAM image */
 };
 void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct reply *r);
+void r_ok(struct reply *r);                                   /* "OK" */
+void r_data(struct reply *r, const uint8_t *d, size_t n);    /* "OK" + len + d */
 void reply_fl(struct reply *r, unsigned code);
 void xz_end(struct sim *s);
 const char *op_name(int cmd);
