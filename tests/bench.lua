@@ -12,14 +12,7 @@
 -- missed. Args: `--latency MS` (repeatable) to run only some latencies, `--cases abcde`.
 local sys = require "ncpflash.core.sys"
 
-local ROOT = sys.realpath(".")
-table.insert(package.searchers, 2, function(name)
-  local path = ROOT .. "/tests/lib/" .. name .. ".lua"
-  local f = io.open(path, "r")
-  if not f then return "no file " .. path end
-  f:close()
-  return assert(loadfile(path, "t")), path
-end)
+dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
 local helpers = require "helpers"
 local synth = require "synth"
 local model = require "benchmodel"

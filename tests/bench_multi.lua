@@ -7,13 +7,7 @@
 -- on N (default 8) realtime ncpsims with one `ncpflash --port ... --port ... flash` command, and
 -- prints the total time of the N-board run as a ratio to the one-board time (target <= 1.5 for
 -- 8 boards on a 2-core machine).  Every board's flash is compared with the expected image.
-table.insert(package.searchers, 2, function(name)   -- test libraries (tests/lib/NAME.lua)
-  local path = "tests/lib/" .. name .. ".lua"
-  local f = io.open(path, "r")
-  if not f then return "no file " .. path end
-  f:close()
-  return assert(loadfile(path, "t")), path
-end)
+dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
 local sys = require "ncpflash.core.sys"
 local helpers = require "helpers"
 local synth = require "synth"

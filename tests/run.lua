@@ -6,16 +6,9 @@
 -- select test files whose name contains one of them.
 local sys = require "ncpflash.core.sys"
 
-local ROOT = sys.realpath(".")
-package.path = ROOT .. "/tests/lib/?.lua"
 -- test libraries are plain Lua files next to this runner
-table.insert(package.searchers, 2, function(name)
-  local path = ROOT .. "/tests/lib/" .. name .. ".lua"
-  local f = io.open(path, "r")
-  if not f then return "no file " .. path end
-  f:close()
-  return assert(loadfile(path, "t")), path
-end)
+local ROOT = dofile("tests/lib/init.lua")
+package.path = ROOT .. "/tests/lib/?.lua"
 
 local filters = { ... }
 local function selected(name)

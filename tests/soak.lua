@@ -18,12 +18,12 @@
 -- exits 1 when there was any.  `SOAK_N=1 SOAK_SEED=17` replays one seed.
 local sys = require "ncpflash.core.sys"
 
-local ROOT = sys.realpath(".")
+local ROOT = dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
 local N = math.tointeger(tonumber(sys.getenv("SOAK_N") or "200")) or 200
 local SEED0 = math.tointeger(tonumber(sys.getenv("SOAK_SEED") or "1")) or 1
 local VERBOSE = sys.getenv("SOAK_VERBOSE")
 package.path = ROOT .. "/tests/lib/?.lua"
-local helpers = dofile(ROOT .. "/tests/lib/helpers.lua")
+local helpers = require "helpers"
 
 local dir = helpers.tmpdir()
 

@@ -3,12 +3,7 @@
 -- stop the module.  Run as: build/ncpflash run tools/demo.lua
 local sys = require "ncpflash.core.sys"
 
-local root = sys.realpath(".")
-table.insert(package.searchers, 2, function(name)
-  local path = root .. "/tests/lib/" .. name .. ".lua"
-  if not sys.stat(path) then return "no file " .. path end
-  return assert(loadfile(path, "t")), path
-end)
+local root = dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
 local synth = require "synth"
 
 local dir = root .. "/build/demo"
