@@ -7,20 +7,12 @@ local image = require("ncpflash.core.image")
 local util = require("ncpflash.util")
 local errors = require("ncpflash.errors")
 
--- A boot header of another layout than the BL616's 256 bytes (BL602/BL702 176, BL702L 240,
--- BL808 352): the chip whose layout's header CRC matches (ncpflash.header.identify).
-local function header_chip(data, prefer)
-  local c = header.identify(data, prefer)
-  if c and c.header.size ~= bootheader.SIZE then return c end
-  return nil
-end
-
 local function describe(data, file, prefer)
   if partition.is_table(data) then
     local pt = partition.parse(data, { file = file })
     return "partition", partition.describe(pt), { count = pt.count, age = pt.age }
-  elseif bootheader.is_header(data) and header_chip(data, prefer) then
-    local c = header_chip(data, prefer)
+  elseif bootheader.is_header(data) and header.other_layout(data, prefer) then
+    local c = header.other_layout(data, prefer)
     local h = header.parse(c, data, { file = file })
     return "bootheader", header.describe(h), { chip = c.name, header_size = h.size, signed = h.signed,
       image_len = h.image_len, image_offset = h.image_offset, segment_count = h.segment_count,

@@ -268,10 +268,10 @@ function M.identify(data, prefer)
   return nil
 end
 
--- A BFNP image of another chip's layout than the BL616's 256 bytes, or nil (for checks that
--- otherwise use ncpflash.bootheader).
-function M.other_layout(data)
-  local c = M.identify(data)
+-- A BFNP image of another chip's layout than the BL616's 256 bytes (BL602/BL702 176, BL702L
+-- 240, BL808 352), or nil (for checks that otherwise use ncpflash.bootheader).
+function M.other_layout(data, prefer)
+  local c = M.identify(data, prefer)
   if c and c.header.size ~= 256 then return c end
   return nil
 end
