@@ -2,8 +2,6 @@
  * l_image.c - ncpflash.core.image: crc32, sha256 (one-shot and streaming),
  * streaming XZ encoder, xz_decode, hex/unhex, AES-128-CBC, ECDH P-256.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "host.h"
@@ -12,20 +10,6 @@
 #define SHA_MT "ncpflash.image.sha256"
 #define XZ_MT "ncpflash.image.xz_encoder"
 #define XZ_CHUNK 65536u
-
-/* ncp_error formats with lua_pushvfstring, which knows no widths or %zu/%X;
- * format here with vsnprintf and hand over the finished text. */
-static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return ncp_error_fields(L, fields, code, "%s", msg);
-}
 
 /* image.crc32(s [, crc]) -> integer */
 static int l_crc32(lua_State *L)
@@ -315,18 +299,18 @@ static int l_xz_decode(lua_State *L)
 		int rc = img_xz_code(&u->x, in, n, 1, out, XZ_CHUNK, &used, &made, err,
 				     sizeof(err));
 		if (rc < 0)
-			return raise_fmt(L, 0, "input", "xz_decode: %s", err);
+			return ncp_error_fields(L, 0, "input", "xz_decode: %s", err);
 		luaL_addsize(&b, made);
 		total += (lua_Integer)made;
 		if (total > max)
-			return raise_fmt(L, 0, "input", "xz_decode: output larger than %lld bytes",
+			return ncp_error_fields(L, 0, "input", "xz_decode: output larger than %lld bytes",
 					 (long long)max);
 		in += used;
 		n -= used;
 		if (rc == 1)
 			break;
 		if (used == 0 && made == 0)
-			return raise_fmt(L, 0, "input", "xz_decode: truncated stream");
+			return ncp_error_fields(L, 0, "input", "xz_decode: truncated stream");
 	}
 	img_xz_end(&u->x);
 	luaL_pushresult(&b);
@@ -351,11 +335,11 @@ static int l_unhex(lua_State *L)
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
 	if (n % 2)
-		return raise_fmt(L, 0, "input", "unhex: odd number of hex digits (%zu)", n);
+		return ncp_error_fields(L, 0, "input", "unhex: odd number of hex digits (%zu)", n);
 	luaL_Buffer b;
 	uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n / 2 + 1);
 	if (img_unhex(out, s, n / 2) != 0)
-		return raise_fmt(L, 0, "input", "unhex: not a hex string");
+		return ncp_error_fields(L, 0, "input", "unhex: not a hex string");
 	luaL_pushresultsize(&b, n / 2);
 	return 1;
 }

@@ -3,7 +3,6 @@
  * command path (write a frame, read and parse the reply with a deadline).
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,20 +14,6 @@
 #define SLICE_S 0.1
 /* How many received bytes an error message shows in hex. */
 #define SHOW_BYTES 16
-
-/* ncp_error formats with lua_pushvfstring, which knows no widths or %zu/%X;
- * format here with vsnprintf and hand over the finished text. */
-static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int raise_fmt(lua_State *L, int fields, const char *code, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return ncp_error_fields(L, fields, code, "%s", msg);
-}
 
 /* cmd argument: an integer 0..255 or an opcode name (any case). */
 static unsigned check_cmd(lua_State *L, int idx)
@@ -323,7 +308,7 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 			set_fl_fields(L, t, p.fl);
 			const char *name = isp_fl_name(p.fl);
 			const char *hint = isp_fl_hint(p.fl);
-			raise_fmt(L, t, "device",
+			ncp_error_fields(L, t, "device",
 					 "%s (0x%02X): device answered FL 0x%04X %s%s%s%s", op,
 					 cmd, p.fl, name ? name : "(unknown code)",
 					 hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
@@ -332,7 +317,7 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 		case ISP_R_PENDING:
 			if (!o.pending) {
 				int t = push_fields(L, op, cmd, buf, n);
-				raise_fmt(L, t, "protocol",
+				ncp_error_fields(L, t, "protocol",
 						 "%s (0x%02X): device answered PD (busy), which this "
 						 "command does not expect",
 						 op, cmd);
@@ -345,7 +330,7 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 		case ISP_R_MALFORMED: {
 			describe_got(got, sizeof(got), buf, n);
 			int t = push_fields(L, op, cmd, buf, n);
-			raise_fmt(L, t, "protocol",
+			ncp_error_fields(L, t, "protocol",
 					 "%s (0x%02X): malformed reply at byte %zu, expected "
 					 "OK, FL or PD (%s)",
 					 op, cmd, p.bad_off, got);
@@ -358,7 +343,7 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 			break; /* unreachable; keeps the compiler honest */
 
 		if (ncp_interrupt_pending())
-			raise_fmt(L, 0, "interrupted", "%s (0x%02X): interrupted", op, cmd);
+			ncp_error_fields(L, 0, "interrupted", "%s (0x%02X): interrupted", op, cmd);
 		double left = deadline - ncp_now();
 		if (left <= 0 && !last_look) {
 			/* past the deadline: a non-blocking look at what is already there */
@@ -371,7 +356,7 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 				lua_pushinteger(L, pds);
 				lua_setfield(L, t, "pending");
 			}
-			raise_fmt(L, t, "timeout",
+			ncp_error_fields(L, t, "timeout",
 					 "%s (0x%02X): %s within %.2f s (%s%s)", op, cmd,
 					 n == 0 ? "no reply" : "incomplete reply",
 					 o.timeout, got,
