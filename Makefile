@@ -26,7 +26,7 @@ LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua
 DEPS_OK  = $(B)/.deps-ok
 RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
 
-.PHONY: all test demo bench lint install clean deps help check-deps fuzz fuzz-bins check-asan soak
+.PHONY: all test demo bench lint install clean deps help fuzz fuzz-bins check-asan soak
 all: $(B)/ncpflash $(B)/ncpsim $(TEST_BIN) $(PEER_BIN)
 
 help:
@@ -142,7 +142,7 @@ bench: all
 
 lint: $(DEPS_OK)
 	luacheck -q $(LUA_ALL)
-	@$(MAKE) --no-print-directory CFLAGS="$(CFLAGS) -O2" all
+	@$(MAKE) --no-print-directory all
 
 install: $(B)/ncpflash
 	install -d $(DESTDIR)$(PREFIX)/bin
