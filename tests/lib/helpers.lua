@@ -95,6 +95,21 @@ function M.spawn(argv)
   return self
 end
 
+-- The first line `pid` writes to `path` (its URL), polled for up to `seconds`; nil and the exit
+-- status if it exits first, nil if the time runs out.
+local function first_line(path, pid, seconds)
+  local deadline = sys.now() + seconds
+  while sys.now() < deadline do
+    local f = io.open(path, "r")
+    local line = f and f:read("l")
+    if f then f:close() end
+    if line and line ~= "" then return line end
+    local st = sys.wait(pid, 0)
+    if st then return nil, st end
+    sys.sleep(0.01)
+  end
+end
+
 --- build/tests/ncppeer (raw TCP / RFC 2217 test peer).
 M.ncppeer = M.build .. "/tests/ncppeer"
 
@@ -106,15 +121,9 @@ function M.peer(args)
   table.move(args, 1, #args, #argv + 1, argv)
   local p = M.spawn(argv)
   p.log = log
-  local deadline = sys.now() + 5
-  while sys.now() < deadline do
-    local f = io.open(p.out, "r")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and line ~= "" then p.url = line; return p end
-    if sys.wait(p.pid, 0) then error("ncppeer exited: " .. M.readfile(p.err)) end
-    sys.sleep(0.01)
-  end
+  local url, exited = first_line(p.out, p.pid, 5)
+  if url then p.url = url; return p end
+  if exited then error("ncppeer exited: " .. M.readfile(p.err)) end
   p:stop()
   error("ncppeer printed no URL")
 end
@@ -156,18 +165,11 @@ function M.ncpsim(args, opts)
   self.pid = assert(sys.spawn(argv, { stdout = self.stdout, stderr = self.stderr,
     stdin = opts.stdin or "null" }))
   live[#live + 1] = function() self:stop() end
-  local deadline = sys.now() + 10
-  while sys.now() < deadline do
-    local f = io.open(self.stdout, "r")
-    local line = f and f:read("l")
-    if f then f:close() end
-    if line and line ~= "" then self.url = line; break end
-    local st = sys.wait(self.pid, 0)
-    if st then
-      error(("ncpsim exited (%s) before serving: %s"):format(st, M.readfile(self.stderr)), 2)
-    end
-    sys.sleep(0.01)
+  local url, st = first_line(self.stdout, self.pid, 10)
+  if st then
+    error(("ncpsim exited (%s) before serving: %s"):format(st, M.readfile(self.stderr)), 2)
   end
+  self.url = url
   if not self.url then self:stop(); error("ncpsim printed no URL within 10 s", 2) end
   return self
 end
