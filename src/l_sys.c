@@ -52,10 +52,6 @@ static int l_sleep(lua_State *L)
 {
 	double s = luaL_checknumber(L, 1);
 	double deadline = ncp_now() + (s > 0 ? s : 0);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
 	for (;;) {
 		if (ncp_interrupt_pending())
 			return ncp_error(L, "interrupted", "interrupted");
