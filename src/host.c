@@ -30,8 +30,6 @@
 #include "embedded.h"
 #include "host.h"
 
-#define NCP_ROOTS "ncpflash.roots"
-
 double ncp_now(void)
 {
 	struct timespec ts;

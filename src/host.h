@@ -22,6 +22,8 @@
 #include <lauxlib.h>
 
 #define NCP_ERROR_MT "ncpflash.error"
+/* Registry key of the module search roots (host.c searcher, sys.set_roots). */
+#define NCP_ROOTS "ncpflash.roots"
 
 /* Raise an expected failure: pushes {code=code, message=formatted} with the
  * error metatable and calls lua_error (does not return). */

@@ -351,13 +351,13 @@ static int l_set_roots(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_pushvalue(L, 1);
-	lua_setfield(L, LUA_REGISTRYINDEX, "ncpflash.roots");
+	lua_setfield(L, LUA_REGISTRYINDEX, NCP_ROOTS);
 	return 0;
 }
 
 static int l_get_roots(lua_State *L)
 {
-	lua_getfield(L, LUA_REGISTRYINDEX, "ncpflash.roots");
+	lua_getfield(L, LUA_REGISTRYINDEX, NCP_ROOTS);
 	return 1;
 }
 
