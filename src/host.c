@@ -368,12 +368,9 @@ int host_main(int argc, char **argv, struct host_job *job)
 	} else {
 		/* main.lua reports its own errors; this is the last resort
 		 * for errors in main.lua itself. */
-		if (lua_type(L, -1) == LUA_TTABLE) {
+		if (lua_type(L, -1) == LUA_TTABLE)
 			lua_getfield(L, -1, "message");
-			fprintf(stderr, "ncpflash: %s\n", luaL_optstring(L, -1, "error"));
-		} else {
-			fprintf(stderr, "ncpflash: %s\n", luaL_optstring(L, -1, "error"));
-		}
+		fprintf(stderr, "ncpflash: %s\n", luaL_optstring(L, -1, "error"));
 		code = 1;
 	}
 	lua_close(L);
