@@ -1,6 +1,6 @@
 /*
  * l_image.c - ncpflash.core.image: crc32, sha256 (one-shot and streaming),
- * streaming XZ encoder, xz_decode, hex/unhex, AES-128-CBC, ECDH P-256.
+ * streaming XZ encoder, xz_decode, hex/unhex (AES and ECDH: l_crypto.c).
  */
 #include <string.h>
 
@@ -201,6 +201,15 @@ static void run_xz(lua_State *L, struct l_xz *u, const uint8_t *in, size_t n, in
 	luaL_pushresult(&b);
 }
 
+/* Pushes the rest of the stream and releases the coder. */
+static void finish_xz(lua_State *L, struct l_xz *u)
+{
+	run_xz(L, u, NULL, 0, 1);
+	u->finished = 1;
+	img_xz_end(&u->x);
+	u->closed = 1;
+}
+
 /* image.xz_encoder{dict=32768, check="crc32", preset=6, extreme=false} */
 static int l_xz_encoder(lua_State *L)
 {
@@ -221,11 +230,7 @@ static int l_xz_feed(lua_State *L)
 /* e:finish() -> the rest of the stream; releases the coder. */
 static int l_xz_finish(lua_State *L)
 {
-	struct l_xz *u = check_xz_open(L);
-	run_xz(L, u, NULL, 0, 1);
-	u->finished = 1;
-	img_xz_end(&u->x);
-	u->closed = 1;
+	finish_xz(L, check_xz_open(L));
 	return 1;
 }
 
@@ -254,11 +259,8 @@ static int l_xz(lua_State *L)
 	struct l_xz *u = new_encoder(L, 2);
 	int ui = lua_gettop(L);
 	run_xz(L, u, (const uint8_t *)s, n, 0);
-	run_xz(L, u, NULL, 0, 1);
+	finish_xz(L, u);
 	lua_concat(L, 2);
-	img_xz_end(&u->x);
-	u->closed = 1;
-	u->finished = 1;
 	lua_remove(L, ui);
 	return 1;
 }
