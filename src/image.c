@@ -6,10 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/obj_mac.h>
 #include <zlib.h>
 
 uint32_t img_crc32(uint32_t crc, const void *buf, size_t len)
