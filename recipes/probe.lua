@@ -2,19 +2,14 @@
 -- known limits, and say what to try next (docs/api/connect.md). --tune sweeps the reset timings.
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
-local image = require("ncpflash.core.image")
 local session = require("ncpflash.session")
 local reset = require("ncpflash.reset")
 local adapters = require("ncpflash.adapters")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 local json = require("ncpflash.json")
 
-local function hexs(s, max)
-  max = max or 16
-  local h = image.hex(s:sub(1, max))
-  if #s > max then h = h .. "..." end
-  return h
-end
+local function hexs(s, max) return util.hex_prefix(s, max or 16) end
 
 local function attempt_row(a)
   local extra = ""

@@ -10,6 +10,7 @@ local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
 local image = require("ncpflash.core.image")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 local reset = require("ncpflash.reset")
 
 local M = {}
@@ -26,12 +27,7 @@ local function op(name)
   return code
 end
 
-local function hexs(s, max)
-  max = max or 24
-  local h = image.hex(s:sub(1, max))
-  if #s > max then h = h .. "..." end
-  return h
-end
+local function hexs(s, max) return util.hex_prefix(s, max or 24) end
 
 -- Boot-info decoding with the chip's layout (protocol.md §6.1).
 function M.decode_boot_info(chip, data)

@@ -42,6 +42,13 @@ function M.hex(s, sep)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) .. (sep or "") end))
 end
 
+--- Hex of the first `max` bytes of `s`, with "..." when there are more (for messages).
+function M.hex_prefix(s, max)
+  local h = M.hex(s:sub(1, max))
+  if #s > max then h = h .. "..." end
+  return h
+end
+
 --- Edit distance, for "did you mean" suggestions.
 function M.distance(a, b)
   local prev = {}
