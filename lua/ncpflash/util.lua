@@ -113,10 +113,4 @@ function M.dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
 
-function M.join(a, b)
-  if b:sub(1, 1) == "/" then return b end
-  if a == "" or a == "." then return b end
-  return (a:gsub("/+$", "")) .. "/" .. b
-end
-
 return M
