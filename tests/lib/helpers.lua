@@ -110,6 +110,20 @@ local function first_line(path, pid, seconds)
   end
 end
 
+--- A socat pty pair: the M.spawn handle (also <close>) with .a and .b, the two links in its
+--- dir, once both exist or 5 s passed; nil when socat is not installed.
+function M.pty_pair()
+  local found, _, code = os.execute("command -v socat >/dev/null 2>&1")
+  if not (found == true and (code or 0) == 0) then return nil end
+  local dir = M.tmpdir()
+  local a, b = dir .. "/a", dir .. "/b"
+  local s = M.spawn{ "socat", "-d", "-d", "pty,raw,echo=0,link=" .. a, "pty,raw,echo=0,link=" .. b }
+  s.a, s.b = a, b
+  local deadline = sys.now() + 5
+  while not (sys.stat(a) and sys.stat(b)) and sys.now() < deadline do sys.sleep(0.02) end
+  return s
+end
+
 --- build/tests/ncppeer (raw TCP / RFC 2217 test peer).
 M.ncppeer = M.build .. "/tests/ncppeer"
 

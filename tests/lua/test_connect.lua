@@ -300,19 +300,9 @@ test("probe --tune: sweeps, saves a user board file that later runs use", functi
   match(r2.out, "attempt 1 +lines +500000 baud +ok")
 end)
 
-local function have_socat()
-  local ok_, _, code = os.execute("command -v socat >/dev/null 2>&1")
-  return ok_ == true and (code or 0) == 0
-end
-
 test("--reset boot2: asks the application's shell to reboot, waits for 'Boot2 ISP Ready'", function()
-  if not have_socat() then skip("socat not installed") end
-  local dir = helpers.tmpdir()
-  local a, b = dir .. "/a", dir .. "/b"
-  local socat = sys.spawn({ "socat", "pty,raw,echo=0,link=" .. a, "pty,raw,echo=0,link=" .. b },
-    { stdout = "null", stderr = "null" })
-  local deadline = sys.now() + 5
-  while not (sys.stat(a) and sys.stat(b)) and sys.now() < deadline do sys.sleep(0.02) end
+  local socat <close> = helpers.pty_pair() or skip("socat not installed")
+  local dir, a, b = socat.dir, socat.a, socat.b
   -- a boot2 stand-in on the other end: "ispboot if / reboot", then 0x55 -> "Boot2 ISP Ready"
   local dev = helpers.writefile(dir .. "/boot2.lua", ([[
     local p <close> = require("ncpflash.core.port").open(%q)
@@ -330,7 +320,7 @@ test("--reset boot2: asks the application's shell to reboot, waits for 'Boot2 IS
   local devpid = sys.spawn({ helpers.ncpflash, "run", dev }, { stdout = dir .. "/dev.out", stderr = dir .. "/dev.err" })
   local r = helpers.run{ "--port", a, "--retries", "1", "--reset", "boot2", "info" }
   sys.wait(devpid, 5)
-  sys.kill(socat, "TERM"); sys.wait(socat, 5)
+  socat:stop()
   match(helpers.readfile(dir .. "/dev.out"), "asked to reboot")
   eq(r.code, 3)                          -- the stand-in is no ROM: the handshake itself finds nothing
   match(r.err, "no answer from the chip")

@@ -253,19 +253,9 @@ test("trace: hex with timestamps and direction, plus notes", function()
   match(t, "%-%- close\n$")
 end)
 
-local function have_socat()
-  local ok_, _, code = os.execute("command -v socat >/dev/null 2>&1")
-  return ok_ == true and (code or 0) == 0
-end
-
 test("pty pair (socat): data both ways, baud accepted, lines unsupported", function()
-  if not have_socat() then skip("socat not installed") end
-  local dir = helpers.tmpdir()
-  local a, b = dir .. "/a", dir .. "/b"
-  local s <close> = spawn{ "socat", "-d", "-d", "pty,raw,echo=0,link=" .. a,
-    "pty,raw,echo=0,link=" .. b }
-  local deadline = sys.now() + 5
-  while not (sys.stat(a) and sys.stat(b)) and sys.now() < deadline do sys.sleep(0.02) end
+  local s <close> = helpers.pty_pair() or skip("socat not installed")
+  local a, b = s.a, s.b
   ok(sys.stat(a) and sys.stat(b), "socat made the pty links")
   local pa <close> = port.open(a, { baud = 115200 })
   local pb <close> = port.open(b)
