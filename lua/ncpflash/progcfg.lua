@@ -43,6 +43,16 @@ local function normalize(path)
   return s ~= "" and s or "."
 end
 
+-- Region r (from ini `path`) goes into partition entry e: e's size becomes its limit.
+local function fit_entry(path, r, e)
+  r.max_size, r.entry = e.size0, e
+  if r.size > e.size0 then
+    fail(path, r.line, r.name .. ".filedir", string.format(
+      "file %s is %d bytes, larger than partition entry %s (%d bytes at 0x%X)", r.file, r.size, e.name,
+      e.size0, e.address0), { path = r.file, size = r.size, max_size = e.size0 })
+  end
+end
+
 -- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16).
 local function parse_hex(s)
   s = s:match("^%s*(.-)%s*$"):gsub("^0[xX]", "")
@@ -235,12 +245,8 @@ function M.load(path, opts)
           fail(path, ad.line, s.name .. ".address", string.format("no entry %q in partition table %s (entries: %s)",
             s.name, cfg.partition_file, table.concat(names, ", ")))
         end
-        r.address, r.max_size, r.entry = e.address0, e.size0, e
-        if size > e.size0 then
-          fail(path, fd.line, s.name .. ".filedir", string.format(
-            "file %s is %d bytes, larger than partition entry %s (%d bytes at 0x%X)", file, size, e.name, e.size0,
-            e.address0), { path = file, size = size, max_size = e.size0 })
-        end
+        r.address = e.address0
+        fit_entry(path, r, e)
       else
         local a = parse_hex(ad.value)
         if not a then
@@ -269,12 +275,7 @@ function M.load(path, opts)
       if not r.max_size and r.file ~= cfg.partition_file then
         for _, e in ipairs(pt.entries) do
           if e.address0 == r.address and e.size0 > 0 then
-            r.max_size, r.entry = e.size0, e
-            if r.size > e.size0 then
-              fail(path, r.line, r.name .. ".filedir", string.format(
-                "file %s is %d bytes, larger than partition entry %s (%d bytes at 0x%X)", r.file, r.size, e.name,
-                e.size0, e.address0), { path = r.file, size = r.size, max_size = e.size0 })
-            end
+            fit_entry(path, r, e)
             break
           end
         end
