@@ -28,9 +28,7 @@ local set = synth.release(dir, { erase = erase, fw_size = fw_size })
 local total = 0
 for _, f in ipairs(set.files) do total = total + #f.data end
 
-local function boot_info(k)
-  return ("02001606010001" .. "00a7128201%02xd2037b82401c008f758090e8805be3"):format(k)
-end
+local boot_info = helpers.boot_info
 
 local function sims(count)
   local list = {}

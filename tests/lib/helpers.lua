@@ -188,6 +188,12 @@ function M.ncpsim(args, opts)
   return self
 end
 
+--- ncpsim's default boot info (hex, for --boot-info) with chip id byte 0 = k: one distinct
+--- chip per k.
+function M.boot_info(k)
+  return ("02001606010001" .. "00a7128201%02xd2037b82401c008f758090e8805be3"):format(k)
+end
+
 function Sim:stop()
   if self.stopped then return self.status end
   self.stopped = true

@@ -2,9 +2,7 @@
 local multi = require "ncpflash.multi"
 local sys = require "ncpflash.core.sys"
 
-local function boot_info(k)   -- ncpsim's default boot info with chip id byte 0 = k
-  return ("02001606010001" .. "00a7128201%02xd2037b82401c008f758090e8805be3"):format(k)
-end
+local boot_info = helpers.boot_info
 local function chip_id(k) return ("40827b03d2%02x"):format(k) end
 
 test("worst exit code order", function()

@@ -1,8 +1,6 @@
 -- JSON event schema v2 (several devices): every line carries the device, stage, bytes, elapsed;
 -- a "done" event per device and a final "summary".  README "JSON events" documents it.
-local function boot_info(k)
-  return ("02001606010001" .. "00a7128201%02xd2037b82401c008f758090e8805be3"):format(k)
-end
+local boot_info = helpers.boot_info
 
 local KINDS = { stage = true, progress = true, info = true, warn = true, debug = true, result = true, error = true,
   done = true, summary = true }

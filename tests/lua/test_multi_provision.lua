@@ -3,9 +3,7 @@
 local provision = require "ncpflash.provision"
 local image = require "ncpflash.core.image"
 
-local function boot_info(k)
-  return ("02001606010001" .. "00a7128201%02xd2037b82401c008f758090e8805be3"):format(k)
-end
+local boot_info = helpers.boot_info
 
 local EXAMPLE = helpers.root .. "/docs/examples/provision-mac.lua"
 
