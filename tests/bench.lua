@@ -32,12 +32,7 @@ end
 
 local TARGET = { ratio = 1.15, skip_vs_a = 0.10, reset_to_cmd = 0.5, cpu_a = 1.5, rss_kib = 32 * 1024 }
 
-local function writefile(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-  return path
-end
+local writefile = helpers.writefile
 
 -- Firmware-like bytes that XZ (dict 32 KiB) compresses to ~58 % like ST's t02 FW: 1 KiB blocks,
 -- 53 % of them random, the rest token text.
