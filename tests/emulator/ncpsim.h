@@ -5,7 +5,7 @@
  * One struct sim holds every piece of state; nothing lives at file scope.
  *
  * Data path (host side -> device side):
- *   net.c      frontend socket/pty -> Telnet/RFC 2217 decoding -> sim_host_rx()
+ *   net.c      frontend socket/pty -> Telnet/RFC 2217 decoding -> wire_host_rx()
  *   faults.c   drop/flip/echo on the wire
  *   wire.c     pacing (realtime), baud mismatch model (uart_resample), output queue
  *   device.c   straps, ROM handshake and framing, "the application"
