@@ -86,7 +86,7 @@ local function run_c(bin)
   local text = f and f:read("a") or ""
   if f then f:close() end
   os.remove(out)
-  local any = false
+  local any, failed_before = false, counts.failed
   for line in text:gmatch("[^\n]+") do
     local name = line:match("^ok (.*)$")
     if name then report("passed", short .. ": " .. name); any = true end
@@ -95,7 +95,7 @@ local function run_c(bin)
     local sname, swhy = line:match("^skip ([^:]*):?%s*(.*)$")
     if sname then report("skipped", short .. ": " .. sname, swhy); any = true end
   end
-  if status ~= 0 and (not any or counts.failed == 0) then
+  if status ~= 0 and (not any or counts.failed == failed_before) then
     report("failed", short, ("exit status %s\n%s"):format(tostring(status), text:sub(-2000)))
   elseif not any then
     report("failed", short, "printed no test results")
