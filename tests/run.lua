@@ -107,7 +107,7 @@ for _, n in ipairs(sys.listdir(ROOT .. "/tests/lua") or {}) do
   if n:match("^test_.*%.lua$") and selected(n) then files[#files + 1] = ROOT .. "/tests/lua/" .. n end
 end
 for _, f in ipairs(files) do run_file(f) end
-local BUILD = sys.realpath(sys.getenv("NCPFLASH_BUILD") or (ROOT .. "/build")) or (ROOT .. "/build")
+local BUILD = require("helpers").build
 for _, n in ipairs(sys.listdir(BUILD .. "/tests") or {}) do
   if n:match("^test_[%w_]+$") and selected(n) then run_c(BUILD .. "/tests/" .. n) end
 end
