@@ -33,15 +33,8 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local ev = ctx.ev
     local board, chip = ctx:board(), ctx:chip()
     -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
-    if a.config then
-      local progcfg = require("ncpflash.progcfg")
-      local cfg = progcfg.load(a.config, { chipname = board.chipname })
-      local regions = {}
-      for _, r in ipairs(cfg.regions) do
-        regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
-      end
-      flash.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
-    end
+    local plan = a.config
+      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board)
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do
@@ -104,7 +97,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     if a.config then
       ev:info("re-flashing " .. a.config .. " on the same session")
       local rctx = setmetatable({ connect = function() return s end }, { __index = ctx })
-      local sum = flash.from_config(rctx, a.config, { erase = 0 })
+      local sum = flash.from_config(rctx, a.config, { erase = 0, plan = plan })
       result.flashed = sum and sum.regions
     end
     ev:result(result)

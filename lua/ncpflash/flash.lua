@@ -429,9 +429,19 @@ function M.parse_pairs(list)
   return out
 end
 
+-- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board`.
+function M.config_plan(cfg, board)
+  local regions = {}
+  for _, r in ipairs(cfg.regions) do
+    regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
+  end
+  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+end
+
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
 -- skip_unchanged, template (filedir substitutions), after (function(session, summary) run on the
--- same session after a successful flash, e.g. an eFuse burn). Returns the summary.
+-- same session after a successful flash, e.g. an eFuse burn), plan (this ini's config_plan, made
+-- before: its files are not read again). Returns the summary.
 function M.from_config(ctx, ini, opts)
   opts = opts or {}
   local progcfg = require("ncpflash.progcfg")
@@ -446,11 +456,7 @@ function M.from_config(ctx, ini, opts)
   if erase == 2 and #cfg.skip > 0 then
     errors.raise("input", ini .. ": skip_mode conflicts with a chip erase (erase = 2)")
   end
-  local regions = {}
-  for _, r in ipairs(cfg.regions) do
-    regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
-  end
-  local plan = M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+  local plan = opts.plan or M.config_plan(cfg, board)
   for _, r in ipairs(plan.regions) do
     ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
       { region = r.name, address = r.address, size = r.size, file = r.file })
