@@ -687,20 +687,8 @@ end
 
 -- On-chip SHA-256 (XIP) of [addr, addr+len): 32-byte string.
 function Session:sha256(addr, len)
-  u32(addr, "address"); u32(len, "length")
-  local t0 = sys.now()
-  local t = 2 * (len // (2 * 1024 * 1024) + 1) + len / (self.chip.sha_rate or 2097152)
-  self:cmd("XIP_READ_START", "")
-  local ok, res = pcall(self.cmd, self, "FLASH_XIP_READ_SHA", string.pack("<I4I4", addr, len),
-    { data = true, timeout = t })
-  local ok2, err2 = pcall(self.cmd, self, "XIP_READ_FINISH", "")
-  if not ok then error(res, 0) end
-  if not ok2 then error(err2, 0) end
-  if #res < 32 then
-    errors.raise("protocol", "flash_xip_read_sha: short reply " .. hexs(res), { op = "flash_xip_read_sha", got = res })
-  end
-  self.stats.verify = (self.stats.verify or 0) + (sys.now() - t0)
-  return res:sub(1, 32)
+  u32(addr, "address"); u32(len, "length")   -- before XIP_READ_START: a bad range sends nothing
+  return self:xip_sha(function(sha) return sha(addr, len) end)
 end
 
 -- Run fn(sha) inside one XIP session (0x60 ... 0x61), where sha(addr, len) is one 0x3E -> 32-byte
