@@ -197,6 +197,17 @@ end
 ---------------------------------------------------------------------------------------------------
 -- commands
 
+-- A "protocol" error whose reply starts with our own command byte `code`: our frame came back,
+-- TX is looped to RX (a "handshake" error of kind "echo"). Returns the reply bytes otherwise.
+local function raise_if_echo(err, code, name, hint)
+  local got = type(err.got) == "string" and err.got or ""
+  if err.code == "protocol" and #got >= 2 and got:byte(1) == code then
+    errors.raise("handshake", string.format("%s: the reply starts with our own command bytes (%s): TX is looped "
+      .. "back to RX", name, hexs(got, 8)), { kind = "echo", got = got, hint = hint })
+  end
+  return got
+end
+
 -- The one command path: name = isp.op key, opts as isp.command (+ keepalive bookkeeping).
 function Session:cmd(name, payload, opts)
   opts = opts or {}
@@ -206,13 +217,8 @@ function Session:cmd(name, payload, opts)
   local ok, res = pcall(isp.command, self.port, code, payload or "", opts)
   self.last_io = sys.now()
   if not ok and errors.is(res) then
-    local got = type(res.got) == "string" and res.got or ""
-    -- our own frame coming back: TX is looped to RX
-    if res.code == "protocol" and #got >= 2 and got:byte(1) == code then
-      errors.raise("handshake", string.format("%s: the reply starts with our own command bytes (%s): TX is looped "
-        .. "back to RX", isp.op_name[code] or name, hexs(got, 8)), { kind = "echo", got = got,
-        hint = "an adapter loopback or a module that is not driving its TX line echoes everything" })
-    end
+    local got = raise_if_echo(res, code, isp.op_name[code] or name,
+      "an adapter loopback or a module that is not driving its TX line echoes everything")
     -- silence from a ROM that dropped back to handshake mode: re-sync at this speed, once
     if res.code == "timeout" and got == "" and self.ready and not opts.no_resync
       and name ~= "FLASH_DECOMPRESS_WRITE" then
@@ -601,11 +607,7 @@ function Session:write(addr, data, opts)
     inflight = {}
     pcall(self.port.flush_input, self.port)
     if errors.is(err) then
-      local got = type(err.got) == "string" and err.got or ""
-      if err.code == "protocol" and #got >= 2 and got:byte(1) == f.code then
-        errors.raise("handshake", string.format("%s: the reply starts with our own command bytes (%s): TX is "
-          .. "looped back to RX", isp.op_name[f.code], hexs(got, 8)), { kind = "echo", got = got })
-      end
+      raise_if_echo(err, f.code, isp.op_name[f.code])
       err.frame, err.frame_offset = f.index, f.offset
       err.message = string.format("%s (frame %d, data offset %d)", err.message, f.index, f.offset)
     end
