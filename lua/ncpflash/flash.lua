@@ -78,18 +78,20 @@ local function check_content(r)
       input(r, tostring(e.message), { file = r.file, cause = e })
     end
   end
-  local other = d:sub(1, 4) == "BFNP" and require("ncpflash.header").other_layout(d)   -- 176/240/352 bytes
+  local magic = d:sub(1, 4)
+  local header = magic == "BFNP" and require("ncpflash.header")
+  local other = header and header.other_layout(d)   -- 176/240/352 bytes
   if other then
-    sound(function() require("ncpflash.header").check(other, d, file) end)
-  elseif d:sub(1, 4) == "BFNP" then
+    sound(function() header.check(other, d, file) end)
+  elseif header then
     sound(function()
       for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
-        if require("ncpflash.header").is_boot_crc(p) then
+        if header.is_boot_crc(p) then
           require("ncpflash.util").bad_field("boot header", file, p.offset, p.field, p.expected, p.found)
         end
       end
     end)
-  elseif d:sub(1, 4) == "BFPT" then
+  elseif magic == "BFPT" then
     sound(function() require("ncpflash.partition").parse(d, { file = file }) end)
   elseif require("ncpflash.ota").is_ota(d) then
     input(r, (r.file or "data") .. " is an OTA file (QCC74X_OTAVer1.0 header), not a flash image: flash the "
