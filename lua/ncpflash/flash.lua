@@ -99,6 +99,20 @@ local function check_content(r)
   end
 end
 
+-- Raise an "input" error naming the later of two regions ({name=, address=, size=}) that overlap.
+function M.check_overlaps(regions)
+  local sorted = {}
+  for i, r in ipairs(regions) do sorted[i] = r end
+  table.sort(sorted, function(a, b) return a.address < b.address end)
+  for i = 2, #sorted do
+    local a, b = sorted[i - 1], sorted[i]
+    if a.address + a.size > b.address then
+      input(b, string.format("overlaps %s (0x%X..0x%X)", label(a), a.address, a.address + a.size - 1),
+        { other = a.name })
+    end
+  end
+end
+
 -- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges).
 -- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total}.
 function M.plan(regions, opts)
@@ -127,17 +141,7 @@ function M.plan(regions, opts)
     end
     out[#out + 1] = r
   end
-  -- overlaps
-  local sorted = {}
-  for i, r in ipairs(out) do sorted[i] = r end
-  table.sort(sorted, function(a, b) return a.address < b.address end)
-  for i = 2, #sorted do
-    local a, b = sorted[i - 1], sorted[i]
-    if a.address + a.size > b.address then
-      input(b, string.format("overlaps %s (0x%X..0x%X)", label(a), a.address, a.address + a.size - 1),
-        { other = a.name })
-    end
-  end
+  M.check_overlaps(out)
   for _, r in ipairs(out) do r.sha256 = image.sha256(r.data) end
   out = apply_skip(out, opts.skip)
   local total = 0

@@ -215,9 +215,9 @@ function Hook:before(s, plan)
   for i, r in ipairs(regions) do r.name = r.name or ("unit" .. i) end
   local extra = flash.plan(regions, { flash_size = plan.flash_size })
   local all = {}
-  for _, r in ipairs(plan.regions) do all[#all + 1] = { name = r.name, address = r.address, data = r.data } end
-  for _, r in ipairs(extra.regions) do all[#all + 1] = { name = r.name, address = r.address, data = r.data } end
-  flash.plan(all, { flash_size = plan.flash_size })   -- overlaps with the image set are input errors
+  for _, r in ipairs(plan.regions) do all[#all + 1] = r end
+  for _, r in ipairs(extra.regions) do all[#all + 1] = r end
+  flash.check_overlaps(all)   -- overlaps with the image set are input errors
   for _, r in ipairs(extra.regions) do
     plan.regions[#plan.regions + 1] = r
     plan.bytes = plan.bytes + r.size
