@@ -44,27 +44,21 @@ one section per file, @partition addresses resolved from the partition table).
         insecure_write = a.insecure_write }))
       efuse_job.command = "flash --efuse"
     end
-    -- runs on the flashing session after a successful flash: eFuse burn, then the optional reset
+    local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
+    if prov and a.no_verify then errors.raise("usage", "flash: --provision needs the verify (drop --no-verify)") end
+    -- runs on the flashing session after a successful flash: the unit's provisioning data is
+    -- committed (everything was verified), then the eFuse burn, then the optional reset
     local function finish(s)
+      if prov then prov:commit() end
       if efuse_job then require("ncpflash.efuse").apply(ctx, s, efuse_job) end
       if a.reset then
         s:reset()
         ctx.ev:info("reset: the chip runs from flash now")
       end
     end
-    local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
-    if prov and a.no_verify then errors.raise("usage", "flash: --provision needs the verify (drop --no-verify)") end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
       resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end,
       allow_outside = a.allow_outside }
-    if prov then   -- the unit's data is committed only after everything was verified
-      local inner = finish
-      finish = function(s)
-        prov:commit()
-        inner(s)
-      end
-      opts.after = finish
-    end
     local function body()
       if a.config then
         if a.pairs and #a.pairs > 0 then
@@ -82,7 +76,7 @@ one section per file, @partition addresses resolved from the partition table).
     if not prov then return body() end
     local ok, err = pcall(body)
     if not ok then
-      if prov then prov:release(err) end
+      prov:release(err)
       error(err, 0)
     end
   end,
