@@ -1,14 +1,15 @@
 -- Citations of the protocol reference: comments, tests and documents cite docs/protocol.md by
 -- section ("protocol.md" followed by "§4.2", "§6.7/§6.8", "4.1, 5.2", "Appendix A", ...). Every
 -- cited section must be a heading of docs/protocol.md, and no citation may send the reader to the
--- team's reference set outside the repository (../shared/docs, ../shared/conformance): a fresh
--- clone does not have it. ../shared/fixtures stays allowed: tests skip, saying so, without it.
+-- team's research notes outside the repository (../shared/docs): a fresh clone does not have
+-- them. ../shared/fixtures and ../shared/conformance stay allowed: they are test data beside the
+-- repository, and the tests that read them skip, saying so, without them.
 local sys = require "ncpflash.core.sys"
 
 local ROOT = helpers.root
 -- spelt in pieces so that this file's own strings are neither citations nor outside paths
 local DOC = "protocol" .. ".md"
-local SHARED = { ".." .. "/shared/docs/", ".." .. "/shared/conformance/" }
+local SHARED = { ".." .. "/shared/docs/" }
 local SCAN = { "lua", "recipes", "src", "tests", "docs", "README.md" }
 local SECT = "\194\167"   -- the section sign, UTF-8
 
