@@ -19,7 +19,8 @@ end
 
 local function chip(k) return ("40827b03d2%02x"):format(k) end
 
-test("labgrid local mode: NcpflashDriver flashes, fails with the device's error, loads via BootstrapProtocol, goes through ser2net", function()
+test("labgrid local mode: NcpflashDriver flashes, fails with the device's error, loads, goes through ser2net",
+  function()
   local dir = helpers.tmpdir()
   local data = helpers.random_bytes(28 * 1024, 23)
   local fw = helpers.writefile(dir .. "/fw.bin", data)
