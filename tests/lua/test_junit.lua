@@ -177,6 +177,26 @@ test("a report that cannot be written fails the run and says where", function()
   match(r.err, "cannot write JUnit report /nonexistent%-dir/report%.xml")
 end)
 
+test("Ctrl-C during a flash: exit 130, and the report is still written with the unit interrupted", function()
+  local dir = helpers.tmpdir()
+  local fw = fw_file(dir, 16 * 1024, 12)
+  local sim <close> = helpers.ncpsim{ "--boot-info", boot_info(9), "--fault", "stall:31:20" }
+  local report = dir .. "/report.xml"
+  local p <close> = helpers.spawn{ helpers.ncpflash, "--junit", report, "--port", sim.url, "flash",
+    ("0x%x"):format(FW_ADDR), fw }
+  local deadline = sys.now() + 10
+  while not helpers.readfile(p.out):find("==> write", 1, true) and sys.now() < deadline do sys.sleep(0.05) end
+  sys.sleep(0.2)
+  sys.kill(p.pid, "INT")
+  p.status = sys.wait(p.pid, 10)
+  eq(p.status, 130, "exit status after SIGINT alone")
+  local cases = load_report(report)
+  eq(#cases, 1)
+  eq(cases[1].failure.type, "interrupted")
+  match(cases[1].failure.text, "exit: 130")
+  match(cases[1].failure.message, "interrupted")
+end)
+
 -- A stand-in for LAVA's lava-test-case helper: records its arguments.
 local function fake_lava(dir)
   local bin = dir .. "/bin"
