@@ -50,6 +50,17 @@ def test_bootstrap_load_on_a_local_port(env):
     assert res["chip_id"] == os.environ["NCPFLASH_LG_CHIP_LOCAL"]
 
 
+def test_a_hung_run_is_killed_at_the_driver_timeout(env):
+    drv = env.get_target("stalled").get_driver("NcpflashDriver")   # timeout: 2 s; the device stalls 30 s
+    with pytest.raises(ExecutionError) as info:
+        drv.flash(pairs=[(0x10000, FW)])
+    err = info.value
+    assert err.code == "driver_timeout"
+    assert err.exit_code is None
+    assert "did not finish within 2 s" in err.message
+    assert any(e.get("event") == "stage" and e.get("name") == "write" for e in err.events)
+
+
 def test_a_missing_file_is_an_input_error(env):
     drv = env.get_target("good").get_driver("NcpflashDriver")
     with pytest.raises(ExecutionError) as info:

@@ -28,6 +28,7 @@ test("labgrid local mode: NcpflashDriver flashes, fails with the device's error,
   local faulty <close> = helpers.ncpsim{ "--boot-info", boot_info(0x32), "--fault", "fl:31:0005:0", "--fault",
     "fl:3F:0005:0" }
   local pty <close> = helpers.ncpsim{ "--pty", dir .. "/pty", "--boot-info", boot_info(0x33) }
+  local stalled <close> = helpers.ncpsim{ "--fault", "stall:31:30" }
   -- the real lab stack when ser2net is there: NetworkSerialPort -> ser2net 4 -> a port without lines
   local ser2net = require "ser2net"
   local behind = ser2net.available() and helpers.ncpsim{ "--pty", dir .. "/pty2" }
@@ -35,6 +36,7 @@ test("labgrid local mode: NcpflashDriver flashes, fails with the device's error,
   local function hostport(url) return url:match("^rfc2217://([^:]+):(%d+)$") end
   local gh, gp = hostport(good.url)
   local fh, fp = hostport(faulty.url)
+  local sh, sp = hostport(stalled.url)
   local env = helpers.writefile(dir .. "/env.yaml", table.concat({
     "imports:",
     "  - " .. helpers.root .. "/contrib/labgrid/ncpflashdriver.py",
@@ -53,6 +55,11 @@ test("labgrid local mode: NcpflashDriver flashes, fails with the device's error,
     "      NetworkSerialPort: {host: '" .. fh .. "', port: " .. fp .. "}",
     "    drivers:",
     "      NcpflashDriver: {timeout: 120}",
+    "  stalled:",
+    "    resources:",
+    "      NetworkSerialPort: {host: '" .. sh .. "', port: " .. sp .. "}",
+    "    drivers:",
+    "      NcpflashDriver: {timeout: 2}",
     "  local:",
     "    resources:",
     "      RawSerialPort: {port: '" .. pty.url .. "'}",
@@ -76,7 +83,7 @@ test("labgrid local mode: NcpflashDriver flashes, fails with the device's error,
   -- ser2net case may skip, when ser2net is not installed
   local suite = require("xml").parse(helpers.readfile(report)).children[1]
   eq(suite.tag, "testsuite")
-  eq(suite.attrs.tests, "6", out)
+  eq(suite.attrs.tests, "7", out)
   eq(suite.attrs.failures, "0", out)
   eq(suite.attrs.errors, "0", out)
   eq(suite.attrs.skipped, s2n and "0" or "1", out)
