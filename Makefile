@@ -95,6 +95,7 @@ $(B)/tests/%: tests/peer/%.c | $(DEPS_OK)
 	@$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
 
 test: all
+	@sh tools/deps.sh lab || echo "make test: the labgrid driver test will be skipped (no python3-labgrid)"
 	@$(RUN)
 
 # ---- hardening (issue 9): fuzzing, sanitizers, fault soak -----------------

@@ -27,6 +27,9 @@ M.globals = {
   { "--trace", flag = true, help = "log every byte on the wire (hex, ms timestamps) to stderr" },
   { "--trace-file", metavar = "F", help = "write the wire trace to F instead of stderr" },
   { "--json", flag = true, help = "one JSON object per event line on stdout" },
+  { "--junit", metavar = "FILE", help = "write a JUnit XML report: one testcase per device (CI dashboards)" },
+  { "--report", metavar = "KIND", many = true, help = "lava (lava-test-case lines on stdout), lava:FILE, "
+    .. "or junit:FILE (README \"Labs and CI\")" },
   { "--yes", short = "-y", flag = true, help = "answer yes to confirmations that allow it" },
   { "--no-color", flag = true, help = "no colour (NO_COLOR is honoured too)" },
   { "--lua-path", metavar = "DIR", help = "load lua/ and recipes/ from DIR (development)" },

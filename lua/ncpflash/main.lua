@@ -353,8 +353,15 @@ function M.main(argv)
     ev = events.new({ json = opts and opts.json, verbose = opts and opts.verbose or 0,
       color = (opts and opts.no_color) and false or nil })
   end
-  if ok and not job and require("ncpflash.multi").wanted(opts, rest) then
-    return require("ncpflash.multi").main(opts, rest, argv, ev)
+  -- --junit / --report: ncpflash.labreport collects the events and writes the reports at the end
+  local multi = ok and not job and require("ncpflash.multi").wanted(opts, rest)
+  local report
+  if ok and not job then
+    ok, err = pcall(function() report = require("ncpflash.labreport").attach(ev, opts, rest, argv, multi) end)
+  end
+  local function finish(code) return report and report:finish(code) or code end
+  if ok and multi then
+    return finish(require("ncpflash.multi").main(opts, rest, argv, ev))
   end
   if not ok then
     ev:error(err, errors.exit_code(err))
@@ -366,13 +373,13 @@ function M.main(argv)
     trace = debug.traceback(tostring(e), 2)
     return e
   end, opts, rest, ev)
-  if ok then return 0 end
+  if ok then return finish(0) end
   local code = errors.exit_code(err)
   if not errors.is(err) and opts.verbose == 0 then
     err = { code = "internal", message = tostring(err) .. " (run with -v for a traceback)" }
   end
   ev:error(err, code, trace)
-  return code
+  return finish(code)
 end
 
 return M
