@@ -195,6 +195,14 @@ function M.load(path, ctx, overrides)
   for i, u in ipairs(urls) do cfg.slots[i] = { index = i, port = u } end
   -- the job, its image set, and every file it reads (locked for the session)
   local job = t.job
+  cfg.options = {}
+  for i, o in ipairs(job.options or {}) do
+    if type(o) ~= "string" then bad(path, ("job.options[%d] must be a string"):format(i)) end
+    if o == "--port" or o == "--ports" or o == "--log-dir" or o == "--json" or o:match("^%-%-port") then
+      bad(path, ("job.options: %s is set by the station"):format(o))
+    end
+    cfg.options[i] = o
+  end
   local plan, locked, files = plan_job(path, ctx, job, base)
   cfg.plan, cfg.files = plan, files
   cfg.image_set_sha256 = M.image_set_sha256(plan)
@@ -218,14 +226,6 @@ function M.load(path, ctx, overrides)
   end
   cfg.job_name = job.name or (job.profile or (job.config and job.config:match("([^/]+)%.ini$"))
     or ("regions-" .. cfg.image_set_sha256:sub(1, 8)))
-  cfg.options = {}
-  for i, o in ipairs(job.options or {}) do
-    if type(o) ~= "string" then bad(path, ("job.options[%d] must be a string"):format(i)) end
-    if o == "--port" or o == "--ports" or o == "--log-dir" or o == "--json" or o:match("^%-%-port") then
-      bad(path, ("job.options: %s is set by the station"):format(o))
-    end
-    cfg.options[i] = o
-  end
   -- where things go
   local default_db = cfg.path:gsub("%.lua$", "") .. ".db"
   cfg.db = overrides.db or (t.db and resolve(base, t.db)) or default_db
