@@ -154,7 +154,7 @@ function Station:forward(d, e)
   elseif e.event == "warn" and e.code then
     r.detail = "retried after " .. tostring(e.code)
   elseif e.event == "error" then
-    r.outcome = "failed"
+    r.outcome = e.code == "interrupted" and "interrupted" or "failed"
     r.detail = e.state and ("region is now " .. e.state) or e.message
   end
   self.dirty = true

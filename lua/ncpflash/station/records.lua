@@ -11,7 +11,7 @@
 --             station, operator, started/ended, seconds, result (running, pass, fail, stopped,
 --             interrupted), exit code, error code and message, bytes written, log path
 --   regions   one row per region of an attempt: name, address, size, SHA-256, outcome (written,
---             unchanged, resumed, failed, started, not-reached, unknown), detail
+--             unchanged, resumed, failed, interrupted, started, not-reached), detail
 local db = require "ncpflash.core.db"
 local sys = require "ncpflash.core.sys"
 
