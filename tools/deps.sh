@@ -7,7 +7,7 @@ set -u
 # libsqlite3-dev, libmicrohttpd-dev: the station (unit records, dashboard); curl: its API tests
 PKGS="make gcc pkg-config liblua5.4-dev libserialport-dev zlib1g-dev liblzma-dev libssl-dev lua-check socat xz-utils libsqlite3-dev libmicrohttpd-dev curl"
 # optional: the station's dashboard test drives headless Chromium (skipped, saying so, without it)
-OPTIONAL="chromium fonts-dejavu-core"
+OPTIONAL="chromium chromium-driver fonts-dejavu-core"
 [ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev valgrind" && OPTIONAL=""
 optional() {
 	want=""

@@ -132,4 +132,90 @@ end
 --- Open the station database read-only (core.db).
 function M.db(path) return require("ncpflash.core.db").open(path, { readonly = true }) end
 
+---------------------------------------------------------------------------------------------------
+-- a WebDriver client (Debian's chromium-driver) over curl: enough to load a page, run a script
+-- in it, read its DOM and take a screenshot
+
+local json = require "ncpflash.json"
+
+local function wd(base, method, path, body)
+  local code, text, v = M.api(base, method, path, nil, body and json.encode(body),
+    body and { "Content-Type: application/json" } or nil)
+  if code ~= 200 or type(v) ~= "table" then
+    error(("webdriver %s %s: HTTP %s %s"):format(method, path, tostring(code), text:sub(1, 400)), 2)
+  end
+  return v.value
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function b64decode(s)
+  local map = {}
+  for i = 1, 64 do map[B64:byte(i)] = i - 1 end
+  local out, bits, n = {}, 0, 0
+  for i = 1, #s do
+    local v = map[s:byte(i)]
+    if v then
+      bits, n = (bits << 6) | v, n + 6
+      if n >= 8 then
+        n = n - 8
+        out[#out + 1] = string.char((bits >> n) & 0xFF)
+      end
+    end
+  end
+  return table.concat(out)
+end
+
+local Browser = {}
+Browser.__index = Browser
+Browser.__close = function(self) self:quit() end
+
+--- Start chromedriver and a headless Chromium session (flags as the machine notes ask: root
+--- needs --no-sandbox; no background networking).  Returns a browser handle (also <close>), or
+--- nil, reason when chromium or chromium-driver is missing.
+function M.browser(opts)
+  opts = opts or {}
+  if not sys.stat("/usr/bin/chromium") then return nil, "chromium is not installed" end
+  if not sys.stat("/usr/bin/chromedriver") then return nil, "chromium-driver is not installed" end
+  local port = M.free_port()
+  local self = setmetatable({ base = "http://127.0.0.1:" .. port }, Browser)
+  self.proc = helpers.spawn{ "/usr/bin/chromedriver", "--port=" .. port }
+  M.wait_for("chromedriver", function()
+    local ok, code = pcall(M.api, self.base, "GET", "/status")
+    return ok and code == 200
+  end, 15)
+  local args = setmetatable({ "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
+    "--hide-scrollbars", "--user-data-dir=" .. helpers.tmpdir(),
+    ("--window-size=%d,%d"):format(opts.width or 1280, opts.height or 760) }, json.array)
+  local v = wd(self.base, "POST", "/session", { capabilities = { alwaysMatch = {
+    ["goog:chromeOptions"] = { binary = "/usr/bin/chromium", args = args } } } })
+  self.id = v.sessionId
+  return self
+end
+
+function Browser:go(url) wd(self.base, "POST", "/session/" .. self.id .. "/url", { url = url }) end
+
+--- Run `script` (a function body) in the page; returns its result.
+function Browser:run(script)
+  return wd(self.base, "POST", "/session/" .. self.id .. "/execute/sync",
+    { script = script, args = setmetatable({}, json.array) })
+end
+
+function Browser:source() return wd(self.base, "GET", "/session/" .. self.id .. "/source") end
+
+--- A PNG of the window, written to path; returns the bytes.
+function Browser:screenshot(path)
+  local png = b64decode(wd(self.base, "GET", "/session/" .. self.id .. "/screenshot"))
+  helpers.writefile(path, png)
+  return png
+end
+
+function Browser:quit()
+  if self.id then
+    pcall(M.api, self.base, "DELETE", "/session/" .. self.id)
+    self.id = nil
+  end
+  if self.proc then self.proc:stop(); self.proc = nil end
+end
+
 return M
