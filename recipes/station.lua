@@ -50,7 +50,8 @@ which the next start marks interrupted.]],
       local lines, f = require("ncpflash.station.report").run(w[2], { csv = a.csv, junit = a.junit,
         session = a.session })
       ctx.ev:result({ command = "station report", summary = lines, attempts = f.attempts, units = f.units,
-        passed = f.passed, failed = f.failed, repeats = f.repeats, yield = f.yield, first_pass_yield = f.first_pass_yield,
+        passed = f.passed, failed = f.failed, repeats = f.repeats, yield = f.yield,
+        first_pass_yield = f.first_pass_yield,
         units_per_hour = f.units_per_hour, errors = f.errors, no_unit = f.no_unit })
       return
     end

@@ -304,12 +304,15 @@ function Station:end_attempt(slot, code)
     end
     self:halt("locked input " .. changed)
   end
-  local v = { attempt_id = slot.attempt_id, slot = slot.index, port = slot.port, chip_id = d.chip_id or slot.unit.chip_id,
+  local v = { attempt_id = slot.attempt_id, slot = slot.index, port = slot.port,
+    chip_id = d.chip_id or slot.unit.chip_id,
     mac = d.mac or slot.unit.mac, result = result, exit_code = code, error_code = err_code, error_message = err_msg,
     bytes_written = d.bytes, seconds = d.seconds, log_path = d.log_path, ended_at = records.now_iso(),
     is_repeat = slot.unit.is_repeat, unit_attempt = slot.unit.unit_attempt }
   local ok, e = pcall(self.rec.finish_attempt, self.rec, slot.attempt_id, v, region_rows(self, d))
-  if not ok then self:halt("cannot record attempt " .. slot.attempt_id .. ": " .. tostring(errors.is(e) and e.message or e)) end
+  if not ok then
+    self:halt("cannot record attempt " .. slot.attempt_id .. ": " .. tostring(errors.is(e) and e.message or e))
+  end
   slot.last, slot.d, slot.attempt_id = v, nil, nil
   slot.last_error = result ~= "pass" and err_msg or nil
   self:count_result(v)
@@ -431,7 +434,8 @@ function Station:step(slot, now)
       self:probe_done(slot, { code = 3, err = { code = "port" } })
     elseif slot.triggered then
       slot.triggered = false
-      self:no_unit(slot, { code = 3, t0 = now, err = { code = "port", message = "port " .. slot.port .. " is missing" } })
+      self:no_unit(slot, { code = 3, t0 = now,
+        err = { code = "port", message = "port " .. slot.port .. " is missing" } })
     else
       slot.backoff = math.min((slot.backoff or self.cfg.probe.interval) * 2, self.cfg.probe.max_interval)
       slot.next_probe = now + slot.backoff
@@ -634,7 +638,9 @@ function M.run(ctx, path, o)
     ev:warn(("%d attempt%s of an earlier run did not finish (crash or power cut) and %s now marked interrupted: %s")
       :format(#recovered, #recovered == 1 and "" or "s", #recovered == 1 and "is" or "are", (function()
         local t = {}
-        for _, r in ipairs(recovered) do t[#t + 1] = ("#%d slot %d %s"):format(r.id, r.slot, r.mac or r.chip_id or "?") end
+        for _, r in ipairs(recovered) do
+          t[#t + 1] = ("#%d slot %d %s"):format(r.id, r.slot, r.mac or r.chip_id or "?")
+        end
         return table.concat(t, ", ")
       end)()), { interrupted = #recovered })
   end

@@ -85,7 +85,9 @@ function M.api(h, method, path, token, body, headers)
   argv[#argv + 1] = (h.url or h) .. path
   local pid = assert(sys.spawn(argv, { stdout = dir .. "/code", stderr = dir .. "/err", stdin = "null" }))
   local st = sys.wait(pid, 15)
-  if st ~= 0 then error(("curl %s %s: exit %s %s"):format(method, path, tostring(st), helpers.readfile(dir .. "/err"))) end
+  if st ~= 0 then
+    error(("curl %s %s: exit %s %s"):format(method, path, tostring(st), helpers.readfile(dir .. "/err")))
+  end
   local code = tonumber(helpers.readfile(dir .. "/code"))
   local text = helpers.readfile(dir .. "/body")
   local ok, v = pcall(helpers.json_decode, text)

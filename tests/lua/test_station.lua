@@ -63,7 +63,7 @@ test("three units: late plug-in, a fault, a repeat; records, API, report", funct
   eq(code, 200)
   eq({ v.verdict.result, v.verdict.mac, v.verdict.is_repeat, v.verdict.unit_attempt, v.verdict.exit_code },
     { "pass", mac(3), true, 2, 0 })
-  code, _, v = SL.api(st, "GET", "/api/slots/2/verdict")
+  _, _, v = SL.api(st, "GET", "/api/slots/2/verdict")
   eq({ v.verdict.result, v.verdict.error_code, v.verdict.exit_code }, { "fail", "device", 4 })
   code, _, v = SL.api(st, "GET", "/api/attempts?limit=10")
   eq(code, 200)
@@ -84,9 +84,9 @@ test("three units: late plug-in, a fault, a repeat; records, API, report", funct
   code, _, v = SL.api(st, "POST", "/api/slots/2/pause", st.token)
   eq(code, 200)
   eq(v.status.slots[2].state, "paused")
-  code, _, v = SL.api(st, "POST", "/api/slots/2/start", st.token)
+  _, _, v = SL.api(st, "POST", "/api/slots/2/start", st.token)
   eq(v.status.slots[2].state, "fail", "started again: the failed unit still waits for its removal")
-  code, _, v = SL.api(st, "POST", "/api/slots/2/trigger", st.token)
+  code = SL.api(st, "POST", "/api/slots/2/trigger", st.token)
   eq(code, 409, "no trigger in auto mode")
 
   -- a clean stop: exit 0, the session closed
@@ -221,6 +221,7 @@ test("a changed image file halts the station before the next unit", function()
   local st <close> = SL.start(file)
   helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(16 * 1024, 10))
   local sim <close> = helpers.ncpsim{ "--boot-info", helpers.boot_info(6), "--listen", "127.0.0.1:" .. late_port }
+  ok(sim.url)
   local s = SL.wait_for("halt", function() local x = SL.status(st); return x.halted and x end, 10)
   match(s.halted, "fw%.bin changed since the station started")
   eq(s.slots[1].attempts, 0, "nothing flashed with the changed file")
@@ -241,7 +242,8 @@ test("station file errors name the field", function()
     eq(r.code, exit or 2, r.err)
     match(r.err, pat)
   end
-  try({ station = "a", ports = { "/dev/null" }, job = {}, opertor = "x" }, "unknown field opertor %(did you mean operator%?%)")
+  try({ station = "a", ports = { "/dev/null" }, job = {}, opertor = "x" },
+    "unknown field opertor %(did you mean operator%?%)")
   try({ station = "a", ports = { "/dev/null" } }, "job = {...} is required")
   try({ station = "a", ports = { "/dev/null" }, job = { regions = { { 0x1000, "fw.bin" } } }, trigger = "foot" },
     "trigger must be")

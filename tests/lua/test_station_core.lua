@@ -28,8 +28,8 @@ test("db: types, parameters, one statement per call, errors, idempotent close", 
   helpers.writefile(dir .. "/junk.db", ("not a database "):rep(100))
   e = raises(function() db.open(dir .. "/junk.db") end, "input")
   match(e.message, "junk%.db")
-  e = raises(function() db.open(dir .. "/missing/x.db") end, "input")
-  e = raises(function() db.open(dir .. "/none.db", { readonly = true }) end, "input")
+  raises(function() db.open(dir .. "/missing/x.db") end, "input")
+  raises(function() db.open(dir .. "/none.db", { readonly = true }) end, "input")
   -- a writer holding the lock: the second writer waits its timeout, then "timeout"
   local a = db.open(dir .. "/lock.db")
   a:exec("PRAGMA journal_mode = WAL; CREATE TABLE x (v)")

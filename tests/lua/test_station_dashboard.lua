@@ -4,12 +4,9 @@
 local sys = require "ncpflash.core.sys"
 local SL = require "stationlib"
 
-local probe_browser, why_not = SL.browser and (function()
-  if not sys.stat("/usr/bin/chromium") then return nil, "chromium is not installed" end
-  if not sys.stat("/usr/bin/chromedriver") then return nil, "chromium-driver is not installed" end
-  return true
-end)()
-skip_if(not probe_browser, tostring(why_not) .. " (tools/deps.sh installs chromium and chromium-driver as root)")
+local why_not = not sys.stat("/usr/bin/chromium") and "chromium is not installed"
+  or (not sys.stat("/usr/bin/chromedriver") and "chromium-driver is not installed") or nil
+skip_if(why_not, tostring(why_not) .. " (tools/deps.sh installs chromium and chromium-driver as root)")
 
 local PROBE = { interval = 0.1, max_interval = 0.3, removal_interval = 0.15, removal_misses = 2 }
 

@@ -94,8 +94,12 @@ end
 local function plan_job(path, ctx, job, base)
   local flash = require "ncpflash.flash"
   local n = (job.config and 1 or 0) + (job.profile and 1 or 0) + (job.regions and 1 or 0)
-  if n ~= 1 then bad(path, "job needs exactly one of config = INI, profile = NAME (with release = DIR), regions = {...}") end
-  if job.erase ~= nil and job.erase ~= 0 and job.erase ~= 1 and job.erase ~= 2 then bad(path, "job.erase must be 0, 1 or 2") end
+  if n ~= 1 then
+    bad(path, "job needs exactly one of config = INI, profile = NAME (with release = DIR), regions = {...}")
+  end
+  if job.erase ~= nil and job.erase ~= 0 and job.erase ~= 1 and job.erase ~= 2 then
+    bad(path, "job.erase must be 0, 1 or 2")
+  end
   if job.provision and job.verify == false then bad(path, "job.provision needs the verify (drop verify = false)") end
   local locked, files = {}, {}
   if job.config then
@@ -107,7 +111,9 @@ local function plan_job(path, ctx, job, base)
     return flash.config_plan(cfg, board), locked, files
   elseif job.profile then
     local bname, prof = job.profile:match("^([%w_%-]+)/([%w_%-]+)$")
-    if not bname then bad(path, ("job.profile %q is not BOARD/PROFILE (e.g. st67w611m1/mission_t02)"):format(job.profile)) end
+    if not bname then
+      bad(path, ("job.profile %q is not BOARD/PROFILE (e.g. st67w611m1/mission_t02)"):format(job.profile))
+    end
     if not job.release then bad(path, "job.profile needs release = FOLDER (ST67W6X_Scripts or NCP_Binaries)") end
     if job.efuse or job.provision or job.resume then
       bad(path, "job.profile takes no efuse/provision/resume: use config = the profile's ini instead")
@@ -210,7 +216,9 @@ function M.load(path, ctx, overrides)
   for _, k in ipairs({ "efuse", "efuse_mask", "root_key", "provision" }) do
     if job[k] then
       files[k] = resolve(base, job[k])
-      if not sys.stat(files[k]) then errors.raise("input", ("%s: job.%s: no such file %s"):format(path, k, files[k])) end
+      if not sys.stat(files[k]) then
+        errors.raise("input", ("%s: job.%s: no such file %s"):format(path, k, files[k]))
+      end
       locked[#locked + 1] = files[k]
     end
   end

@@ -127,7 +127,8 @@ end
 --- Returns the list of attempts so marked ({id, slot, chip_id, started_at}).
 function Records:recover(now)
   return self:tx(function()
-    local rows = self.conn:query("SELECT id, slot, port, chip_id, mac, started_at FROM attempts WHERE result = 'running'")
+    local rows = self.conn:query("SELECT id, slot, port, chip_id, mac, started_at FROM attempts "
+      .. "WHERE result = 'running'")
     self.conn:run([[UPDATE attempts SET result = 'interrupted', error_code = 'interrupted',
       error_message = 'the station stopped during this attempt (crash, kill or power cut): the unit''s flash '
         || 'content is unknown; flash it again' WHERE result = 'running']])

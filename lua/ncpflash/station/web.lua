@@ -74,7 +74,7 @@ function Web:asset(path)
   return reply(200, text, a[2])
 end
 
-function Web:token_of(req, allow_query)
+function Web.token_of(_, req, allow_query)
   local h = req.headers
   local auth = h.authorization and h.authorization:match("^[Bb]earer%s+(%S+)$")
   return auth or h["x-ncpflash-token"] or (allow_query and req.query.token) or nil
