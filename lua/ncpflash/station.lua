@@ -295,7 +295,14 @@ function Station:end_attempt(slot, code)
   local result = code == 0 and "pass" or (code == 130 and "stopped" or "fail")
   local err_code, err_msg = err and err.code, err and err.message
   if code ~= 0 and not err_msg then err_msg = "the job ended with exit code " .. code end
-  if code == 130 then err_msg = slot.stop_reason or err_msg end
+  if code == 130 then
+    -- the jobs see a Ctrl-C/SIGTERM themselves and may end before this loop has noticed it
+    if not slot.stop_reason and sys.interrupted() then
+      slot.stop_reason = "the station was stopped (SIGINT/SIGTERM) during the attempt"
+    end
+    err_msg = slot.stop_reason or err_msg
+  end
+  slot.stop_reason = nil
   local changed = config.changed(self.cfg)
   if changed then
     if result == "pass" then

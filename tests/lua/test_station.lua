@@ -261,3 +261,28 @@ test("station file errors name the field", function()
   eq(r.code, 7)
   match(r.err, "no such database")
 end)
+
+test("a QConn ini job: every region recorded, the flash byte-exact", function()
+  local synth = require "synth"
+  local dir = helpers.tmpdir()
+  local set = synth.release(dir, { fw_size = 64 * 1024 })
+  local sim = helpers.ncpsim{ "--boot-info", helpers.boot_info(0x21) }
+  local file = SL.write_station(dir, { station = "ini", http = "127.0.0.1:0", probe = PROBE, ports = { sim.url },
+    job = { config = "synth_flash_prog_cfg.ini" } })
+  local st <close> = SL.start(file)
+  local s = SL.wait_slot(st, 1, "pass", 20)
+  eq(s.job_name, "synth_flash_prog_cfg")
+  eq(#s.regions, #set.files)
+  eq(st:stop(), 0)
+  sim:stop()
+  local flash = sim:flash()
+  eq(flash == synth.expected_flash(set, #flash), true, "flash.bin holds the release set (chip erase from the ini)")
+  local db <close> = SL.db(dir .. "/line.db")
+  local regs = db:query("SELECT name, address, size, outcome FROM regions ORDER BY address")
+  eq(#regs, #set.files)
+  for i, f in ipairs(set.files) do
+    eq({ regs[i].name, regs[i].address, regs[i].size, regs[i].outcome }, { f.name, f.address, #f.data, "written" })
+  end
+  local sess = db:query("SELECT job_command FROM sessions")[1]
+  match(sess.job_command, "^flash %-%-config .*synth_flash_prog_cfg%.ini$")
+end)
