@@ -43,7 +43,7 @@ test("kill -9 mid-job: consistent database, the running attempt becomes interrup
   local st2 <close> = SL.start(file)
   local out = helpers.readfile(st2.err)
   match(out, "1 attempt of an earlier run did not finish %(crash or power cut%) and is now marked interrupted: "
-    .. "#2 slot 2 40:82:7b:03:d2:08")
+    .. "#%d slot 2 40:82:7b:03:d2:08")
   eq(st2:stop(), 0, helpers.readfile(st2.err))
   local db <close> = SL.db(dir .. "/line.db")
   eq(db:query("PRAGMA integrity_check")[1].integrity_check, "ok")
