@@ -225,6 +225,8 @@ static void setup_loading(lua_State *L, const char *lua_path)
 		{"ncpflash.core.crypto", luaopen_ncpflash_core_crypto},
 		{"ncpflash.core.gpio", luaopen_ncpflash_core_gpio},
 		{"ncpflash.core.jobs", luaopen_ncpflash_core_jobs},
+		{"ncpflash.core.db", luaopen_ncpflash_core_db},
+		{"ncpflash.core.http", luaopen_ncpflash_core_http},
 	};
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");

@@ -105,5 +105,7 @@ int luaopen_ncpflash_core_image(lua_State *L); /* "ncpflash.core.image" */
 int luaopen_ncpflash_core_crypto(lua_State *L); /* "ncpflash.core.crypto" */
 int luaopen_ncpflash_core_gpio(lua_State *L);  /* "ncpflash.core.gpio"  */
 int luaopen_ncpflash_core_jobs(lua_State *L);  /* "ncpflash.core.jobs"  */
+int luaopen_ncpflash_core_db(lua_State *L);    /* "ncpflash.core.db"    */
+int luaopen_ncpflash_core_http(lua_State *L);  /* "ncpflash.core.http"  */
 
 #endif

@@ -240,6 +240,10 @@ function Run:draw(force)
   self.drawn = #lines
 end
 
+-- The per-device machinery (state from events, logs, v2 lines, the live table) for modules that
+-- run device jobs their own way (ncpflash.station).
+M.Run, M.short_port, M.stamp = Run, short_port, stamp
+
 function Run:finish_device(d, code)
   d.code = code
   d.seconds = sys.now() - d.t0
