@@ -2,14 +2,14 @@
 local efuse = require("ncpflash.efuse")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 
 local function show(ctx, bytes, map, a, extra)
   local list = efuse.decode(bytes, map)
   local lines = efuse.format_decode(list, { all = a.all })
   local res = extra or {}
   res.fields = list
-  res.raw = image.hex(bytes)
+  res.raw = codec.hex(bytes)
   res.summary = lines
   ctx.ev:result(res)
 end
@@ -89,7 +89,7 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
       end
       ctx.ev:info(("MAC %s goes into customer slot 0x%02X"):format(w[3]:upper(), slot))
       efuse.apply(ctx, s, { map = map, board_efuse = board_efuse, wanted = wanted, mask = mask,
-        source = { label = "mac " .. w[3]:upper(), sha256 = image.hex(image.sha256(wanted)), format = "mac" },
+        source = { label = "mac " .. w[3]:upper(), sha256 = codec.hex(codec.sha256(wanted)), format = "mac" },
         insecure = a.insecure_write, root_key = a.root_key, confirm = a.confirm_efuse_burn,
         audit = a.audit or efuse.DEFAULT_AUDIT, command = "efuse mac set" })
     elseif sub == nil then

@@ -3,7 +3,7 @@ local partition = require("ncpflash.partition")
 local bootheader = require("ncpflash.bootheader")
 local ota = require("ncpflash.ota")
 local header = require("ncpflash.header")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local util = require("ncpflash.util")
 local errors = require("ncpflash.errors")
 
@@ -21,7 +21,7 @@ local function describe(data, file, prefer)
     local h = bootheader.parse(data, { file = file })
     return "bootheader", bootheader.describe(h), { signed = h.signed, image_len = h.image_len,
       image_offset = h.image_offset, sha_ok = h.image_sha_ok, problems = #h.problems,
-      public_key_sha256 = h.public_key_hash and image.hex(h.public_key_hash) }
+      public_key_sha256 = h.public_key_hash and codec.hex(h.public_key_hash) }
   elseif ota.is_ota(data) then
     local h = ota.parse(data, { file = file })
     local lines = ota.describe(h)
@@ -68,7 +68,7 @@ local function create(ctx, a)
   for _, l in ipairs(header.describe(h)) do lines[#lines + 1] = l end
   ctx.ev:result({ command = "image", action = "create", file = a.out, chip = chip.name, size = #out,
     header_size = chip.header.size, image_offset = h.image_offset, image_len = h.image_len,
-    sha256 = image.hex(image.sha256(out)), summary = lines })
+    sha256 = codec.hex(codec.sha256(out)), summary = lines })
 end
 
 return {
@@ -93,7 +93,7 @@ return {
     local prefer = ctx.opts.chip and ctx:chip() or nil
     local kind, lines, fields = describe(data, a.file, prefer)
     fields.command, fields.kind, fields.file, fields.size = "image", kind, a.file, #data
-    fields.sha256 = image.hex(image.sha256(data))
+    fields.sha256 = codec.hex(codec.sha256(data))
     table.insert(lines, 1, string.format("%s: %d bytes, SHA-256 %s", a.file, #data, fields.sha256))
     fields.summary = lines
     ctx.ev:result(fields)

@@ -1,5 +1,5 @@
 -- info: what the chip and its flash hold.
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local partition = require("ncpflash.partition")
 local bootheader = require("ncpflash.bootheader")
 local util = require("ncpflash.util")
@@ -28,14 +28,14 @@ local function probe_image(s, addr, limit)
   local h = bootheader.parse(head, { file = string.format("flash@0x%X", addr) })
   local r = { address = addr, kind = "image", signed = h.signed, encrypted = h.encrypted,
     header_ok = h.header_crc_ok ~= false and h.flash_cfg_crc_ok ~= false }
-  if h.public_key_hash then r.public_key_sha256 = image.hex(h.public_key_hash) end
+  if h.public_key_hash then r.public_key_sha256 = codec.hex(h.public_key_hash) end
   if h.image_len then
     r.image_offset, r.image_len = h.image_offset, h.image_len
     r.size = h.image_offset + h.image_len
-    r.header_sha256 = image.hex(h.sha256)
+    r.header_sha256 = codec.hex(h.sha256)
     if r.size <= (limit or math.huge) then
       local got = s:sha256(addr + h.image_offset, h.image_len)
-      r.sha256 = image.hex(got)
+      r.sha256 = codec.hex(got)
       r.sha_ok = got == h.sha256
     else
       r.sha_ok = false

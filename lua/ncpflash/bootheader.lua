@@ -1,7 +1,7 @@
 -- BL616 boot header ("BFNP", 256 bytes, protocol.md §6.2/§6.3): the BL616 layout of
 -- ncpflash.header, parsed in full (the three CRCs, the image SHA-256, the boot-config bits, the
 -- public key of a signed image), synthetic images for tests, and the BL616 description.
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local header = require("ncpflash.header")
 local util = require("ncpflash.util")
 
@@ -52,13 +52,13 @@ function M.build(opts)
   local h = header.assemble(bl616().header, { flash_cfg = opts.flash_cfg or string.rep("\0", 84),
     clock_cfg = opts.clock_cfg or string.rep("\1", 12),
     bootcfg = (opts.sign or 0) | header.NO_SEGMENT | (opts.crc_ignore or 0) << 16 | (opts.hash_ignore or 0) << 17,
-    offset = offset, len = #img, hash = image.sha256(img), entry = 0xA0000000 })
+    offset = offset, len = #img, hash = codec.sha256(img), entry = 0xA0000000 })
   local tail = ""
   if (opts.sign or 0) ~= 0 then
     local pk = opts.public_key or string.rep("\x11", 64)
     local sig = opts.signature or string.rep("\x22", 64)
     local sl = string.pack("<I4", #sig)
-    tail = pk .. string.pack("<I4", image.crc32(pk)) .. sl .. sig .. string.pack("<I4", image.crc32(sl .. sig))
+    tail = pk .. string.pack("<I4", codec.crc32(pk)) .. sl .. sig .. string.pack("<I4", codec.crc32(sl .. sig))
   end
   local pre = h .. tail
   assert(#pre <= offset, "boot header + key block larger than the image offset")
@@ -84,7 +84,7 @@ function M.describe(h)
     out[#out + 1] = string.format("  segments: %d", h.segment_count)
   end
   if h.public_key_hash then
-    out[#out + 1] = "  public-key SHA-256 " .. image.hex(h.public_key_hash)
+    out[#out + 1] = "  public-key SHA-256 " .. codec.hex(h.public_key_hash)
   end
   return util.problem_lines(out, h.problems)
 end

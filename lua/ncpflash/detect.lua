@@ -5,7 +5,7 @@
 -- `boot_info.lengths` is a candidate. Nothing here knows a chip by name: a new chip file is
 -- all it takes to teach detection a new ROM.
 local sys = require("ncpflash.core.sys")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 
 local M = {}
@@ -60,7 +60,7 @@ function M.unknown_message(raw, current)
     .. "Pass --chip NAME if you know the chip (built in: %s), or describe it in a chip file: copy a built-in "
     .. "one (`%s`) to $XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/), add "
     .. "[0x%08X] to its rom_versions and adjust boot_info (length %d, field offsets) - see docs/new-module.md",
-    ver, #raw, image.hex(raw), table.concat(M.chip_names(), ", "), current or "bl616", ver, #raw)
+    ver, #raw, codec.hex(raw), table.concat(M.chip_names(), ", "), current or "bl616", ver, #raw)
 end
 
 -- Decide the chip for `raw`. current = the chip in use (board's or --chip); forced = --chip was
@@ -73,7 +73,7 @@ function M.resolve(raw, current, forced)
     if c.name == current.name then return current, false end
   end
   if #cands == 0 then
-    errors.raise("usage", M.unknown_message(raw, current.name), { boot_info = image.hex(raw),
+    errors.raise("usage", M.unknown_message(raw, current.name), { boot_info = codec.hex(raw),
       hint = "ncpflash --chip NAME ... overrides the detection" })
   end
   return cands[1], true
@@ -97,7 +97,7 @@ function M.apply(s, raw, load_baud, opts)
     if explicit and board.chip and not board.detect and board.chip ~= chip.name then
       errors.raise("safety", string.format("board %s has a %s, but the ROM that answered is a %s (boot info %s); "
         .. "use the right --board, or --chip %s to override the detection", board.name or "?", board.chip,
-        chip.description or chip.name, image.hex(raw), board.chip), { boot_info = image.hex(raw) })
+        chip.description or chip.name, codec.hex(raw), board.chip), { boot_info = codec.hex(raw) })
     end
     if not explicit or board.detect then
       local ok, g = pcall(require, "ncpflash.boards.generic")

@@ -13,7 +13,7 @@
 --           -> ECDH + challenge -> region writes in burn order -> read back + verify -> audit
 --
 -- Maps are data: chips/<chip>_efuse.lua (+ boards/<board>_efuse.lua when present).
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local crypto = require("ncpflash.core.crypto")
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
@@ -84,7 +84,7 @@ local function zero_bits(s) return #s * 8 - popcount(s) end
 
 local function pad(data, size) return data .. zeros(size - #data) end
 
-function M.hex(s) return image.hex(s) end
+function M.hex(s) return codec.hex(s) end
 
 ---------------------------------------------------------------------------------------------------
 -- files
@@ -110,7 +110,7 @@ function M.parse_file(data, file, map)
     end
     local plain = crypto.aes128_cbc_decrypt(sv.key, sv.iv, data:sub(sv.data_offset + 1, sv.data_offset + size))
     local stored = string.unpack("<I4", data, 1)
-    local crc = image.crc32(plain)
+    local crc = codec.crc32(plain)
     if stored ~= crc then
       input_error(file, 0, "saved eFuse format: CRC32 of the decrypted data", ("0x%08X"):format(crc),
         ("0x%08X"):format(stored), "the file is damaged, or was saved with another key (an encrypted cfg.bin "
@@ -130,7 +130,7 @@ function M.load_file(path, map)
   local data = util.readfile(path, "eFuse file")
   local f = M.parse_file(data, path, map)
   f.path = path
-  f.sha256 = image.hex(image.sha256(data))
+  f.sha256 = codec.hex(codec.sha256(data))
   return f
 end
 
@@ -150,7 +150,7 @@ function M.encode_saved(data, map)
   local sv = map.saved
   local plain = pad(data, map.size)
   local enc = crypto.aes128_cbc_encrypt(sv.key, sv.iv, plain)
-  return string.pack("<I4", image.crc32(plain)) .. zeros(sv.data_offset - 4) .. enc
+  return string.pack("<I4", codec.crc32(plain)) .. zeros(sv.data_offset - 4) .. enc
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ local function word(bytes, off) return (string.unpack("<I4", bytes, off + 1)) en
 
 local function mac_text(stored, reversed)
   local b = reversed and stored:reverse() or stored
-  return (image.hex(b):upper():gsub("(%x%x)", "%1:"):gsub(":$", ""))
+  return (codec.hex(b):upper():gsub("(%x%x)", "%1:"):gsub(":$", ""))
 end
 M.mac_text = mac_text
 
@@ -207,8 +207,8 @@ function M.field_value(f, bytes, map)
     local n = popcount(raw)
     return n, tostring(n)
   end
-  if is_zero(raw) then return image.hex(raw), "empty" end
-  return image.hex(raw), "set"
+  if is_zero(raw) then return codec.hex(raw), "empty" end
+  return codec.hex(raw), "set"
 end
 
 -- Per-byte masks of the bits some field describes.
@@ -437,7 +437,7 @@ function M.load_root_key(path)
   if not ok then
     errors.raise("input", ("%s: not a PEM P-256 public key"):format(path), { file = path })
   end
-  return { pem = pem, xy = xy, sha256 = image.hex(image.sha256(xy)), path = path }
+  return { pem = pem, xy = xy, sha256 = codec.hex(codec.sha256(xy)), path = path }
 end
 
 --- ECDH (0x90) + challenge (0x91) with the challenge signature checked against root_key
@@ -518,13 +518,13 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
     end
     if h.public_key_hash ~= want then
       errors.raise("safety", ("refusing to enable secure boot: the image at %s is signed with key SHA-256 %s, "
-        .. "but the eFuse data holds %s"):format(where, image.hex(h.public_key_hash), image.hex(want)))
+        .. "but the eFuse data holds %s"):format(where, codec.hex(h.public_key_hash), codec.hex(want)))
     end
   end
   local where = {}
   for _, im in ipairs(board_images(board_efuse)) do where[#where + 1] = ("0x%X"):format(im.address) end
   ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s)")
-    :format(table.concat(where, ", "), image.hex(want)))
+    :format(table.concat(where, ", "), codec.hex(want)))
   return true
 end
 
@@ -595,7 +595,7 @@ function M.apply(ctx, s, job)
   res.path = secure and "secure" or "plain"
   local record = { time = os.date("!%Y-%m-%dT%H:%M:%SZ"), command = job.command, chip_id = s:boot_info().chip_id,
     mac = s:mac(), file = job.source.path or job.source.label, file_sha256 = job.source.sha256,
-    file_format = job.source.format, before = image.hex(current), path = res.path, written = res.written,
+    file_format = job.source.format, before = codec.hex(current), path = res.path, written = res.written,
     regions_planned = res.regions }
   local function audit()
     if job.audit then
@@ -623,7 +623,7 @@ function M.apply(ctx, s, job)
     end
     ev:stage("efuse-verify")
     local back = M.read(s, map, channel)
-    res.after = image.hex(back)
+    res.after = codec.hex(back)
     record.after = res.after
     local rd_after = active_locks(back, map, "rd")
     local rd_planned = active_locks(p.after, map, "rd")
@@ -656,7 +656,7 @@ function M.apply(ctx, s, job)
     record.not_written = region_names(not_written)
     if not record.after and not (errors.is(err) and (err.code == "interrupted" or err.code == "port")) then
       local rok, back = pcall(M.read, s, map)
-      if rok then record.after = image.hex(back) end
+      if rok then record.after = codec.hex(back) end
     end
     audit()
     if errors.is(err) then
@@ -736,7 +736,7 @@ function M.parse_mac(text)
   if #hex ~= 12 or not hex:match("^%x+$") or not text:match(shape) then
     errors.raise("usage", ("bad MAC address %q (expected XX:XX:XX:XX:XX:XX)"):format(tostring(text)))
   end
-  local b = image.unhex(hex)
+  local b = codec.unhex(hex)
   if is_zero(b) or b == string.rep("\xFF", 6) then errors.raise("usage", "MAC " .. text .. " is not a unit address") end
   if b:byte(1) & 1 == 1 then
     errors.raise("usage", "MAC " .. text .. " is a multicast address (bit 0 of the first byte)")

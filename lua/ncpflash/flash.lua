@@ -9,7 +9,7 @@
 -- writes (XZ decompress-write or plain), write-checks, verifies by on-chip SHA-256, retries a
 -- failed region once, and reports progress and a summary through ctx.ev.
 local sys = require("ncpflash.core.sys")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 
 local M = {}
@@ -59,7 +59,7 @@ local function apply_skip(regions, skip)
       for _, p in ipairs(pieces) do
         local data = r.data:sub(p.lo - r.address + 1, p.hi - r.address)
         out[#out + 1] = { name = string.format("%s[0x%X..0x%X]", r.name, p.lo, p.hi), address = p.lo,
-          data = data, size = #data, file = r.file, sha256 = image.sha256(data), max_size = nil }
+          data = data, size = #data, file = r.file, sha256 = codec.sha256(data), max_size = nil }
       end
     end
   end
@@ -142,7 +142,7 @@ function M.plan(regions, opts)
     out[#out + 1] = r
   end
   M.check_overlaps(out)
-  for _, r in ipairs(out) do r.sha256 = image.sha256(r.data) end
+  for _, r in ipairs(out) do r.sha256 = codec.sha256(r.data) end
   out = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
@@ -161,7 +161,7 @@ function M.check_device(plan, s)
   end
 end
 
-local function sha_hex(s) return image.hex(s) end
+local function sha_hex(s) return codec.hex(s) end
 
 -- Runs of whole 4 KiB sectors of `data` (to be placed at `addr`) that are all 0xFF, at least
 -- BLANK_MIN sectors long: list of {lo=, hi=} byte offsets into data (hi exclusive), ascending.
@@ -225,7 +225,7 @@ local function do_region(ctx, s, r, opts, attempt)
       local k = s:xip_sha(function(sha)
         local function erased_from(i)                -- blocks i..#blocks read 0xFF?
           local n = last - blocks[i].lo
-          blank[n] = blank[n] or image.sha256(string.rep("\255", n))
+          blank[n] = blank[n] or codec.sha256(string.rep("\255", n))
           return sha(r.address + blocks[i].lo, n) == blank[n]
         end
         if erased_from(1) then return 1 end

@@ -9,7 +9,7 @@
 -- Unsigned and unencrypted only; the flash configuration comes from the chip's named
 -- `flash_cfg` fields (a board may override single fields with `flash_cfg = {name = value}`),
 -- the clock configuration from `chip.header.clock_cfg` (board `clock_cfg` overrides).
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 
@@ -78,7 +78,7 @@ function M.assemble(H, v)
   if v.flash_cfg then
     put(buf, H.flash_cfg, "FCFG")
     put(buf, H.flash_cfg + 4, v.flash_cfg)
-    put(buf, H.flash_cfg + 88, string.pack("<I4", image.crc32(v.flash_cfg)))
+    put(buf, H.flash_cfg + 88, string.pack("<I4", codec.crc32(v.flash_cfg)))
   end
   if v.clock_cfg then
     local c = v.clock_cfg
@@ -88,7 +88,7 @@ function M.assemble(H, v)
     end
     put(buf, H.clock.magic, "PCFG")
     put(buf, H.clock.data, c)
-    put(buf, H.clock.crc, string.pack("<I4", image.crc32(c)))
+    put(buf, H.clock.crc, string.pack("<I4", codec.crc32(c)))
   end
   put(buf, H.bootcfg, string.pack("<I4", v.bootcfg))
   if v.offset then put(buf, H.image_offset, string.pack("<I4", v.offset)) end
@@ -97,7 +97,7 @@ function M.assemble(H, v)
   if H.cpu_enable then put(buf, H.cpu_enable, "\1") end
   if H.boot_entry then put(buf, H.boot_entry, string.pack("<I4", v.entry)) end
   local s = table.concat(buf)
-  return s:sub(1, H.crc) .. string.pack("<I4", image.crc32(s:sub(1, H.crc))) .. s:sub(H.crc + 5)
+  return s:sub(1, H.crc) .. string.pack("<I4", codec.crc32(s:sub(1, H.crc))) .. s:sub(H.crc + 5)
 end
 
 -- A flashable image: header at 0, the application at `opts.offset` (default 0x1000), the gap
@@ -114,7 +114,7 @@ function M.build_flash(chip, app, opts)
   local board = opts.board
   local h = M.assemble(H, { flash_cfg = M.flash_cfg(chip, board),
     clock_cfg = (board and board.clock_cfg) and bytes(board.clock_cfg) or bytes(H.clock_cfg),
-    bootcfg = M.NO_SEGMENT, offset = offset, len = #app, hash = image.sha256(app),
+    bootcfg = M.NO_SEGMENT, offset = offset, len = #app, hash = codec.sha256(app),
     entry = opts.entry or H.boot_entry_value or 0 })
   return h .. string.rep("\xFF", offset - #h) .. app
 end
@@ -129,8 +129,8 @@ function M.build_ram(chip, segments, opts)
   for _, sg in ipairs(segments) do
     local d = sg.data
     if #d % 16 ~= 0 then d = d .. string.rep("\0", 16 - #d % 16) end
-    local sh = string.pack("<I4I4I4", sg.dest, #d, image.crc32(d))
-    out[#out + 1] = sh .. string.pack("<I4", image.crc32(sh)) .. d
+    local sh = string.pack("<I4I4I4", sg.dest, #d, codec.crc32(d))
+    out[#out + 1] = sh .. string.pack("<I4", codec.crc32(sh)) .. d
   end
   return table.concat(out)
 end
@@ -156,7 +156,7 @@ function M.parse(chip, data, opts)
   end
   local function u32(off) return string.unpack("<I4", data, off + 1) end
   local function crc_check(off, field, bytes_)
-    local got, want = u32(off), image.crc32(bytes_)
+    local got, want = u32(off), codec.crc32(bytes_)
     if got ~= want then problem(off, field, hex32(want), hex32(got)) end
     return got == want
   end
@@ -182,7 +182,7 @@ function M.parse(chip, data, opts)
       data:sub(H.clock.data + 1, H.clock.data + H.clock.len))
   end
   h.header_crc = u32(H.crc)
-  local want = image.crc32(data:sub(1, H.crc))
+  local want = codec.crc32(data:sub(1, H.crc))
   local ignored = b.crc_ignore == 1 and h.header_crc == M.DEADBEEF
   if not (full and ignored) then                        -- full: nil = explicitly not checked
     h.header_crc_ok = h.header_crc == want
@@ -192,7 +192,7 @@ function M.parse(chip, data, opts)
   if full and h.signed and #data >= H.size + 68 then
     local pk = data:sub(H.size + 1, H.size + 64)
     h.public_key = pk
-    h.public_key_hash = image.sha256(pk)
+    h.public_key_hash = codec.sha256(pk)
     h.public_key_crc_ok = crc_check(H.size + 64, "public-key CRC32", pk)
     if #data >= H.size + 72 then
       local slen = u32(H.size + 68)
@@ -214,9 +214,9 @@ function M.parse(chip, data, opts)
     elseif full and b.hash_ignore == 1 and placeholder then
       h.image_sha_ok = nil
     else
-      local got = image.sha256(data:sub(h.image_offset + 1, last))
+      local got = codec.sha256(data:sub(h.image_offset + 1, last))
       h.image_sha_ok = got == h.sha256
-      if not h.image_sha_ok then problem(H.hash, "image SHA-256", image.hex(h.sha256), image.hex(got)) end
+      if not h.image_sha_ok then problem(H.hash, "image SHA-256", codec.hex(h.sha256), codec.hex(got)) end
     end
     h.file_size = #data
   end
@@ -227,7 +227,7 @@ end
 -- The "  image: ..." line of a parsed header (`st` renders a check result: true/false/nil).
 function M.image_line(h, st)
   return string.format("  image: offset 0x%X length %d (0x%X) SHA-256 %s (%s)", h.image_offset,
-    h.image_len, h.image_len, image.hex(h.sha256), st(h.image_sha_ok))
+    h.image_len, h.image_len, codec.hex(h.sha256), st(h.image_sha_ok))
 end
 
 function M.describe(h)
@@ -261,7 +261,7 @@ function M.identify(data, prefer)
   for _, c in ipairs(list) do
     local H = c.header
     if type(H) == "table" and H.size and H.crc and #data >= H.size
-      and string.unpack("<I4", data, H.crc + 1) == image.crc32(data:sub(1, H.crc)) then
+      and string.unpack("<I4", data, H.crc + 1) == codec.crc32(data:sub(1, H.crc)) then
       return c
     end
   end

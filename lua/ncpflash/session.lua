@@ -8,7 +8,7 @@
 -- flash parameters and read the JEDEC id. Every command goes through isp.command.
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 local reset = require("ncpflash.reset")
@@ -44,7 +44,7 @@ function M.decode_boot_info(chip, data)
   if L.sw_cfg1 and #data >= L.sw_cfg1 + 4 then bi.sw_cfg1 = string.unpack("<I4", data, L.sw_cfg1 + 1) end
   local id = data:sub(L.chip_id.first + 1, L.chip_id.last + 1)
   if L.chip_id.reverse then id = id:reverse() end
-  bi.chip_id = image.hex(id)
+  bi.chip_id = codec.hex(id)
   local fp = chip.flash_pin_from_boot_info
   if fp and bi.sw_cfg0 then bi.flash_pin = (bi.sw_cfg0 >> fp.shift) & fp.mask end
   bi.rom_name = chip.rom_versions and chip.rom_versions[bi.rom_version]
@@ -482,9 +482,9 @@ function M._connect(s, hs_baud, load_baud, opts)
       { op = "efuse_read_mac", got = mac })
   end
   local m, crc = mac:sub(1, n), string.unpack("<I4", mac, n + 1)
-  if image.crc32(m) ~= crc then
+  if codec.crc32(m) ~= crc then
     errors.raise("protocol", string.format("efuse_read_mac: CRC32 mismatch (MAC %s, CRC 0x%08X, computed 0x%08X)",
-      hexs(m), crc, image.crc32(m)), { op = "efuse_read_mac", got = mac })
+      hexs(m), crc, codec.crc32(m)), { op = "efuse_read_mac", got = mac })
   end
   s.mac_bytes = m
   -- 5. flash parameters + JEDEC
@@ -537,7 +537,7 @@ function Session:boot_info() return self.info end
 function Session:mac()
   local m = self.mac_bytes or ""
   if self.chip.mac_reversed ~= false then m = m:reverse() end
-  return (image.hex(m):gsub("(%x%x)", "%1:"):gsub(":$", ""))
+  return (codec.hex(m):gsub("(%x%x)", "%1:"):gsub(":$", ""))
 end
 
 function Session:jedec() return self.jedec_hex, self.flash_size, self.jedec_id end
@@ -569,9 +569,9 @@ end
 function Session:_compression_pays(data)
   local c = self.chip
   if not c.decompress_write or #data <= (c.compress_min or 4096) then return false end
-  if not image.xz_encoder then return false end
+  if not codec.xz_encoder then return false end
   local sample = data:sub(1, 65536)
-  local e = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = 0 })
+  local e = codec.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = 0 })
   local out = e:feed(sample) .. e:finish()
   return #out < #sample * 0.95
 end
@@ -637,7 +637,7 @@ function Session:write(addr, data, opts)
     end
     while #inflight > 0 do reap() end
   else
-    local enc = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
+    local enc = codec.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
     local buf, fed, first = {}, 0, true
     local buflen = 0
     local step = 16 * 1024

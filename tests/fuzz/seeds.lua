@@ -6,7 +6,7 @@
 local sys = require "ncpflash.core.sys"
 local partition = require "ncpflash.partition"
 local bootheader = require "ncpflash.bootheader"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
 
 local ROOT = "tests/fuzz/corpus"
@@ -60,7 +60,7 @@ put("efuse", "full", "\1" .. ("\xA5"):rep(512))
 
 local payload = ("ota payload "):rep(30)
 local head = "QCC74X_OTAVer1.0" .. "RAW " .. string.pack("<I4", #payload) .. "\1\2\3\4\5\6\7\8"
-  .. ("st67w611m1"):sub(1, 16) .. ("\0"):rep(6) .. "2.0.89" .. ("\0"):rep(10) .. image.sha256(payload)
+  .. ("st67w611m1"):sub(1, 16) .. ("\0"):rep(6) .. "2.0.89" .. ("\0"):rep(10) .. codec.sha256(payload)
 head = head .. ("\xff"):rep(512 - #head)
 put("ota", "valid", "\1" .. head .. payload)
 put("ota", "header", "\1" .. head)

@@ -101,11 +101,11 @@ end)
 local function window_script(window, n)
   return helpers.writefile(helpers.tmpdir() .. "/win.lua", ([[
     return { help = "t", args = {}, run = function(ctx)
-      local image = require "ncpflash.core.image"
+      local codec = require "ncpflash.core.codec"
       local errors = require "ncpflash.errors"
       local data = string.rep("window test 0123456789 ", %d // 23 + 1):sub(1, %d)
       local h = {}
-      for i = 1, 4096 do h[i] = image.sha256(tostring(i)) end
+      for i = 1, 4096 do h[i] = codec.sha256(tostring(i)) end
       data = data .. table.concat(h)                    -- plus 128 KiB that does not compress
       local s <close> = ctx:connect()
       s:erase(0x10000, #data)
@@ -119,7 +119,7 @@ local function window_script(window, n)
         return
       end
       s:write_check()
-      ctx.ev:info("match " .. tostring(s:sha256(0x10000, #data) == image.sha256(data)))
+      ctx.ev:info("match " .. tostring(s:sha256(0x10000, #data) == codec.sha256(data)))
     end }]]):format(n, n, window))
 end
 

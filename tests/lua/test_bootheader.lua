@@ -1,7 +1,7 @@
 -- BL616 boot headers (BFNP, 256 B): CRCs, bootcfg bits, image SHA-256, signing; OTA headers.
 local bootheader = require "ncpflash.bootheader"
 local ota = require "ncpflash.ota"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local session = require "ncpflash.session"
 local chip = require "ncpflash.chips.bl616"
 
@@ -29,7 +29,7 @@ test("signed image exposes the public-key hash", function()
   local data = bootheader.build({ image = payload(100), sign = 1, public_key = pk })
   local h = bootheader.parse(data)
   eq(h.signed, true)
-  eq(h.public_key_hash, image.sha256(pk))
+  eq(h.public_key_hash, codec.sha256(pk))
   eq(h.public_key_crc_ok, true)
   eq(h.signature_len, 64)
 end)
@@ -76,7 +76,7 @@ end)
 test("OTA header round trip", function()
   local body = payload(1000)
   local head = "QCC74X_OTAVer1.0" .. "RAW " .. string.pack("<I4", #body) .. "\1\2\3\4\5\6\7\8"
-    .. ("QCC_Module_v1.1" .. "\0") .. ("2.0.1" .. string.rep("\0", 11)) .. image.sha256(body)
+    .. ("QCC_Module_v1.1" .. "\0") .. ("2.0.1" .. string.rep("\0", 11)) .. codec.sha256(body)
   head = head .. string.rep("\xFF", 512 - #head)
   local h = ota.parse(head .. body, { file = "a.ota" })
   eq(h.type, "RAW")
@@ -98,7 +98,7 @@ test("ST boot2, mission and mfg images (fixtures)", function()
     eq(h.bootcfg_word, 0x72CD0101, n)
     eq(h.image_sha_ok, true, n)
     eq(h.image_offset + h.image_len, #data, n)
-    eq(image.hex(h.public_key_hash), "9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb", n)
+    eq(codec.hex(h.public_key_hash), "9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb", n)
     eq(h.flash_cfg_crc_ok and h.clock_cfg_crc_ok and h.header_crc_ok, true, n)
   end
 end)

@@ -4,7 +4,7 @@
 -- overlapping or out-of-flash ADDR FILE pairs.
 local partition = require "ncpflash.partition"
 local bootheader = require "ncpflash.bootheader"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
@@ -111,7 +111,7 @@ test("boot image with a bad header CRC, a truncated boot header, an OTA file", f
   refused(sim, { "flash", "0x0", short }, "short%.bin @0x0: .*boot header: length")
   local payload = helpers.random_bytes(1000, 2)
   local head = "QCC74X_OTAVer1.0RAW " .. string.pack("<I4", #payload) .. "\1\2\3\4\5\6\7\8"
-    .. ("\0"):rep(32) .. image.sha256(payload)
+    .. ("\0"):rep(32) .. codec.sha256(payload)
   local ota = helpers.writefile(dir .. "/fw.bin.ota", head .. ("\xFF"):rep(512 - #head) .. payload)
   refused(sim, { "flash", "0x10000", ota }, "fw%.bin%.ota is an OTA file")
   -- a good image still goes through

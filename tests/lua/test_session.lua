@@ -2,11 +2,11 @@
 -- connect sequence as ncpsim sees it (reset lines, A0 timeout variant, baud switch).
 local session = require "ncpflash.session"
 local chip = require "ncpflash.chips.bl616"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 test("ST67W611M1 boot info (28 bytes, protocol.md §6.1)", function()
   local bi = session.decode_boot_info(chip,
-    image.unhex("0200160601000100a7128201dcd2037b82401c008f758090e8805be3"))
+    codec.unhex("0200160601000100a7128201dcd2037b82401c008f758090e8805be3"))
   eq(bi.rom_version, 0x06160002)
   eq(bi.sign, 1)
   eq(bi.secure_boot, true)
@@ -18,7 +18,7 @@ test("ST67W611M1 boot info (28 bytes, protocol.md §6.1)", function()
 end)
 
 test("BL616 dev board boot info (24 bytes)", function()
-  local bi = session.decode_boot_info(chip, image.unhex("0100160600000100279280013197" ..
+  local bi = session.decode_boot_info(chip, codec.unhex("0100160600000100279280013197" ..
     "35cf0eb417000f758010"))
   eq(bi.rom_version, 0x06160001)
   eq(bi.sign, 0)
