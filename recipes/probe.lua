@@ -3,6 +3,7 @@
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
 local session = require("ncpflash.session")
+local handshake = require("ncpflash.handshake")
 local reset = require("ncpflash.reset")
 local adapters = require("ncpflash.adapters")
 local errors = require("ncpflash.errors")
@@ -173,7 +174,7 @@ local function next_step(kind, adapter, attempts, lines_ok)
     if adapter and adapter.next then return adapter.next end
     return "ready: flash with 'ncpflash flash --config X.ini'"
   end
-  local adv = session.ADVICE[kind] or session.ADVICE.nothing
+  local adv = handshake.ADVICE[kind] or handshake.ADVICE.nothing
   local s = adv[2]
   if kind == "nothing" and lines_ok == false then
     s = "this port cannot drive BOOT/CHIP_EN: use --reset manual (press the buttons when asked), --reset "
@@ -255,7 +256,7 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
     end
     lines[#lines + 1] = string.format("result    %s%s", label, ok and string.format(" - the ROM answered (%s, chip id "
       .. "%s) in %.2f s", rom.jedec and ("flash " .. rom.jedec) or "", rom.chip_id, sys.now() - t0) or
-      (" - " .. ((session.ADVICE[kind] or {})[1] or err.message)))
+      (" - " .. ((handshake.ADVICE[kind] or {})[1] or err.message)))
     lines[#lines + 1] = "next      " .. step
     local js = {}
     for i, at in ipairs(attempts) do js[i] = attempt_json(at) end

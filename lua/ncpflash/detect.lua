@@ -7,6 +7,7 @@
 local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
+local romcodec = require("ncpflash.romcodec")
 
 local M = {}
 
@@ -114,7 +115,7 @@ function M.apply(s, raw, load_baud, opts)
     -- the load speed is the detected chip's unless the caller chose one
     if not (opts.load_baud or cop.load_baud) then load_baud = chip.baud.load end
   end
-  s.info = require("ncpflash.session").decode_boot_info(chip, raw)
+  s.info = romcodec.decode_boot_info(chip, raw)
   s.info.chip = chip.name
   s.rom_timeout = s.rom_timeout or chip.session_timeout or math.huge
   for _, w in ipairs(chip.post_sync_writes or {}) do

@@ -12,6 +12,7 @@
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
+local romcodec = require("ncpflash.romcodec")
 
 local M = {}
 
@@ -59,7 +60,7 @@ function M.flash_cfg(chip, board)
     local v = over[f[1]]
     fields[i] = v ~= nil and { f[1], f[2], v } or f
   end
-  return require("ncpflash.session").flash_cfg_bytes({ flash_cfg = fields })
+  return romcodec.flash_cfg_bytes({ flash_cfg = fields })
 end
 
 local function new_header(H)

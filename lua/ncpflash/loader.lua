@@ -11,6 +11,7 @@ local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
+local handshake = require("ncpflash.handshake")
 
 local M = {}
 
@@ -122,7 +123,7 @@ function M.start(s, load_baud, opts)
   s.port:flush_input()
   local ok
   for _ = 1, (chip.sync.retries or 3) do
-    ok = s:_sync_once(load_baud)
+    ok = handshake.sync_once(s, load_baud)
     if ok then break end
     sys.sleep(0.1)
   end

@@ -71,8 +71,8 @@ test("reset to first command: from CHIP_EN pulled low to the first command after
 end)
 
 test("the bench uses the host's sync burst length", function()
-  local session = require "ncpflash.session"
-  eq(session.sync_count(require("ncpflash.chips.bl616"), 500000), 300)
+  local handshake = require "ncpflash.handshake"
+  eq(handshake.sync_count(require("ncpflash.chips.bl616"), 500000), 300)
 end)
 
 test("blank runs: whole 0xFF sectors, at least 4, aligned to the flash address", function()

@@ -2,7 +2,7 @@
 local bootheader = require "ncpflash.bootheader"
 local ota = require "ncpflash.ota"
 local codec = require "ncpflash.core.codec"
-local session = require "ncpflash.session"
+local romcodec = require "ncpflash.romcodec"
 local chip = require "ncpflash.chips.bl616"
 
 local function payload(n) return helpers.random_bytes(n, 99) end
@@ -67,7 +67,7 @@ test("not a header: input error naming the field", function()
 end)
 
 test("chip flash_cfg builds 84 bytes", function()
-  local cfg = session.flash_cfg_bytes(chip)
+  local cfg = romcodec.flash_cfg_bytes(chip)
   eq(#cfg, 84)
   eq(cfg:byte(1), 0x04)
   eq(string.unpack("<I2", cfg, 15), 256)   -- page size
@@ -119,5 +119,5 @@ test("ST flash_para.bin equals the chip's named flash_cfg fields (fixture)", fun
   local f = helpers.fixtures
     and (helpers.fixtures .. "/Binaries/QConn_Flash/chips/qcc743/efuse_bootheader/flash_para.bin")
   if not f or not io.open(f) then skip("fixtures absent") end
-  eq(session.flash_cfg_bytes(chip), helpers.readfile(f))
+  eq(romcodec.flash_cfg_bytes(chip), helpers.readfile(f))
 end)

@@ -3,7 +3,7 @@
 -- against ncpsim's faults through `probe`, `recover` on a t01-like module, `shell` on stdin,
 -- `probe --tune` writing a user board file.
 local reset = require "ncpflash.reset"
-local session = require "ncpflash.session"
+local handshake = require "ncpflash.handshake"
 local gpio = require "ncpflash.core.gpio"
 local sys = require "ncpflash.core.sys"
 local bootheader = require "ncpflash.bootheader"
@@ -13,14 +13,14 @@ local function close_to(got, want, tol, what)
 end
 
 test("classification: the adjacent OK pair only; partial for a lone O or K", function()
-  eq(session.classify("OK"), "ok")
-  eq(session.classify("\0OK"), "ok")
-  eq(session.classify(""), "nothing")
-  eq(session.classify("O"), "partial")
-  eq(session.classify("\0K"), "partial")
-  eq(session.classify("O\0K"), "garbage")
-  eq(session.classify(string.rep("\x55", 300)), "echo")
-  eq(session.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
+  eq(handshake.classify("OK"), "ok")
+  eq(handshake.classify("\0OK"), "ok")
+  eq(handshake.classify(""), "nothing")
+  eq(handshake.classify("O"), "partial")
+  eq(handshake.classify("\0K"), "partial")
+  eq(handshake.classify("O\0K"), "garbage")
+  eq(handshake.classify(string.rep("\x55", 300)), "echo")
+  eq(handshake.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
 end)
 
 test("--reset string: steps, grouping, durations, wiring", function()
