@@ -8,10 +8,9 @@ local errors = require("ncpflash.errors")
 local flash = require("ncpflash.flash")
 
 local function strap(base, hold, lead)
-  return { kind = base.kind, lines = base.lines, active = base.active, fake = base.fake, run = base.run,
-    name = string.format("strap entry, BOOT %g ms ahead, CHIP_EN low %g ms", lead * 1000, hold * 1000),
-    enter = { { boot = 1 }, { wait = lead }, { en = 0 }, { wait = hold }, { en = 1 }, { wait = 0.05 },
-      { boot = 0 }, { wait = 0.02 } } }
+  return reset.retime(base, { { boot = 1 }, { wait = lead }, { en = 0 }, { wait = hold }, { en = 1 }, { wait = 0.05 },
+      { boot = 0 }, { wait = 0.02 } },
+    string.format("strap entry, BOOT %g ms ahead, CHIP_EN low %g ms", lead * 1000, hold * 1000))
 end
 
 return {
@@ -38,7 +37,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do
-      if st.kind == "lines" or st.kind == "gpio" then base = st; break end
+      if reset.has(st, "line_steps") then base = st; break end
     end
     local hs = ctx.opts.baud or chip.baud.handshake
     local steps = { { what = "probe: is the ROM already listening?", reset = { { kind = "none", name = "none" } },

@@ -7,25 +7,13 @@
 local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
+local util = require("ncpflash.util")
 local romcodec = require("ncpflash.romcodec")
 
 local M = {}
 
 -- Names of every chip file that can be required as ncpflash.chips.NAME.
-function M.chip_names()
-  local seen, out = {}, {}
-  local function add(n)
-    if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
-  end
-  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
-    for _, sub in ipairs({ "/chips", "/ncpflash/chips" }) do
-      for _, f in ipairs(sys.listdir(dir .. sub) or {}) do add(f:match("^(.+)%.lua$")) end
-    end
-  end
-  for _, p in ipairs(sys.embedded("lua/ncpflash/chips/")) do add(p:match("([^/]+)%.lua$")) end
-  table.sort(out)
-  return out
-end
+function M.chip_names() return util.module_names("chips") end
 
 -- Chip tables (data files with a boot-info layout), by name.
 function M.chips()

@@ -111,7 +111,7 @@ end
 function M.run_strategy(s, st, which)
   local d = M.driver(s, st)
   local ok, why = d:sequence(which)
-  if st.kind == "lines" then
+  if reset.has(st, "modem_lines") then
     if not ok then
       s.lines_ok = false
       if not s.warned_lines then
@@ -129,7 +129,7 @@ end
 -- The board's (or --reset's) "run" / "enter" sequence on the first strategy that has one.
 function M.run_sequence(s, name)
   for _, st in ipairs(s.strategies or {}) do
-    if (st.kind == "lines" or st.kind == "gpio" or st.kind == "command") and st[name] then
+    if reset.has(st, "run_sequence") and st[name] then
       local ok = M.run_strategy(s, st, name)
       return ok and true or false
     end
@@ -178,17 +178,17 @@ end
 function M.attempt(s, st, n, baud, opts)
   local t0 = sys.now()
   local rok, why = true, nil
-  if not (st.kind == "manual" and n > 1) then rok, why = M.run_strategy(s, st, "enter") end
+  if not (reset.has(st, "retry_without_reset") and n > 1) then rok, why = M.run_strategy(s, st, "enter") end
   local ok, seen = M.sync_once(s, baud)
   local a = { strategy = st.name or reset.describe(st), kind_of_reset = st.kind, attempt = n, baud = baud,
-    got = seen or "", seconds = sys.now() - t0 }
+    got = seen or "", seconds = sys.now() - t0, modem_lines = reset.has(st, "modem_lines") or nil }
   if ok then
     a.kind = "ok"
     -- our own burst came back in front of the OK: the ROM is there, but so is a TX->RX loop
     if select(2, a.got:gsub("\x55", "")) >= 16 then a.echoed = true end
   else
     a.kind = M.classify(a.got)
-    if not rok and st.kind ~= "lines" and a.kind == "nothing" then a.kind, a.why = "reset-failed", why end
+    if not rok and not reset.has(st, "modem_lines") and a.kind == "nothing" then a.kind, a.why = "reset-failed", why end
     if a.kind == "garbage" then
       if s.app == nil then s.app = M.sniff(s.port) or false end
       if s.app then a.kind, a.app = "application", s.app end
@@ -218,7 +218,7 @@ function M.ladder(s, hs_baud, opts)
     if s.port:baud() ~= baud then s.port:set_baud(baud) end
     for _, st in ipairs(s.strategies) do
       local retries = opts.retries or st.retries or chip.sync.retries or 3
-      if st.kind == "manual" then
+      if reset.has(st, "until_timeout") then
         local deadline = sys.now() + st.timeout
         local n = 0
         repeat
@@ -233,7 +233,7 @@ function M.ladder(s, hs_baud, opts)
           local ok, a = M.attempt(s, st, n, baud, opts)
           if ok then return a end
           last = a
-          if st.kind == "none" or s.lines_ok == false then sys.sleep(0.3) end
+          if reset.has(st, "no_reset") or s.lines_ok == false then sys.sleep(0.3) end
         end
         -- silence from the ROM: an application may still be logging at its own baud (it
         -- printed its banner before the sync burst); listen once per connect

@@ -209,7 +209,7 @@ function Ctx:connect(o)
   -- (--reset, the board file); one the recipe passes needs the recipe's exec permission
   if o and not self.exec and ((o.reset ~= nil and o.reset ~= true and o.reset ~= false) or o.board) then
     for _, st in ipairs(require("ncpflash.reset").ladder({ reset = o.reset }, o.board or self:board())) do
-      if st.kind == "command" then
+      if require("ncpflash.reset").has(st, "runs_program") then
         errors.raise("safety", ("recipe %s passes a reset strategy that runs an external command, but does not "
           .. "declare needs = {\"exec\"}"):format(tostring(self.command)))
       end
