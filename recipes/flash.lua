@@ -68,7 +68,8 @@ one section per file, @partition addresses resolved from the partition table).
         return
       end
       if opts.erase == nil then opts.erase = 1 end
-      local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
+      local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size,
+        chip = ctx:chip() })
       local s <close> = ctx:connect()
       flash.run(ctx, s, plan, opts)
       finish(s)

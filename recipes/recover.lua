@@ -33,7 +33,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local board, chip = ctx:board(), ctx:chip()
     -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
     local plan = a.config
-      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board)
+      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board, chip)
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do

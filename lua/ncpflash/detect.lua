@@ -1,32 +1,16 @@
 -- ncpflash.detect: which chip file describes the ROM that answered (protocol.md §6.1, §9).
 --
--- Every chip file (built in, in $XDG_CONFIG_HOME/ncpflash/chips/, or under --lua-path) that
+-- Every chip file (ncpflash.chip: built in, in $XDG_CONFIG_HOME/ncpflash/chips/, or under --lua-path) that
 -- lists the boot info's ROM version in `rom_versions` and accepts its length in
 -- `boot_info.lengths` is a candidate. Nothing here knows a chip by name: a new chip file is
 -- all it takes to teach detection a new ROM.
 local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
-local util = require("ncpflash.util")
+local chips = require("ncpflash.chip")
 local romcodec = require("ncpflash.romcodec")
 
 local M = {}
-
--- Names of every chip file that can be required as ncpflash.chips.NAME.
-function M.chip_names() return util.module_names("chips") end
-
--- Chip tables (data files with a boot-info layout), by name.
-function M.chips()
-  local out = {}
-  for _, n in ipairs(M.chip_names()) do
-    local ok, c = pcall(require, "ncpflash.chips." .. n)
-    if ok and type(c) == "table" and type(c.boot_info) == "table" and type(c.rom_versions) == "table" then
-      c.name = c.name or n
-      out[#out + 1] = c
-    end
-  end
-  return out
-end
 
 -- Candidates for a raw get_boot_info payload: list of chip tables (best first: an exact
 -- length match from a chip that lists the version).
@@ -34,7 +18,7 @@ function M.candidates(raw)
   if #raw < 4 then return {} end
   local ver = string.unpack("<I4", raw, 1)
   local out = {}
-  for _, c in ipairs(M.chips()) do
+  for _, c in ipairs(chips.all()) do
     local L = c.boot_info
     local running = c.loader and c.loader.running_rom_version == ver    -- its eflash_loader answers
     if (c.rom_versions[ver] or running) and (not L.lengths or L.lengths[#raw]) then out[#out + 1] = c end
@@ -49,7 +33,7 @@ function M.unknown_message(raw, current)
     .. "Pass --chip NAME if you know the chip (built in: %s), or describe it in a chip file: copy a built-in "
     .. "one (`%s`) to $XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/), add "
     .. "[0x%08X] to its rom_versions and adjust boot_info (length %d, field offsets) - see docs/new-module.md",
-    ver, #raw, codec.hex(raw), table.concat(M.chip_names(), ", "), current or "bl616", ver, #raw)
+    ver, #raw, codec.hex(raw), table.concat(chips.names(), ", "), current or "bl616", ver, #raw)
 end
 
 -- Decide the chip for `raw`. current = the chip in use (board's or --chip); forced = --chip was

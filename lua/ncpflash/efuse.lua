@@ -498,21 +498,22 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
   end
   if not sign_f or not touches(sign_f, p.after) then return false end
   if not (touches(sign_f, p.to_set) or (hash_f and touches(hash_f, p.to_set))) then return false end
-  local bootheader = require("ncpflash.bootheader")
+  local header = require("ncpflash.header")
+  local H = s.chip.header
   local want = hash_f and p.after:sub(hash_f.offset + 1, hash_f.offset + hash_f.len) or ""
   if is_zero(want) then
     errors.raise("safety", "refusing to enable secure boot (sign_cfg) without a public-key hash in key slots 0-1: "
       .. "the module could never boot again")
   end
   for _, im in ipairs(board_images(board_efuse)) do
-    local head = s:read(im.address, bootheader.SIZE + 72)
+    local head = s:read(im.address, H.size + 72)
     local where = ("%s @0x%X"):format(im.name, im.address)
-    if not bootheader.is_header(head) then
+    if not header.is_header(head) then
       errors.raise("safety", ("refusing to enable secure boot: no boot image at %s (flash the signed images "
         .. "first; an unsigned or missing image would never boot again)"):format(where),
         { hint = "flash the release set first, or use `flash --config X.ini --efuse FILE`" })
     end
-    local h = bootheader.parse(head, { file = "flash@" .. ("0x%X"):format(im.address) })
+    local h = header.parse(s.chip, head, { file = "flash@" .. ("0x%X"):format(im.address) })
     if not h.signed or not h.public_key_hash then
       errors.raise("safety", ("refusing to enable secure boot: the image at %s is not signed"):format(where))
     end

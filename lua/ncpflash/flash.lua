@@ -11,6 +11,7 @@
 local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
+local header = require("ncpflash.header")
 
 local M = {}
 
@@ -69,7 +70,8 @@ end
 -- A file that carries a known header must carry a sound one: a boot image (BFNP) with a wrong
 -- header, flash-config or clock-config CRC32 (the ROM would not boot it), a partition table (BFPT)
 -- that does not parse, or an OTA file (a transfer format, not a flash image) is an input error.
-local function check_content(r)
+-- A boot image is checked with the layout whose header CRC fits (any chip's), else with `chip`'s.
+local function check_content(r, chip)
   local d, file = r.data, r.file or r.name
   local function sound(fn)
     local ok, e = pcall(fn)
@@ -79,18 +81,12 @@ local function check_content(r)
     end
   end
   local magic = d:sub(1, 4)
-  local header = magic == "BFNP" and require("ncpflash.header")
-  local other = header and header.other_layout(d)   -- 176/240/352 bytes
-  if other then
-    sound(function() header.check(other, d, file) end)
-  elseif header then
-    sound(function()
-      for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
-        if header.is_boot_crc(p) then
-          require("ncpflash.util").bad_field("boot header", file, p.offset, p.field, p.expected, p.found)
-        end
-      end
-    end)
+  if header.is_header(d) then
+    local c = header.identify(d, chip) or chip
+    if not c then
+      input(r, "a boot header (BFNP) whose header CRC32 fits no chip's layout", { file = r.file })
+    end
+    sound(function() header.check(c, d, file) end)
   elseif magic == "BFPT" then
     sound(function() require("ncpflash.partition").parse(d, { file = file }) end)
   elseif require("ncpflash.ota").is_ota(d) then
@@ -113,8 +109,9 @@ function M.check_overlaps(regions)
   end
 end
 
--- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges).
--- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total}.
+-- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges), opts.chip
+-- (the chip table whose boot-header layout checks a boot image no layout identifies).
+-- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total, chip =}.
 function M.plan(regions, opts)
   opts = opts or {}
   if #regions == 0 then errors.raise("usage", "nothing to flash: no regions given") end
@@ -130,7 +127,7 @@ function M.plan(regions, opts)
     else input(r, "no file or data") end
     r.size = #r.data
     if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
-    check_content(r)
+    check_content(r, opts.chip)
     if r.max_size and r.size > r.max_size then
       input(r, string.format("%s is %d bytes, larger than its partition (%d bytes, 0x%X)", r.file or "data",
         r.size, r.max_size, r.max_size), { file = r.file, size = r.size, max_size = r.max_size })
@@ -146,7 +143,7 @@ function M.plan(regions, opts)
   out = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
-  return { regions = out, bytes = total, flash_size = opts.flash_size }
+  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip }
 end
 
 -- Re-check a plan against the connected chip's flash size.
@@ -435,13 +432,13 @@ function M.parse_pairs(list)
   return out
 end
 
--- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board`.
-function M.config_plan(cfg, board)
+-- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board` and `chip`.
+function M.config_plan(cfg, board, chip)
   local regions = {}
   for _, r in ipairs(cfg.regions) do
     regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
   end
-  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip, chip = chip })
 end
 
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
@@ -462,7 +459,7 @@ function M.from_config(ctx, ini, opts)
   if erase == 2 and #cfg.skip > 0 then
     errors.raise("input", ini .. ": skip_mode conflicts with a chip erase (erase = 2)")
   end
-  local plan = opts.plan or M.config_plan(cfg, board)
+  local plan = opts.plan or M.config_plan(cfg, board, ctx:chip())
   for _, r in ipairs(plan.regions) do
     ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
       { region = r.name, address = r.address, size = r.size, file = r.file })

@@ -133,4 +133,15 @@ function M.module_names(sub)
   return out
 end
 
+--- True when `require(name)` would find a module (already loaded, or a searcher has a loader
+--- for it). Asks package.searchers directly, so a missing module is told apart from a module
+--- that fails while loading without reading error text.
+function M.module_exists(name)
+  if package.loaded[name] ~= nil then return true end
+  for _, searcher in ipairs(package.searchers) do
+    if type(searcher(name)) == "function" then return true end
+  end
+  return false
+end
+
 return M

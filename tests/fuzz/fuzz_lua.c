@@ -6,7 +6,7 @@
  *   ini    progcfg.load (QConn flash_prog_cfg.ini) in a scratch folder that
  *          holds a few images, a partition table and a two-match wildcard
  *   bfpt   partition.parse + describe + find
- *   bfnp   bootheader.parse + describe + check
+ *   bfnp   header.parse + describe + check + identify (BL616 layout)
  *   efuse  efuse.parse_file + decode + format_decode + plan (BL616 map)
  *   ota    ota.parse (strict and not) + describe
  *
@@ -74,14 +74,15 @@ static const char fz_lua_driver[] =
 "  partition.describe(pt); partition.find(pt, 'FW'); partition.find(pt, 'fw')\n"
 "end\n"
 "function T.bfnp(d)\n"
-"  local bh = require 'ncpflash.bootheader'\n"
+"  local header = require 'ncpflash.header'\n"
+"  local bl616 = require('ncpflash.chip').load('bl616')\n"
 "  if fix and #d >= 256 then\n"
 "    d = put(d, 0, 'BFNP')\n"
 "    if mode & 2 == 0 then d = put(put(d, 8, 'FCFG'), 100, 'PCFG') end\n"
 "    d = crc_at(d, 96, 13, 96); d = crc_at(d, 116, 105, 116); d = crc_at(d, 252, 1, 252)\n"
 "  end\n"
-"  local h = bh.parse(d, {file = 'fuzz'})\n"
-"  bh.describe(h); bh.check(h)\n"
+"  local h = header.parse(bl616, d, {file = 'fuzz'})\n"
+"  header.describe(h); header.identify(d); header.check(bl616, d, 'fuzz')\n"
 "end\n"
 "function T.ota(d)\n"
 "  local ota = require 'ncpflash.ota'\n"

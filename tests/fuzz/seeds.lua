@@ -5,7 +5,8 @@
 -- byte (the harness then prepends a good negotiation).
 local sys = require "ncpflash.core.sys"
 local partition = require "ncpflash.partition"
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
 
@@ -46,10 +47,10 @@ put("bfpt", "repair", "\0" .. pt)
 put("bfpt", "short", "\1BFPT")
 
 local img = ("firmware"):rep(40)
-put("bfnp", "valid", "\1" .. bootheader.build{ image = img, offset = 0x1000 })
-put("bfnp", "signed", "\1" .. bootheader.build{ image = img, offset = 0x1000, sign = 1 })
-put("bfnp", "header_only", "\0" .. bootheader.build{ image = "", offset = 0x100 }:sub(1, 256))
-put("bfnp", "ignore", "\1" .. bootheader.build{ image = img, crc_ignore = 1, hash_ignore = 1 })
+put("bfnp", "valid", "\1" .. header.build(bl616, { image = img, offset = 0x1000 }))
+put("bfnp", "signed", "\1" .. header.build(bl616, { image = img, offset = 0x1000, sign = 1 }))
+put("bfnp", "header_only", "\0" .. header.build(bl616, { image = "", offset = 0x100 }):sub(1, 256))
+put("bfnp", "ignore", "\1" .. header.build(bl616, { image = img, crc_ignore = 1, hash_ignore = 1 }))
 
 local map = efuse.load_map("bl616", "st67w611m1")
 local raw = ("\0"):rep(20) .. "\x11\x22\x33\x44\x55\x66" .. ("\0"):rep(98) .. "\x00\x00\x01\x00"

@@ -5,7 +5,8 @@
 local sys = require "ncpflash.core.sys"
 local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 
 local map = efuse.load_map("bl616", "st67w611m1")
 local SYN_PK = helpers.random_bytes(64, 0x5EC0B007)
@@ -33,9 +34,9 @@ local FOREIGN_PEM = "-----BEGIN PUBLIC KEY-----\n"
 
 -- Signed boot headers (synthetic key) at 0x0 and 0x10000.
 local function flash_signed(sim, dir, pk)
-  local b2 = helpers.writefile(dir .. "/b2.bin", bootheader.build({ image = string.rep("\x5A", 4096),
+  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
     offset = 0x2000, sign = 1, public_key = pk or SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", bootheader.build({ image = string.rep("\xA5", 8192),
+  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
     offset = 0x1000, sign = 1, public_key = pk or SYN_PK }))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw }
   eq(r.code, 0, r.err)
@@ -262,7 +263,8 @@ test("secure-boot guard: blank flash, unsigned images and another key are refuse
   r = burn(sim, file, args)
   eq(r.code, 6)
   match(r.err, "signed with key SHA%-256 %x+, but the eFuse data holds")
-  local un = helpers.writefile(dir .. "/u.bin", bootheader.build({ image = string.rep("\1", 4096), offset = 0x2000 }))
+  local un = helpers.writefile(dir .. "/u.bin",
+    header.build(bl616, { image = string.rep("\1", 4096), offset = 0x2000 }))
   eq(helpers.run{ "--port", sim.url, "flash", "0", un }.code, 0)
   r = burn(sim, file, args)
   eq(r.code, 6)
@@ -324,9 +326,9 @@ test("flash --efuse burns after a successful flash; a refused job flashes nothin
   local dir = helpers.tmpdir()
   local key, file = sim_key(dir), synthetic_file(dir)
   local sim <close> = helpers.ncpsim{}
-  local b2 = helpers.writefile(dir .. "/b2.bin", bootheader.build({ image = string.rep("\x5A", 4096),
+  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
     offset = 0x2000, sign = 1, public_key = SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", bootheader.build({ image = string.rep("\xA5", 8192),
+  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
     offset = 0x1000, sign = 1, public_key = SYN_PK }))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw, "--efuse", file,
     "--confirm-efuse-burn", "--yes" }
