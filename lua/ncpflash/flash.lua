@@ -160,29 +160,31 @@ end
 
 local function sha_hex(s) return codec.hex(s) end
 
--- Runs of whole 4 KiB sectors of `data` (to be placed at `addr`) that are all 0xFF, at least
--- BLANK_MIN sectors long: list of {lo=, hi=} byte offsets into data (hi exclusive), ascending.
-local SECTOR, BLANK_MIN = 4096, 4
+-- Runs of whole sectors (`sector` bytes: the chip's sector_size) of `data` (to be placed at
+-- `addr`) that are all 0xFF, at least BLANK_MIN sectors long: list of {lo=, hi=} byte offsets into
+-- data (hi exclusive), ascending.
+local BLANK_MIN = 4
 local FF64 = string.rep("\255", 64)
-function M.blank_runs(data, addr)
+function M.blank_runs(data, addr, sector)
   local runs, pos, n = {}, 1, #data
   while pos <= n do
     local a = data:find(FF64, pos, true)                 -- next stretch of 0xFF bytes
     if not a then break end
     local b = data:find("[^\255]", a) or (n + 1)        -- its end (1-based, exclusive)
-    local lo = a - 1 + (SECTOR - (addr + a - 1) % SECTOR) % SECTOR
-    local hi = b - 1 - (addr + b - 1) % SECTOR
-    if hi - lo >= BLANK_MIN * SECTOR then runs[#runs + 1] = { lo = lo, hi = hi } end
+    local lo = a - 1 + (sector - (addr + a - 1) % sector) % sector
+    local hi = b - 1 - (addr + b - 1) % sector
+    if hi - lo >= BLANK_MIN * sector then runs[#runs + 1] = { lo = lo, hi = hi } end
     pos = b + 1
   end
   return runs
 end
 
--- The whole sectors of [addr, addr+size) cut at 64 KiB boundaries: {lo=, hi=} offsets from addr.
-function M.blocks(addr, size)
+-- The whole sectors (`sector` bytes) of [addr, addr+size) cut at 64 KiB boundaries: {lo=, hi=}
+-- offsets from addr.
+function M.blocks(addr, size, sector)
   local out = {}
-  local a = addr + (SECTOR - addr % SECTOR) % SECTOR
-  local e = addr + size - (addr + size) % SECTOR
+  local a = addr + (sector - addr % sector) % sector
+  local e = addr + size - (addr + size) % sector
   while a < e do
     local nxt = math.min(e, a - a % 65536 + 65536)
     out[#out + 1] = { lo = a - addr, hi = nxt - addr }
@@ -207,7 +209,12 @@ local function do_region(ctx, s, r, opts, attempt)
   local ev = ctx.ev
   local state = { erased = false, sent = 0 }
   r.state = state
-  local runs = M.blank_runs(r.data, r.address)
+  local sector = s.chip.sector_size
+  if math.type(sector) ~= "integer" or sector <= 0 then
+    errors.raise("usage", string.format("chip %s: sector_size (the flash erase sector in bytes) is missing",
+      tostring(s.chip.name)), { hint = "add sector_size = 4096 to the chip file, or base it on a built-in chip" })
+  end
+  local runs = M.blank_runs(r.data, r.address, sector)
   if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
     ev:stage("erase", { region = r.name, address = r.address, size = r.size,
       detail = string.format("%s (%d bytes)", label(r), r.size) })
@@ -216,7 +223,7 @@ local function do_region(ctx, s, r, opts, attempt)
     -- system's free end. One XIP SHA-256 for the whole region, then a bisection for the first
     -- block of the erased tail (1 + log2(blocks) checks). A retry erases everything.
     local keep = {}
-    local blocks = M.blocks(r.address, r.size)
+    local blocks = M.blocks(r.address, r.size, sector)
     if attempt == 1 and #blocks > 0 then
       local last, blank = blocks[#blocks].hi, {}
       local k = s:xip_sha(function(sha)

@@ -3,7 +3,7 @@
 --
 -- The loader image is the user's file (--loader FILE, env NCPFLASH_LOADER, or the board's
 -- `loader` field); ncpflash ships no vendor binaries. The image is a RAM boot image: a boot
--- header of chip.header_size bytes, then for each of its segments a 16-byte segment header
+-- header of chip.header.size bytes, then for each of its segments a 16-byte segment header
 -- (dest, len, data CRC32, header CRC32) and the data. Sequence: 0x11 header, [0x17 segment
 -- header, 0x18 data chunks]..., 0x19 check, then chip.loader.run_sequence (0x1A, or BL702's
 -- memory writes), re-handshake at the load speed, get_boot_info from the loader.
@@ -23,7 +23,11 @@ local function bad(...) util.bad_field("RAM loader image", ...) end
 function M.parse(chip, data, file)
   file = file or "loader"
   local H = chip.header or {}
-  local hs = H.size or chip.header_size
+  local hs = H.size
+  if not hs then
+    errors.raise("usage", string.format("chip %s has no boot-header layout (`header` in its chip file)",
+      tostring(chip.name)))
+  end
   if #data < hs + 16 then bad(file, 0, "length", ">= " .. (hs + 16) .. " bytes", #data .. " bytes") end
   if data:sub(1, 4) ~= "BFNP" then bad(file, 0, "magic", "'BFNP'", string.format("%q", data:sub(1, 4))) end
   local hdr = data:sub(1, hs)

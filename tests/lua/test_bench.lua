@@ -78,21 +78,21 @@ end)
 test("blank runs: whole 0xFF sectors, at least 4, aligned to the flash address", function()
   local ff = string.rep("\255", 4096)
   local data = "x" .. string.rep(ff, 6) .. "y"                  -- at 0x1000: FF from offset 1
-  local runs = flash.blank_runs(data, 0x1000)
+  local runs = flash.blank_runs(data, 0x1000, 4096)
   eq(#runs, 1)
   eq(runs[1].lo, 4096); eq(runs[1].hi, 4096 * 6, "last whole sector before the 'y'")
-  eq(#flash.blank_runs("x" .. string.rep(ff, 3) .. "y", 0), 0, "3 sectors are not worth a stream")
-  eq(#flash.blank_runs(string.rep(ff, 4), 0), 1, "a region that is all 0xFF")
+  eq(#flash.blank_runs("x" .. string.rep(ff, 3) .. "y", 0, 4096), 0, "3 sectors are not worth a stream")
+  eq(#flash.blank_runs(string.rep(ff, 4), 0, 4096), 1, "a region that is all 0xFF")
   local c = flash.complement(runs, #data)
   eq(#c, 2); eq(c[1].lo, 0); eq(c[1].hi, 4096); eq(c[2].lo, 4096 * 6); eq(c[2].hi, #data)
   eq(#flash.complement({}, 10), 1)
 end)
 
 test("64 KiB blocks of whole sectors for the blank check", function()
-  local b = flash.blocks(0x10000 - 0x800, 0x20000)             -- starts mid-sector
+  local b = flash.blocks(0x10000 - 0x800, 0x20000, 4096)             -- starts mid-sector
   eq(b[1].lo, 0x800); eq(b[1].hi, 0x800 + 0x10000)
   eq(b[2].lo, 0x10800); eq(b[#b].hi, 0x20000 - 0x800, "ends at the last whole sector")
-  eq(#flash.blocks(0x100, 0x100), 0)
+  eq(#flash.blocks(0x100, 0x100, 4096), 0)
   ok(sys.now() > 0)
 end)
 

@@ -17,7 +17,7 @@ local ORDER = { "bl808", "bl702l", "bl602", "bl702" }
 
 local function chip(name)
   package.loaded["ncpflash.chips." .. name] = nil
-  return require("ncpflash.chips." .. name)
+  return require("ncpflash.chip").load(name)
 end
 
 -- A stand-in eflash_loader: any well-formed RAM image is accepted by ncpsim's ROM.
