@@ -223,7 +223,7 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
       end
     end
     local t0 = sys.now()
-    local ok, s = pcall(session.connect, ctx, { on_attempt = on_attempt, on_port = on_port,
+    local ok, s = errors.catch(session.connect, ctx, { on_attempt = on_attempt, on_port = on_port,
       baud_ladder = not a.no_ladder })
     local kind, err, rom
     if ok then
@@ -240,7 +240,6 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
       s:close()
     else
       err = s
-      if not errors.is(err) then error(err, 0) end
       kind = err.kind or (err.code == "handshake" and "nothing") or err.code
     end
     local lines_ok = nil

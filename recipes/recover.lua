@@ -60,7 +60,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     ev:stage("recover", { steps = #steps })
     for i, st in ipairs(steps) do
       ev:info(string.format("step %d/%d: %s", i, #steps, st.what), { step = i, what = st.what })
-      local ok, res = pcall(session.connect, ctx, { reset = st.reset, retries = ctx.opts.retries or st.retries,
+      local ok, res = errors.catch(session.connect, ctx, { reset = st.reset, retries = ctx.opts.retries or st.retries,
         baud = st.baud,
         probe = st.probe or false, app = (last and not last.app) and false or nil })
       if ok then
@@ -70,7 +70,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
         break
       end
       -- go on only after a failed handshake or a ROM that stopped answering mid-connect
-      if not errors.is(res) or not (res.code == "handshake" or res.code == "timeout" or res.code == "protocol") then
+      if not (res.code == "handshake" or res.code == "timeout" or res.code == "protocol") then
         error(res, 0)
       end
       last = res

@@ -74,11 +74,8 @@ end
 local function check_content(r, chip)
   local d, file = r.data, r.file or r.name
   local function sound(fn)
-    local ok, e = pcall(fn)
-    if not ok then
-      if not errors.is(e) then error(e, 0) end
-      input(r, tostring(e.message), { file = r.file, cause = e })
-    end
+    local ok, e = errors.catch(fn)
+    if not ok then input(r, tostring(e.message), { file = r.file, cause = e }) end
   end
   local magic = d:sub(1, 4)
   if header.is_header(d) then
@@ -340,9 +337,8 @@ function M.run(ctx, s, plan, opts)
         ropts = setmetatable({ erase = jr:started(r) and 1 or 0 }, { __index = opts })
       end
       if jr then jr:mark_started(r) end
-      local ok, res = pcall(do_region, ctx, s, r, ropts, 1)
+      local ok, res = errors.catch(do_region, ctx, s, r, ropts, 1)
       if not ok then
-        if not errors.is(res) then error(res, 0) end
         if res.code == "interrupted" or res.code == "port" then
           -- not retried, but the user must learn which region was left in what state
           local state = describe_state(r.state, r)
@@ -357,9 +353,8 @@ function M.run(ctx, s, plan, opts)
           pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
           pcall(s._rehandshake, s)
         end
-        local ok2, res2 = pcall(do_region, ctx, s, r, ropts, 2)
+        local ok2, res2 = errors.catch(do_region, ctx, s, r, ropts, 2)
         if not ok2 then
-          if not errors.is(res2) then error(res2, 0) end
           local state = describe_state(r.state, r)
           res2.message = string.format("%s failed twice, region is now %s: %s", label(r), state, res2.message)
           res2.region, res2.address, res2.state = r.name, r.address, state

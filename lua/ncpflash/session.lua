@@ -57,9 +57,9 @@ function Session:cmd(name, payload, opts)
   if opts.checksum == nil then opts.checksum = true end
   if not opts.no_keepalive then self:_keepalive() end
   local code = op(name)
-  local ok, res = pcall(isp.command, self.port, code, payload or "", opts)
+  local ok, res = errors.catch(isp.command, self.port, code, payload or "", opts)
   self.last_io = sys.now()
-  if not ok and errors.is(res) then
+  if not ok then
     local got = raise_if_echo(res, code, isp.op_name[code] or name,
       "an adapter loopback or a module that is not driving its TX line echoes everything")
     -- silence from a ROM that dropped back to handshake mode: re-sync at this speed, once
@@ -173,10 +173,10 @@ function M._connect(s, hs_baud, load_baud, opts)
   local info
   -- 1. probe: maybe the ROM is already listening (a previous run, or a manual reset)
   if opts.probe ~= false then
-    local ok, res = pcall(isp.command, s.port, op("GET_BOOT_INFO"), "",
+    local ok, res = errors.catch(isp.command, s.port, op("GET_BOOT_INFO"), "",
       { data = true, checksum = false, timeout = chip.probe_timeout })
     if ok then info = res; s.probed = true
-    elseif errors.is(res) and (res.code == "interrupted" or res.code == "port") then error(res, 0) end
+    elseif res.code == "interrupted" or res.code == "port" then error(res, 0) end
   end
   -- 2. the ladder: reset strategies with retries (and lower bauds when asked)
   if not info then
