@@ -1,6 +1,7 @@
 -- ncpflash.cli: global options, recipe argument parsing and help text.
 local errors = require "ncpflash.errors"
 local util = require "ncpflash.util"
+local reset = require "ncpflash.reset"
 
 local M = {}
 
@@ -80,11 +81,7 @@ local function option_index(specs)
 end
 
 M.value_checks = {
-  reset_spec = function(v)
-    if type(v) ~= "string" then return false end
-    return v:find("=", 1, true) ~= nil or v:match("^manual") ~= nil or v:match("^cmd:") ~= nil
-      or v == "none" or v == "boot2" or v:find("|", 1, true) ~= nil
-  end,
+  reset_spec = reset.is_spec,
 }
 
 --- Split argv into global options and the rest (the command and its own
