@@ -5,6 +5,7 @@
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
 local partition = require("ncpflash.partition")
+local util = require("ncpflash.util")
 
 local M = {}
 
@@ -16,13 +17,6 @@ local function fail(ini, line, key, msg, fields)
 end
 
 local function q(s) return string.format("%q", s) end
-
-local function dirname(path)
-  local d = path:match("^(.*)/[^/]*$")
-  if d == nil then return "." end
-  if d == "" then return "/" end
-  return d
-end
 
 local function join(dir, rel)
   if rel:sub(1, 1) == "/" then return rel end
@@ -174,7 +168,7 @@ end
 function M.load(path, opts)
   opts = opts or {}
   local sections = M.read_ini(path)
-  local dir = dirname(path)
+  local dir = util.dirname(path)
   local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {} }
   local chipname = opts.chipname or "qcc743"
   local pt, root

@@ -110,8 +110,12 @@ function M.problem_lines(out, problems)
   return out
 end
 
+--- The directory part of a path: "/x" -> "/", "a/b" -> "a", "b" -> ".".
 function M.dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  if d == "" then return "/" end
+  return d
 end
 
 --- Names NAME of the modules ncpflash.SUB.NAME that can be required: files SUB/NAME.lua under
