@@ -7,8 +7,12 @@ return {
   description = [[
 Writes each file at its address: XZ-compressed while sending (0x3F) where compression pays,
 plain 0x31 writes otherwise; then write-check and an on-chip SHA-256 verify per region.
-A failed region is retried once. Everything is validated (overlaps, flash size, partition
-sizes, missing or empty files) before anything is sent.
+The erases are planned over all regions and done before the first write (regions sharing a
+4 KiB sector are erased once; skip_mode bytes inside an erased sector are kept). A failed
+region is retried once, together with the regions sharing its sectors. Success is reported
+only after every region was verified again on chip after the last write. Everything is
+validated (overlaps, flash size, partition sizes, missing or empty files) before anything
+is sent.
 
 --config reads a QConn_Flash / BLFlashCommand flash_prog_cfg.ini ([cfg] erase/skip_mode,
 one section per file, @partition addresses resolved from the partition table).

@@ -140,7 +140,7 @@ function M.plan(regions, opts)
   out = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
-  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip }
+  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip, skip = opts.skip }
 end
 
 -- Re-check a plan against the connected chip's flash size.
@@ -201,52 +201,113 @@ function M.complement(runs, size)
   return out
 end
 
--- Write one region (erase per policy, write, write-check, verify). Returns stats.
-local function do_region(ctx, s, r, opts, attempt)
-  local ev = ctx.ev
-  local state = { erased = false, sent = 0 }
-  r.state = state
+-- The chip's erase sector (bytes); a chip file without one cannot be flashed.
+local function sector_of(s)
   local sector = s.chip.sector_size
   if math.type(sector) ~= "integer" or sector <= 0 then
     errors.raise("usage", string.format("chip %s: sector_size (the flash erase sector in bytes) is missing",
       tostring(s.chip.name)), { hint = "add sector_size = 4096 to the chip file, or base it on a built-in chip" })
   end
-  local runs = M.blank_runs(r.data, r.address, sector)
-  if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
-    ev:stage("erase", { region = r.name, address = r.address, size = r.size,
-      detail = string.format("%s (%d bytes)", label(r), r.size) })
-    -- the region's whole sectors from some 64 KiB block on that already read erased need no erase:
-    -- the whole region on a blank chip, the tail behind a shorter previous image or a file
-    -- system's free end. One XIP SHA-256 for the whole region, then a bisection for the first
-    -- block of the erased tail (1 + log2(blocks) checks). A retry erases everything.
-    local keep = {}
-    local blocks = M.blocks(r.address, r.size, sector)
-    if attempt == 1 and #blocks > 0 then
-      local last, blank = blocks[#blocks].hi, {}
-      local k = s:xip_sha(function(sha)
-        local function erased_from(i)                -- blocks i..#blocks read 0xFF?
-          local n = last - blocks[i].lo
-          blank[n] = blank[n] or codec.sha256(string.rep("\255", n))
-          return sha(r.address + blocks[i].lo, n) == blank[n]
-        end
-        if erased_from(1) then return 1 end
-        local lo, hi = 2, #blocks + 1                -- erased_from(hi) holds (hi = #blocks + 1: none)
-        while lo < hi do
-          local mid = (lo + hi) // 2
-          if erased_from(mid) then hi = mid else lo = mid + 1 end
-        end
-        return hi
-      end)
-      if k <= #blocks then keep[1] = { lo = blocks[k].lo, hi = last } end
+  return sector
+end
+
+-- The erase units of a plan: regions whose sectors overlap (an erase for one would wipe the
+-- other) form one unit {regions = {...}, lo =, hi =} with [lo, hi) the sectors they cover. A unit
+-- is erased once, before anything is written, and retried as a whole. Units and their regions
+-- keep the plan's order.
+function M.units(regions, sector)
+  local idx = {}
+  for i, r in ipairs(regions) do idx[r] = i end
+  local sorted = {}
+  for i, r in ipairs(regions) do sorted[i] = r end
+  table.sort(sorted, function(a, b) return a.address < b.address end)
+  local units = {}
+  for _, r in ipairs(sorted) do
+    local lo = r.address - r.address % sector
+    local e = r.address + r.size
+    local hi = e + (sector - e % sector) % sector
+    local u = units[#units]
+    if u and lo < u.hi then
+      u.regions[#u.regions + 1] = r
+      if hi > u.hi then u.hi = hi end
+    else
+      units[#units + 1] = { regions = { r }, lo = lo, hi = hi }
     end
-    for _, piece in ipairs(M.complement(keep, r.size)) do
-      s:erase(r.address + piece.lo, piece.hi - piece.lo)
-    end
-    state.erased = true
   end
+  for _, u in ipairs(units) do
+    table.sort(u.regions, function(a, b) return idx[a] < idx[b] end)
+    u.first = idx[u.regions[1]]
+  end
+  table.sort(units, function(a, b) return a.first < b.first end)
+  return units
+end
+
+local function unit_label(u)
+  local names = {}
+  for _, r in ipairs(u.regions) do names[#names + 1] = r.name end
+  return string.format("0x%X..0x%X (%s)", u.lo, u.hi - 1, table.concat(names, ", "))
+end
+
+-- The bytes of the skip ranges (QConn skip_mode: "leave these alone") inside u's sectors: they
+-- are read before the unit is erased and written back after it, as regions of their own.
+local function keep_skipped(s, u, skip)
+  for _, sk in ipairs(skip or {}) do
+    local lo, hi = math.max(sk.address, u.lo), math.min(sk.address + sk.length, u.hi)
+    if lo < hi then
+      local data = s:read(lo, hi - lo)
+      local k = { name = string.format("skip_mode 0x%X..0x%X (kept)", lo, hi - 1), address = lo, data = data,
+        size = #data, sha256 = codec.sha256(data), kept = true }
+      u.regions[#u.regions + 1] = k
+      u.kept = (u.kept or 0) + 1
+    end
+  end
+end
+
+-- Erase a unit's sectors. fresh: first attempt, so the whole sectors from some 64 KiB block on
+-- that already read erased are left alone (the whole unit on a blank chip, the tail behind a
+-- shorter previous image or a file system's free end): one XIP SHA-256 for the unit, then a
+-- bisection for the first block of the erased tail (1 + log2(blocks) checks). A retry erases all.
+local function erase_unit(ctx, s, u, sector, fresh, attempt)
+  ctx.ev:stage("erase", { address = u.lo, size = u.hi - u.lo, attempt = attempt,
+    detail = string.format("%s (%d bytes)%s", unit_label(u), u.hi - u.lo, attempt > 1 and ", second attempt" or "") })
+  local size = u.hi - u.lo
+  local keep = {}
+  local blocks = M.blocks(u.lo, size, sector)
+  if fresh and #blocks > 0 then
+    local last, blank = blocks[#blocks].hi, {}
+    local k = s:xip_sha(function(sha)
+      local function erased_from(i)                -- blocks i..#blocks read 0xFF?
+        local n = last - blocks[i].lo
+        blank[n] = blank[n] or codec.sha256(string.rep("\255", n))
+        return sha(u.lo + blocks[i].lo, n) == blank[n]
+      end
+      if erased_from(1) then return 1 end
+      local lo, hi = 2, #blocks + 1                -- erased_from(hi) holds (hi = #blocks + 1: none)
+      while lo < hi do
+        local mid = (lo + hi) // 2
+        if erased_from(mid) then hi = mid else lo = mid + 1 end
+      end
+      return hi
+    end)
+    if k <= #blocks then keep[1] = { lo = blocks[k].lo, hi = last } end
+  end
+  for _, piece in ipairs(M.complement(keep, size)) do
+    s:erase(u.lo + piece.lo, piece.hi - piece.lo)
+  end
+  u.erased = true
+  for _, r in ipairs(u.regions) do r.state = { erased = true, sent = 0 } end
+end
+
+-- Write one region into erased (or, with erase 0, as found) flash, write-check, verify.
+local function write_region(ctx, s, r, opts, attempt)
+  local ev = ctx.ev
+  local state = r.state or { erased = false, sent = 0 }
+  state.sent = 0
+  r.state = state
+  local runs = M.blank_runs(r.data, r.address, sector_of(s))
   ev:stage("write", { region = r.name, address = r.address, size = r.size, attempt = attempt,
     detail = string.format("%s (%d bytes)%s", label(r), r.size, attempt > 1 and ", second attempt" or "") })
-  -- blank runs are erased now (chip erase, erased above, or found erased) and programming 0xFF
+  -- blank runs are erased now (chip erase, erased before, or found erased) and programming 0xFF
   -- changes no NOR bit: only the pieces between them are sent, each as its own stream
   local st = { sent = 0, written = r.size, frames = 0, compressed = false }
   for _, piece in ipairs(M.complement(runs, r.size)) do
@@ -287,8 +348,60 @@ local function describe_state(st, r)
   return "untouched or partially written"
 end
 
+-- Write every region of a unit (its erase done or not needed). Returns the stats of the regions
+-- written (kept skip_mode bytes are not counted). Raises the first region's failure with
+-- err.failed_region = that region.
+local function write_unit(ctx, s, u, opts, attempt, sum)
+  local stats = {}
+  for _, r in ipairs(u.regions) do
+    local ok, res = errors.catch(write_region, ctx, s, r, opts, attempt)
+    if not ok then res.failed_region = r; error(res, 0) end
+    stats[#stats + 1] = { r = r, st = res }
+  end
+  for _, x in ipairs(stats) do
+    local r, res = x.r, x.st
+    if not r.kept then
+      sum.written_regions = sum.written_regions + 1
+      sum.sent = sum.sent + res.sent
+      sum.written = sum.written + res.written
+      ctx.ev:info(string.format("%s: %d bytes written (%d sent%s)", label(r), res.written, res.sent,
+        res.compressed and string.format(", XZ %.0f%%", 100 * res.sent / math.max(res.written, 1)) or ""),
+        { region = r.name, address = r.address, written = res.written, sent = res.sent,
+          compressed = res.compressed })
+    end
+  end
+end
+
+-- The whole plan once more by on-chip SHA-256, after the last write (one XIP session): a later
+-- erase or write can no longer have spoilt an earlier region unseen. Returns the count.
+local function verify_all(ctx, s, list)
+  ctx.ev:stage("verify", { regions = #list, detail = string.format("%d regions, after the last write", #list) })
+  local ranges = {}
+  for i, r in ipairs(list) do ranges[i] = { addr = r.address, len = r.size } end
+  local got = s:sha256_many(ranges)
+  local bad, first = {}, nil
+  for i, r in ipairs(list) do
+    if got[i] ~= r.sha256 then
+      bad[#bad + 1] = string.format("%s (chip %s, file %s)", label(r), sha_hex(got[i]):sub(1, 16),
+        sha_hex(r.sha256):sub(1, 16))
+      first = first or r
+    end
+  end
+  if #bad > 0 then
+    errors.raise("verify", string.format("after the last write %d of %d regions differ on chip: %s", #bad, #list,
+      table.concat(bad, "; ")), { region = first.name, address = first.address, regions = bad })
+  end
+  return #list
+end
+
 -- Run a plan on a connected session. opts: erase (0|1|2, default 1), verify (default true),
 -- skip_unchanged, compress (nil = auto). Returns the summary table (also sent as ev:result).
+--
+-- The erases are planned over the union of the regions before anything is written: regions
+-- that share a sector form one unit (M.units), erased once; skip_mode bytes inside an erased
+-- sector are read first and written back. Then every region is written, write-checked and
+-- verified; a failed unit is erased and written again once (all its regions). Last, every region
+-- is verified again by on-chip SHA-256 (unless verify = false).
 function M.run(ctx, s, plan, opts)
   opts = opts or {}
   if opts.erase == nil then opts.erase = 1 end
@@ -296,6 +409,7 @@ function M.run(ctx, s, plan, opts)
   local t0 = sys.now()
   if opts.before then opts.before(s, plan) end   -- e.g. provisioning adds per-unit regions
   M.check_device(plan, s)
+  local sector = sector_of(s)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
   local before = { erase = s.stats.erase or 0, verify = s.stats.verify or 0, write = s.stats.write or 0 }
@@ -307,38 +421,69 @@ function M.run(ctx, s, plan, opts)
   local jr = opts.resume and require("ncpflash.journal").open(ctx, s, plan, opts.erase) or nil
   local resume_erase = jr and opts.erase == 2 and jr:chip_erased()
   sum.resumed = 0
+  local units = M.units(plan.regions, sector)
+  -- 1. what stays: a unit whose regions all are on chip already (verified before an interruption,
+  --    or unchanged) is left alone; one changed region means the whole unit is written
+  for _, u in ipairs(units) do
+    local why = {}
+    for i, r in ipairs(u.regions) do
+      local resumed = jr and jr:verified(r)
+      local unchanged = opts.skip_unchanged and opts.erase ~= 2
+      if (resumed or unchanged) and s:sha256(r.address, r.size) == r.sha256 then
+        why[i] = resumed and "resumed" or "unchanged"
+      else
+        why = nil
+        break
+      end
+    end
+    if why then
+      u.skip = true
+      for i, r in ipairs(u.regions) do
+        if why[i] == "resumed" then
+          sum.resumed = sum.resumed + 1
+          ev:info(string.format("%s: verified before the interruption and still matches, not rewritten", label(r)),
+            { region = r.name, address = r.address, resumed = true })
+        else
+          sum.skipped = sum.skipped + 1
+          ev:info(string.format("%s: unchanged (%d bytes, SHA-256 %s), skipped", label(r), r.size,
+            sha_hex(r.sha256):sub(1, 16)), { region = r.name, address = r.address, unchanged = true })
+        end
+      end
+    end
+  end
+  -- 2. the erases, all before the first write
   if resume_erase then
     ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
   elseif opts.erase == 2 then
     ev:stage("erase", { all = true, detail = "whole chip" })
     s:erase_all()
     if jr then jr:mark_chip_erased() end
+    for _, u in ipairs(units) do
+      for _, r in ipairs(u.regions) do r.state = { erased = true, sent = 0 } end
+    end
   end
-  for _, r in ipairs(plan.regions) do
-    local skip = false
-    if jr and jr:verified(r) and s:sha256(r.address, r.size) == r.sha256 then
-      skip = true
-      sum.resumed = sum.resumed + 1
-      ev:info(string.format("%s: verified before the interruption and still matches, not rewritten", label(r)),
-        { region = r.name, address = r.address, resumed = true })
+  local function needs_erase(u)
+    if opts.erase == 1 then return true end
+    if resume_erase then   -- chip-erased before: erase only what the interrupted run had started
+      for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
     end
-    if not skip and opts.skip_unchanged and opts.erase ~= 2 then
-      local got = s:sha256(r.address, r.size)
-      if got == r.sha256 then
-        skip = true
-        sum.skipped = sum.skipped + 1
-        ev:info(string.format("%s: unchanged (%d bytes, SHA-256 %s), skipped", label(r), r.size,
-          sha_hex(r.sha256):sub(1, 16)), { region = r.name, address = r.address, unchanged = true })
+    return false
+  end
+  for _, u in ipairs(units) do
+    if not u.skip then
+      if jr then for _, r in ipairs(u.regions) do jr:mark_started(r) end end
+      if needs_erase(u) then
+        if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
+        erase_unit(ctx, s, u, sector, true, 1)
       end
     end
-    if not skip then
-      local ropts = opts
-      if resume_erase then   -- chip-erased before: erase only what the interrupted run had started
-        ropts = setmetatable({ erase = jr:started(r) and 1 or 0 }, { __index = opts })
-      end
-      if jr then jr:mark_started(r) end
-      local ok, res = errors.catch(do_region, ctx, s, r, ropts, 1)
+  end
+  -- 3. the writes; a failed unit is erased and written again, once
+  for _, u in ipairs(units) do
+    if not u.skip then
+      local ok, res = errors.catch(write_unit, ctx, s, u, opts, 1, sum)
       if not ok then
+        local r = res.failed_region or u.regions[1]
         if res.code == "interrupted" or res.code == "port" then
           -- not retried, but the user must learn which region was left in what state
           local state = describe_state(r.state, r)
@@ -347,30 +492,37 @@ function M.run(ctx, s, plan, opts)
           error(res, 0)
         end
         sum.retries = sum.retries + 1
-        ev:warn(string.format("%s failed (%s); retrying once", label(r), tostring(res.message)),
+        ev:warn(string.format("%s failed (%s); retrying once%s", label(r), tostring(res.message),
+          #u.regions > 1 and (" with the regions sharing its sectors: " .. unit_label(u)) or ""),
           { region = r.name, code = res.code })
         if res.code == "timeout" or res.code == "protocol" then
           pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
           pcall(s._rehandshake, s)
         end
-        local ok2, res2 = errors.catch(do_region, ctx, s, r, ropts, 2)
+        local ok2, res2 = errors.catch(function()
+          if opts.erase ~= 0 then erase_unit(ctx, s, u, sector, false, 2) end
+          write_unit(ctx, s, u, opts, 2, sum)
+        end)
         if not ok2 then
-          local state = describe_state(r.state, r)
-          res2.message = string.format("%s failed twice, region is now %s: %s", label(r), state, res2.message)
-          res2.region, res2.address, res2.state = r.name, r.address, state
+          local r2 = res2.failed_region or r
+          local state = describe_state(r2.state, r2)
+          res2.message = string.format("%s failed twice, region is now %s: %s", label(r2), state, res2.message)
+          res2.region, res2.address, res2.state = r2.name, r2.address, state
           error(res2, 0)
         end
-        res = res2
       end
-      if jr and opts.verify ~= false then jr:mark_verified(r) end
-      sum.written_regions = sum.written_regions + 1
-      sum.sent = sum.sent + res.sent
-      sum.written = sum.written + res.written
-      ev:info(string.format("%s: %d bytes written (%d sent%s)", label(r), res.written, res.sent,
-        res.compressed and string.format(", XZ %.0f%%", 100 * res.sent / math.max(res.written, 1)) or ""),
-        { region = r.name, address = r.address, written = res.written, sent = res.sent,
-          compressed = res.compressed })
+      if jr and opts.verify ~= false then
+        for _, r in ipairs(u.regions) do if not r.kept then jr:mark_verified(r) end end
+      end
     end
+  end
+  -- 4. the whole plan again, after the last write
+  local all = {}
+  for _, u in ipairs(units) do for _, r in ipairs(u.regions) do all[#all + 1] = r end end
+  sum.verified_regions = 0
+  if opts.verify ~= false then
+    verify_all(ctx, s, all)
+    sum.verified_regions = #plan.regions
   end
   if jr then jr:complete() end
   sum.seconds.connect = s.stats.connect
@@ -383,6 +535,8 @@ function M.run(ctx, s, plan, opts)
     string.format("flashed %d of %d regions (%d unchanged), %d bytes written, %d bytes sent%s", sum.written_regions,
       sum.regions, sum.skipped, sum.written, sum.sent, (sum.retries > 0 and (", " .. sum.retries .. " retried") or "")
       .. (sum.resumed > 0 and (", " .. sum.resumed .. " verified before the interruption") or "")),
+    opts.verify ~= false and string.format("verified %d of %d regions on chip after the last write (SHA-256)",
+      sum.verified_regions, sum.regions) or "not verified (--no-verify): the chip's content is unchecked",
     string.format("time: connect %.2f s, erase %.2f s, write %.2f s%s, verify %.2f s, total %.2f s",
       sec.connect or 0, sec.erase, sec.write,
       sec.write > 0 and string.format(" (%.0f KiB/s)", sum.written / sec.write / 1024) or "", sec.verify,
@@ -391,7 +545,7 @@ function M.run(ctx, s, plan, opts)
   if not opts.quiet then
     ev:result({ command = "flash", regions = sum.regions, written_regions = sum.written_regions,
       skipped = sum.skipped, resumed = sum.resumed, bytes_written = sum.written, bytes_sent = sum.sent,
-      retries = sum.retries, seconds = sec, summary = sum.summary })
+      retries = sum.retries, verified_regions = sum.verified_regions, seconds = sec, summary = sum.summary })
   end
   return sum
 end

@@ -1,6 +1,5 @@
 -- Issue 13 (integrity): bad input changes nothing, and the tests themselves can fail.
 -- Items 8-12, 14, 15 and the small ones of 17; each test names its item.
-local sys = require "ncpflash.core.sys"
 local util = require "ncpflash.util"
 local errors = require "ncpflash.errors"
 local testlib = require "testlib"
