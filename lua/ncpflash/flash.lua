@@ -429,7 +429,12 @@ function M.run(ctx, s, plan, opts)
     for i, r in ipairs(u.regions) do
       local resumed = jr and jr:verified(r)
       local unchanged = opts.skip_unchanged and opts.erase ~= 2
-      if (resumed or unchanged) and s:sha256(r.address, r.size) == r.sha256 then
+      local same = (resumed or unchanged) and s:sha256(r.address, r.size) == r.sha256
+      if resumed and not same then
+        ev:warn(string.format("%s: verified before the interruption, but no longer matches on chip: rewriting it",
+          label(r)), { region = r.name, address = r.address })
+      end
+      if same then
         why[i] = resumed and "resumed" or "unchanged"
       else
         why = nil
@@ -462,25 +467,35 @@ function M.run(ctx, s, plan, opts)
       for _, r in ipairs(u.regions) do r.state = { erased = true, sent = 0 } end
     end
   end
+  -- after a chip erase that an interrupted run recorded, a unit it had started is erased again;
+  -- one it never started must still read blank (rework, another tool): checked on chip
   local function needs_erase(u)
     if opts.erase == 1 then return true end
-    if resume_erase then   -- chip-erased before: erase only what the interrupted run had started
-      for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
+    if not resume_erase then return false end
+    for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
+    local n = u.hi - u.lo
+    if s:sha256(u.lo, n) == codec.sha256(string.rep("\255", n)) then return false end
+    for _, r in ipairs(u.regions) do
+      ev:warn(string.format("%s: the journal says the chip erase left it blank, but 0x%X..0x%X is not blank on "
+        .. "chip: erasing it", label(r), u.lo, u.hi - 1), { region = r.name, address = r.address })
     end
-    return false
+    return true
+  end
+  local function mark_started(u)
+    if not jr then return end
+    for _, r in ipairs(u.regions) do if not r.kept and not jr:started(r) then jr:mark_started(r) end end
   end
   for _, u in ipairs(units) do
-    if not u.skip then
-      if jr then for _, r in ipairs(u.regions) do jr:mark_started(r) end end
-      if needs_erase(u) then
-        if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
-        erase_unit(ctx, s, u, sector, true, 1)
-      end
+    if not u.skip and needs_erase(u) then
+      mark_started(u)
+      if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
+      erase_unit(ctx, s, u, sector, true, 1)
     end
   end
   -- 3. the writes; a failed unit is erased and written again, once
   for _, u in ipairs(units) do
     if not u.skip then
+      mark_started(u)
       local ok, res = errors.catch(write_unit, ctx, s, u, opts, 1, sum)
       if not ok then
         local r = res.failed_region or u.regions[1]

@@ -124,3 +124,64 @@ test("1: a retried region that shares a sector is rewritten with its neighbour",
   ok(holds(img, 0x10000, a), "a.bin intact after b's retry")
   ok(holds(img, 0x11801, b), "b.bin in place")
 end)
+
+-- item 5: --resume re-checks on chip what the journal claims
+local CHIP_ID = "40827b03d2dc"   -- ncpsim's default boot info
+
+local function interrupted_run(dir, set, env, at)
+  local state = dir .. "/state"
+  local sim1 <close> = helpers.ncpsim{ "--state", state, "--fault", ("powerloss:%d:exit"):format(at or 200000) }
+  local r1 = helpers.run({ "--port", sim1.url, "flash", "--config", set.ini, "--resume" }, { env = env })
+  ok(r1.code ~= 0, "the interrupted run fails")
+  sim1:stop()
+  return state, dir .. "/xdg/ncpflash/journal/" .. CHIP_ID .. ".json"
+end
+
+local function patch_flash(state, addr, data)
+  local img = helpers.readfile(state .. "/flash.bin")
+  helpers.writefile(state .. "/flash.bin", img:sub(1, addr) .. data .. img:sub(addr + #data + 1))
+end
+
+for _, no_verify in ipairs({ false, true }) do
+  test("5: --resume" .. (no_verify and " --no-verify" or "") .. " after bytes changed behind its back: "
+    .. "blank checks and hashes on chip, the result byte-exact", function()
+    local dir = helpers.tmpdir()
+    local set = require("synth").release(dir, {})   -- boot2, partition, FW, littlefs; erase = 2
+    local env = { XDG_STATE_HOME = dir .. "/xdg" }
+    local state = interrupted_run(dir, set, env)
+    -- rework between the runs: garbage where littlefs goes (never started: "erased" says the
+    -- journal) and in boot2 (verified before the interruption)
+    patch_flash(state, 0x378000 + 0x1000, helpers.random_bytes(8192, 11))
+    patch_flash(state, 0x100, "rework")
+    local sim2 <close> = helpers.ncpsim{ "--state", state }
+    local argv = { "--port", sim2.url, "flash", "--config", set.ini, "--resume" }
+    if no_verify then argv[#argv + 1] = "--no-verify" end
+    local r2 = helpers.run(argv, { env = env })
+    eq(r2.code, 0, r2.out .. r2.err)
+    match(r2.out .. r2.err, "littlefs @0x378000: .*not blank")
+    match(r2.out .. r2.err, "boot2 @0x0: .*no longer matches")
+    sim2:stop()
+    local img = sim2:flash()
+    for _, f in ipairs(set.files) do
+      ok(holds(img, f.address, f.data), f.name .. " byte-exact after the resume")
+    end
+  end)
+end
+
+test("5: a journal that lies (everything verified, chip erased) over a random flash", function()
+  local dir = helpers.tmpdir()
+  local set = require("synth").release(dir, { fw_size = 128 * 1024 })
+  local env = { XDG_STATE_HOME = dir .. "/xdg" }
+  local state, journal = interrupted_run(dir, set, env, 100000)
+  local j = require("ncpflash.json").decode(helpers.readfile(journal))
+  j.chip_erased = true
+  for k in pairs(j.started) do j.verified[k] = true end
+  helpers.writefile(journal, require("ncpflash.json").encode(j))
+  helpers.writefile(state .. "/flash.bin", helpers.random_bytes(SIZE, 12))
+  local sim2 <close> = helpers.ncpsim{ "--state", state }
+  local r2 = helpers.run({ "--port", sim2.url, "flash", "--config", set.ini, "--resume" }, { env = env })
+  eq(r2.code, 0, r2.out .. r2.err)
+  sim2:stop()
+  local img = sim2:flash()
+  for _, f in ipairs(set.files) do ok(holds(img, f.address, f.data), f.name .. " byte-exact") end
+end)
