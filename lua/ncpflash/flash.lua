@@ -299,10 +299,11 @@ local function erase_unit(ctx, s, u, sector, fresh, attempt)
 end
 
 -- Write one region into erased (or, with erase 0, as found) flash, write-check, verify.
+-- r.state records what the device acknowledged (describe_state says it in words).
 local function write_region(ctx, s, r, opts, attempt)
   local ev = ctx.ev
-  local state = r.state or { erased = false, sent = 0 }
-  state.sent = 0
+  local state = r.state or { erased = false }
+  state.acked, state.payload, state.written, state.checked, state.verified = 0, 0, nil, nil, nil
   r.state = state
   local runs = M.blank_runs(r.data, r.address, sector_of(s))
   ev:stage("write", { region = r.name, address = r.address, size = r.size, attempt = attempt,
@@ -310,18 +311,29 @@ local function write_region(ctx, s, r, opts, attempt)
   -- blank runs are erased now (chip erase, erased before, or found erased) and programming 0xFF
   -- changes no NOR bit: only the pieces between them are sent, each as its own stream
   local st = { sent = 0, written = r.size, frames = 0, compressed = false }
+  state.writing = true
   for _, piece in ipairs(M.complement(runs, r.size)) do
-    local ps = s:write(r.address + piece.lo, r.data:sub(piece.lo + 1, piece.hi), {
+    local base_payload = state.payload
+    local ok, ps = errors.catch(s.write, s, r.address + piece.lo, r.data:sub(piece.lo + 1, piece.hi), {
       compress = opts.compress,
-      progress = function(done)            -- everything before the piece is written or blank
-        state.sent = piece.lo + done
+      progress = function(done, _, acked)   -- acknowledged; everything before the piece is written or blank
+        state.acked = piece.lo + done
+        state.payload = base_payload + (acked or 0)
         ev:progress(piece.lo + done, r.size, { name = r.name })
       end,
+      on_compress = function(c) state.compressed = state.compressed or c end,
     })
+    if not ok then
+      if ps.fl then state.writing = false end   -- the frame was answered (an FL code), not lost
+      error(ps, 0)
+    end
     st.sent, st.frames = st.sent + ps.sent, st.frames + ps.frames
     st.compressed = st.compressed or ps.compressed
+    state.compressed = st.compressed
   end
+  state.writing = false
   if #runs > 0 then ev:progress(r.size, r.size, { name = r.name }) end
+  state.acked = r.size
   state.written = true
   s:write_check()
   state.checked = true
@@ -337,16 +349,31 @@ local function write_region(ctx, s, r, opts, attempt)
   return st
 end
 
-local function describe_state(st, r)
-  if not st then return "untouched" end
-  if st.checked and not st.verified then return "written, but its content does not match" end
-  if st.written then return "written, write-check failed" end
-  if st.sent and st.sent > 0 then
-    return string.format("partially written (%d of %d bytes)", st.sent, r.size)
+-- What a region holds now, from what the device acknowledged (never more than that).
+function M.describe_state(st, r)
+  if not st then return "untouched (not erased, nothing written)" end
+  if st.verified then return "written and verified" end
+  if st.checked then return "written, but its content does not match the file" end
+  if st.written then return "written, but the write check (0x3A) failed" end
+  local acked = st.acked or 0
+  local rest = st.erased and "the rest is erased" or "the rest holds what was there before"
+  if acked > 0 then
+    local where = string.format("0x%X..0x%X", r.address, r.address + acked - 1)
+    if st.compressed then
+      return string.format("partly written: the device acknowledged %d compressed bytes, so at most the first %d of "
+        .. "%d bytes (%s) are programmed; %s", st.payload or 0, acked, r.size, where, rest)
+    end
+    return string.format("partly written up to offset 0x%X: %d of %d bytes acknowledged (%s); %s", acked, acked,
+      r.size, where, rest)
   end
-  if st.erased then return "erased" end
-  return "untouched or partially written"
+  if st.erased then
+    return "erased (no write acknowledged" .. (st.writing and "; the frame in flight may have programmed some bytes"
+      or "") .. ")"
+  end
+  if st.writing then return "unknown: a frame was in flight over the old content" end
+  return "as before (not erased, nothing written)"
 end
+local describe_state = M.describe_state
 
 -- Write every region of a unit (its erase done or not needed). Returns the stats of the regions
 -- written (kept skip_mode bytes are not counted). Raises the first region's failure with
@@ -456,88 +483,151 @@ function M.run(ctx, s, plan, opts)
       end
     end
   end
-  -- 2. the erases, all before the first write
-  if resume_erase then
-    ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
-  elseif opts.erase == 2 then
-    ev:stage("erase", { all = true, detail = "whole chip" })
-    s:erase_all()
-    if jr then jr:mark_chip_erased() end
+  local touched, phase = false, "erase"   -- touched: a command that changes flash was sent
+  local function erase_retried(u)
+    touched = true
+    local ok, res = errors.catch(erase_unit, ctx, s, u, sector, true, 1)
+    if ok then return end
+    res.region, res.address = u.regions[1].name, u.regions[1].address
+    if res.code == "interrupted" or res.code == "port" then
+      res.message = string.format("erase of %s: %s", unit_label(u), res.message)
+      error(res, 0)
+    end
+    sum.retries = sum.retries + 1
+    ev:warn(string.format("erase of %s failed (%s); retrying once", unit_label(u), tostring(res.message)),
+      { region = res.region, code = res.code })
+    local ok2, res2 = errors.catch(erase_unit, ctx, s, u, sector, false, 2)
+    if not ok2 then
+      res2.message = string.format("erase of %s failed twice: %s", unit_label(u), res2.message)
+      res2.region, res2.address = res.region, res.address
+      error(res2, 0)
+    end
+  end
+  local function body()
+    -- 2. the erases, all before the first write
+    if resume_erase then
+      ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
+    elseif opts.erase == 2 then
+      ev:stage("erase", { all = true, detail = "whole chip" })
+      touched = true
+      s:erase_all()
+      if jr then jr:mark_chip_erased() end
+    end
+    if resume_erase or opts.erase == 2 then
+      for _, u in ipairs(units) do
+        for _, r in ipairs(u.regions) do r.state = { erased = true } end
+      end
+    end
+    -- after a chip erase that an interrupted run recorded, a unit it had started is erased again;
+    -- one it never started must still read blank (rework, another tool): checked on chip
+    local function needs_erase(u)
+      if opts.erase == 1 then return true end
+      if not resume_erase then return false end
+      for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
+      local n = u.hi - u.lo
+      if s:sha256(u.lo, n) == codec.sha256(string.rep("\255", n)) then return false end
+      for _, r in ipairs(u.regions) do
+        ev:warn(string.format("%s: the journal says the chip erase left it blank, but 0x%X..0x%X is not blank on "
+          .. "chip: erasing it", label(r), u.lo, u.hi - 1), { region = r.name, address = r.address })
+      end
+      return true
+    end
+    local function mark_started(u)
+      if not jr then return end
+      for _, r in ipairs(u.regions) do if not r.kept and not jr:started(r) then jr:mark_started(r) end end
+    end
     for _, u in ipairs(units) do
-      for _, r in ipairs(u.regions) do r.state = { erased = true, sent = 0 } end
-    end
-  end
-  -- after a chip erase that an interrupted run recorded, a unit it had started is erased again;
-  -- one it never started must still read blank (rework, another tool): checked on chip
-  local function needs_erase(u)
-    if opts.erase == 1 then return true end
-    if not resume_erase then return false end
-    for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
-    local n = u.hi - u.lo
-    if s:sha256(u.lo, n) == codec.sha256(string.rep("\255", n)) then return false end
-    for _, r in ipairs(u.regions) do
-      ev:warn(string.format("%s: the journal says the chip erase left it blank, but 0x%X..0x%X is not blank on "
-        .. "chip: erasing it", label(r), u.lo, u.hi - 1), { region = r.name, address = r.address })
-    end
-    return true
-  end
-  local function mark_started(u)
-    if not jr then return end
-    for _, r in ipairs(u.regions) do if not r.kept and not jr:started(r) then jr:mark_started(r) end end
-  end
-  for _, u in ipairs(units) do
-    if not u.skip and needs_erase(u) then
-      mark_started(u)
-      if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
-      erase_unit(ctx, s, u, sector, true, 1)
-    end
-  end
-  -- 3. the writes; a failed unit is erased and written again, once
-  for _, u in ipairs(units) do
-    if not u.skip then
-      mark_started(u)
-      local ok, res = errors.catch(write_unit, ctx, s, u, opts, 1, sum)
-      if not ok then
-        local r = res.failed_region or u.regions[1]
-        if res.code == "interrupted" or res.code == "port" then
-          -- not retried, but the user must learn which region was left in what state
-          local state = describe_state(r.state, r)
-          res.message = string.format("%s: %s; region is now %s", label(r), res.message, state)
-          res.region, res.address, res.state = r.name, r.address, state
-          error(res, 0)
-        end
-        sum.retries = sum.retries + 1
-        ev:warn(string.format("%s failed (%s); retrying once%s", label(r), tostring(res.message),
-          #u.regions > 1 and (" with the regions sharing its sectors: " .. unit_label(u)) or ""),
-          { region = r.name, code = res.code })
-        if res.code == "timeout" or res.code == "protocol" then
-          pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
-          pcall(s._rehandshake, s)
-        end
-        local ok2, res2 = errors.catch(function()
-          if opts.erase ~= 0 then erase_unit(ctx, s, u, sector, false, 2) end
-          write_unit(ctx, s, u, opts, 2, sum)
-        end)
-        if not ok2 then
-          local r2 = res2.failed_region or r
-          local state = describe_state(r2.state, r2)
-          res2.message = string.format("%s failed twice, region is now %s: %s", label(r2), state, res2.message)
-          res2.region, res2.address, res2.state = r2.name, r2.address, state
-          error(res2, 0)
-        end
-      end
-      if jr and opts.verify ~= false then
-        for _, r in ipairs(u.regions) do if not r.kept then jr:mark_verified(r) end end
+      if not u.skip and needs_erase(u) then
+        mark_started(u)
+        if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
+        erase_retried(u)
       end
     end
+    -- 3. the writes; a failed unit is erased and written again, once
+    phase = "write"
+    for _, u in ipairs(units) do
+      if not u.skip then
+        mark_started(u)
+        touched = true
+        local ok, res = errors.catch(write_unit, ctx, s, u, opts, 1, sum)
+        if not ok then
+          local r = res.failed_region or u.regions[1]
+          if res.code == "interrupted" or res.code == "port" then
+            -- not retried, but the user must learn which region was left in what state
+            local state = describe_state(r.state, r)
+            res.message = string.format("%s: %s; region is now %s", label(r), res.message, state)
+            res.region, res.address, res.state = r.name, r.address, state
+            error(res, 0)
+          end
+          sum.retries = sum.retries + 1
+          ev:warn(string.format("%s failed (%s); retrying once%s", label(r), tostring(res.message),
+            #u.regions > 1 and (" with the regions sharing its sectors: " .. unit_label(u)) or ""),
+            { region = r.name, code = res.code })
+          if res.code == "timeout" or res.code == "protocol" then
+            pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
+            pcall(s._rehandshake, s)
+          end
+          local ok2, res2 = errors.catch(function()
+            if opts.erase ~= 0 then erase_unit(ctx, s, u, sector, false, 2) end
+            write_unit(ctx, s, u, opts, 2, sum)
+          end)
+          if not ok2 then
+            local r2 = res2.failed_region or r
+            local state = describe_state(r2.state, r2)
+            res2.message = string.format("%s failed twice, region is now %s: %s", label(r2), state, res2.message)
+            res2.region, res2.address, res2.state = r2.name, r2.address, state
+            error(res2, 0)
+          end
+        end
+        if jr and opts.verify ~= false then
+          for _, r in ipairs(u.regions) do if not r.kept then jr:mark_verified(r) end end
+        end
+      end
+    end
+    -- 4. the whole plan again, after the last write
+    phase = "verify"
+    local all = {}
+    for _, u in ipairs(units) do for _, r in ipairs(u.regions) do all[#all + 1] = r end end
+    sum.verified_regions = 0
+    if opts.verify ~= false then
+      verify_all(ctx, s, all)
+      sum.verified_regions = #plan.regions
+    end
   end
-  -- 4. the whole plan again, after the last write
-  local all = {}
-  for _, u in ipairs(units) do for _, r in ipairs(u.regions) do all[#all + 1] = r end end
-  sum.verified_regions = 0
-  if opts.verify ~= false then
-    verify_all(ctx, s, all)
-    sum.verified_regions = #plan.regions
+  local ok, err = errors.catch(body)
+  if not ok then
+    -- a failure after flash was changed: what the unit holds now, and a lost link is the
+    -- device's failure (exit 4), not "could not reach the ROM"
+    if touched then
+      if err.code == "port" or err.code == "handshake" then
+        err.code, err.lost = "device", true
+      end
+      if phase == "verify" and err.code ~= "verify" then
+        err.message = err.message .. " - every region was written, but the final verify did not finish"
+      else
+        local never, untouched = {}, {}
+        for _, u in ipairs(units) do
+          for _, r in ipairs(u.regions) do
+            local st = r.state
+            if not r.kept and not u.skip and r.name ~= err.region then
+              if st and st.erased and not st.written and (st.acked or 0) == 0 and not st.writing then
+                never[#never + 1] = label(r)
+              elseif not st then
+                untouched[#untouched + 1] = label(r)
+              end
+            end
+          end
+        end
+        err.message = err.message .. " - the unit is partially written"
+        if #never > 0 then
+          err.message = err.message .. "; never written since the erase: " .. table.concat(never, ", ")
+          err.never_written = table.concat(never, ", ")
+        end
+        if #untouched > 0 then err.message = err.message .. "; not written: " .. table.concat(untouched, ", ") end
+        err.partial = true
+      end
+    end
+    error(err, 0)
   end
   if jr then jr:complete() end
   sum.seconds.connect = s.stats.connect

@@ -185,3 +185,66 @@ test("5: a journal that lies (everything verified, chip erased) over a random fl
   local img = sim2:flash()
   for _, f in ipairs(set.files) do ok(holds(img, f.address, f.data), f.name .. " byte-exact") end
 end)
+
+-- item 6: the state line counts what the device acknowledged
+test("6: FL on every 0x3F: the region is reported erased, not 'N of N bytes written'", function()
+  local dir = helpers.tmpdir()
+  local data = helpers.compressible_bytes(52544, 9)
+  local f = helpers.writefile(dir .. "/c.bin", data)
+  local sim <close> = sim_with_old_flash(dir, { "--fault", "fl:3F:000C:0" })
+  local r = helpers.run{ "--port", sim.url, "flash", "0x378000", f }
+  eq(r.code, 4, r.err)
+  match(r.err, "c%.bin @0x378000 failed twice, region is now erased %(no write acknowledged")
+  nomatch(r.err, "52544 of 52544")
+  sim:stop()
+  eq(sim:flash():sub(0x378001, 0x378000 + #data), string.rep("\255", #data), "the region reads erased")
+end)
+
+test("6: SIGTERM during a write: the state counts acknowledged frames only", function()
+  local dir = helpers.tmpdir()
+  -- compressible at the start (so XZ is used), random behind: many 0x3F frames
+  local data = helpers.compressible_bytes(65536, 10) .. helpers.random_bytes(380928, 10)
+  local f = helpers.writefile(dir .. "/lfs.bin", data)
+  -- the third 0x3F reply is held back 5 s: two frames are acknowledged when the signal comes
+  local sim <close> = sim_with_old_flash(dir, { "--fault", "stall:3F:5:3" })
+  local p <close> = helpers.spawn{ helpers.ncpflash, "--port", sim.url, "flash", "0x378000", f }
+  local deadline = sys.now() + 20
+  local seen = false
+  while sys.now() < deadline and not seen do
+    for _, l in ipairs(sim:log_lines()) do if l:match("^0x3F ") then seen = true end end
+    sys.sleep(0.05)
+  end
+  ok(seen, "the write started")
+  sys.sleep(0.8)
+  sys.kill(p.pid, "TERM")
+  eq(sys.wait(p.pid, 20), 130)
+  local err = helpers.readfile(p.err)
+  local first, size = err:match("at most the first (%d+) of (%d+) bytes")
+  ok(first, "the state names an upper bound of programmed bytes: " .. err)
+  ok(tonumber(first) < tonumber(size), "not all bytes: " .. err)
+  match(err, "the device acknowledged %d+ compressed bytes")
+  nomatch(err, "446464 of 446464")
+end)
+
+-- item 7: a connection lost mid-write is a device failure (exit 4) on a partly written unit
+test("7: the connection lost mid-write: exit 4, the region named, the never-written regions listed", function()
+  local dir = helpers.tmpdir()
+  local set = require("synth").release(dir, {})   -- erase = 2: chip erase first
+  local sim <close> = helpers.ncpsim{ "--fault", "powerloss:200000:exit" }
+  local r = helpers.run{ "--port", sim.url, "flash", "--config", set.ini }
+  eq(r.code, 4, r.err)
+  match(r.err, "FW @0x10000")
+  match(r.err, "the unit is partially written")
+  match(r.err, "never written since the erase: littlefs @0x378000")
+  nomatch(r.err, "could not reach the ROM")
+end)
+
+test("7: the device gone mid-write (no more answers): exit 4 and the unit is partially written", function()
+  local dir = helpers.tmpdir()
+  local f = helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(200000, 13))
+  local sim <close> = helpers.ncpsim{ "--fault", "powerloss:100000:dead" }
+  local r = helpers.run({ "--port", sim.url, "flash", "0x10000", f }, { timeout = 200 })
+  eq(r.code, 4, r.err)
+  match(r.err, "fw%.bin @0x10000")
+  match(r.err, "the unit is partially written")
+end)
