@@ -30,7 +30,8 @@ efuse mac set XX:XX:XX:XX:XX:XX      program the next free customer MAC slot (0x
 Burning is a dry run unless --confirm-efuse-burn is given; then type BURN at the prompt, or add
 --yes for automation (--yes alone never burns). The plan is refused (exit 6, nothing written)
 when the file wants a bit cleared that the chip has set, or bits in a write-locked range, or
-when it enables secure boot while the images on flash are unsigned or signed with another key.
+when it enables secure boot over a boot image that would not boot with the key being burnt
+(unsigned, another key, a body not matching its hash, a signature that does not verify).
 BL616 burns over the secure path (ECDH 0x90, challenge 0x91 verified with --root-key, AES
 0x80 writes); --insecure-write uses the plain 0x40 command. Regions go 256..511, 128..255,
 0..127 (lock word last); the result is read back and verified, and one JSON line is appended to

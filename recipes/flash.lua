@@ -28,6 +28,8 @@ one section per file, @partition addresses resolved from the partition table).
     { "--root-key", type = "file", metavar = "PEM", help = "with --efuse: root public key for the 0x91 challenge" },
     { "--audit", type = "path", metavar = "FILE", help = "with --efuse: audit log (JSON lines)" },
     { "--insecure-write", flag = true, help = "with --efuse: plain 0x40 eFuse writes" },
+    { "--allow-bad-image", flag = true, help = "flash boot images the ROM would not boot (a CRC, a body cut "
+      .. "short or not matching the header's SHA-256, another chip's layout); refused without it" },
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
@@ -62,7 +64,7 @@ one section per file, @partition addresses resolved from the partition table).
     end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
       resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end,
-      allow_outside = a.allow_outside }
+      allow_outside = a.allow_outside, allow_bad_image = a.allow_bad_image }
     local function body()
       if a.config then
         if a.pairs and #a.pairs > 0 then
@@ -73,7 +75,7 @@ one section per file, @partition addresses resolved from the partition table).
       end
       if opts.erase == nil then opts.erase = 1 end
       local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size,
-        chip = ctx:chip() })
+        chip = ctx:chip(), allow_bad_image = a.allow_bad_image })
       local s <close> = ctx:connect()
       flash.run(ctx, s, plan, opts)
       finish(s)

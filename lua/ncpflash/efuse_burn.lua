@@ -91,8 +91,11 @@ local function board_images(board_efuse)
     { name = "FW", address = 0x10000 } }
 end
 
---- Refuse (safety) when the plan enables secure boot while the images on flash are unsigned or
---- signed with a key whose SHA-256 differs from the key hash the chip will hold.
+--- Refuse (safety) when the plan enables secure boot over images that would not boot with the key
+--- being burnt: every board boot image must be on flash, signed, carry a public key whose SHA-256
+--- is the key hash the chip will hold, have a body whose on-chip SHA-256 is the header's hash, and
+--- a signature over that hash (ECDSA-P256/SHA-256 over the image bytes, as Bouffalo's image tool
+--- signs: bflb_mcu_tool img_create_sign_data) that verifies with that public key.
 --- Returns true when the plan enables secure boot (the caller warns about the lock).
 function M.secure_boot_guard(ctx, s, p, map, board_efuse)
   local sign_f, hash_f
@@ -108,27 +111,47 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
     errors.raise("safety", "refusing to enable secure boot (sign_cfg) without a public-key hash in key slots 0-1: "
       .. "the module could never boot again")
   end
+  local function refuse(msg, hint)
+    errors.raise("safety", "refusing to enable secure boot: " .. msg .. " (nothing was written)", { hint = hint or
+      "flash the release set signed with the key the eFuse data names first, e.g. `flash --config X.ini "
+      .. "--efuse FILE`" })
+  end
   for _, im in ipairs(board_images(board_efuse)) do
-    local head = s:read(im.address, H.size + 72)
+    -- header, public key + CRC, signature length + up to 256 signature bytes + CRC
+    local head = s:read(im.address, H.size + 64 + 4 + 4 + 256 + 4)
     local where = ("%s @0x%X"):format(im.name, im.address)
     if not header.is_header(head) then
-      errors.raise("safety", ("refusing to enable secure boot: no boot image at %s (flash the signed images "
-        .. "first; an unsigned or missing image would never boot again)"):format(where),
-        { hint = "flash the release set first, or use `flash --config X.ini --efuse FILE`" })
+      refuse(("no boot image at %s (an unsigned or missing image would never boot again)"):format(where))
     end
     local h = header.parse(s.chip, head, { file = "flash@" .. ("0x%X"):format(im.address) })
-    if not h.signed or not h.public_key_hash then
-      errors.raise("safety", ("refusing to enable secure boot: the image at %s is not signed"):format(where))
+    if h.header_crc_ok == false or h.flash_cfg_crc_ok == false or h.clock_cfg_crc_ok == false then
+      refuse(("the boot header at %s has a bad CRC32"):format(where))
+    end
+    if not h.signed or not h.public_key_hash then refuse(("the image at %s is not signed"):format(where)) end
+    if h.public_key_crc_ok == false then
+      refuse(("the public-key block of the image at %s is damaged"):format(where))
     end
     if h.public_key_hash ~= want then
-      errors.raise("safety", ("refusing to enable secure boot: the image at %s is signed with key SHA-256 %s, "
-        .. "but the eFuse data holds %s"):format(where, codec.hex(h.public_key_hash), codec.hex(want)))
+      refuse(("the image at %s is signed with key SHA-256 %s, but the eFuse data holds %s"):format(where,
+        codec.hex(h.public_key_hash), codec.hex(want)))
+    end
+    if not h.image_len or h.image_len == 0 then refuse(("the image at %s has no image length"):format(where)) end
+    local got = s:sha256(im.address + h.image_offset, h.image_len)
+    if got ~= h.sha256 then
+      refuse(("the image at %s does not match its header's SHA-256 (on chip %s, header %s): it would not boot")
+        :format(where, codec.hex(got):sub(1, 16), codec.hex(h.sha256):sub(1, 16)))
+    end
+    local vok, valid = errors.catch(crypto.ecdsa_verify_p256_digest, h.public_key, h.sha256,
+      h.signature and #h.signature == 64 and h.signature or string.rep("\0", 64))
+    if not vok then refuse(("the public key in the image at %s is not a P-256 key"):format(where)) end
+    if not h.signature or #h.signature ~= 64 or not valid then
+      refuse(("the signature of the image at %s does not verify with its public key: it would not boot"):format(where))
     end
   end
   local where = {}
   for _, im in ipairs(board_images(board_efuse)) do where[#where + 1] = ("0x%X"):format(im.address) end
-  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s)")
-    :format(table.concat(where, ", "), codec.hex(want)))
+  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s); "
+    .. "hash and signature verified on chip"):format(table.concat(where, ", "), codec.hex(want)))
   return true
 end
 

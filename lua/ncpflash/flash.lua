@@ -67,11 +67,28 @@ local function apply_skip(regions, skip)
   return out
 end
 
--- A file that carries a known header must carry a sound one: a boot image (BFNP) with a wrong
--- header, flash-config or clock-config CRC32 (the ROM would not boot it), a partition table (BFPT)
--- that does not parse, or an OTA file (a transfer format, not a flash image) is an input error.
--- A boot image is checked with the layout whose header CRC fits (any chip's), else with `chip`'s.
-local function check_content(r, chip)
+-- What of a boot image the ROM checks before it boots it: the flash/clock-config and header
+-- CRC32s, the public-key CRC32, the image length (the file holds the whole body) and the image
+-- SHA-256 (the body matches the header; placeholder hashes with hash_ignore are not checked).
+local function boot_problems(h)
+  local out = {}
+  for _, p in ipairs(h.problems) do
+    if header.is_boot_crc(p) or p.field == "image length" or p.field == "image SHA-256"
+      or p.field == "public-key CRC32" then
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+M.boot_problems = boot_problems
+
+-- A file that carries a known header must carry a sound one: a boot image (BFNP) the ROM would
+-- not boot (a CRC, a body cut short or not matching the header's SHA-256), a partition table
+-- (BFPT) that does not parse, or an OTA file (a transfer format, not a flash image) is an input
+-- error. A boot image is read with the layout whose header CRC fits (any chip's), else with
+-- `chip`'s; r.layout keeps that chip (check_device compares it with the connected chip).
+-- allow_bad (--allow-bad-image): a broken boot image is flashed, with a warning in r.warning.
+local function check_content(r, chip, allow_bad)
   local d, file = r.data, r.file or r.name
   local function sound(fn)
     local ok, e = errors.catch(fn)
@@ -83,7 +100,24 @@ local function check_content(r, chip)
     if not c then
       input(r, "a boot header (BFNP) whose header CRC32 fits no chip's layout", { file = r.file })
     end
-    sound(function() header.check(c, d, file) end)
+    r.layout = c
+    local ok, h = errors.catch(header.parse, c, d, { file = file })
+    local bad = ok and boot_problems(h) or { { field = "boot header", offset = 0, expected = "a whole header",
+      found = tostring(h.message) } }
+    if ok then r.signed = h.signed end
+    if #bad > 0 then
+      local p = bad[1]
+      local what = string.format("%s boot header: %s at offset 0x%X: expected %s, found %s%s", tostring(c.name),
+        p.field, p.offset, tostring(p.expected), tostring(p.found),
+        #bad > 1 and string.format(" (and %d more problem%s)", #bad - 1, #bad > 2 and "s" or "") or "")
+      if not allow_bad then
+        input(r, what .. ": the ROM would not boot it", { file = r.file, field = p.field, offset = p.offset,
+          expected = p.expected, found = p.found,
+          hint = "'ncpflash image info " .. tostring(r.file or "FILE") .. "' shows the header; a deliberately "
+            .. "broken image is flashed with --allow-bad-image" })
+      end
+      r.warning = what .. ": flashed anyway (--allow-bad-image)"
+    end
   elseif magic == "BFPT" then
     sound(function() require("ncpflash.partition").parse(d, { file = file }) end)
   elseif require("ncpflash.ota").is_ota(d) then
@@ -107,7 +141,8 @@ function M.check_overlaps(regions)
 end
 
 -- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges), opts.chip
--- (the chip table whose boot-header layout checks a boot image no layout identifies).
+-- (the chip table whose boot-header layout checks a boot image no layout identifies),
+-- opts.allow_bad_image (flash boot images the ROM would not boot, with a warning).
 -- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total, chip =}.
 function M.plan(regions, opts)
   opts = opts or {}
@@ -124,7 +159,7 @@ function M.plan(regions, opts)
     else input(r, "no file or data") end
     r.size = #r.data
     if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
-    check_content(r, opts.chip)
+    check_content(r, opts.chip, opts.allow_bad_image)
     if r.max_size and r.size > r.max_size then
       input(r, string.format("%s is %d bytes, larger than its partition (%d bytes, 0x%X)", r.file or "data",
         r.size, r.max_size, r.max_size), { file = r.file, size = r.size, max_size = r.max_size })
@@ -140,17 +175,41 @@ function M.plan(regions, opts)
   out = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
-  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip, skip = opts.skip }
+  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip, skip = opts.skip,
+    allow_bad_image = opts.allow_bad_image }
 end
 
--- Re-check a plan against the connected chip's flash size.
+-- Re-check a plan against the connected chip: its flash size, and the boot-header layout of
+-- every boot image (an image made for another chip's layout would not boot: safety, exit 6,
+-- unless the plan allows bad images).
 function M.check_device(plan, s)
   local fs = s.flash_size
-  if not fs then return end
   for _, r in ipairs(plan.regions) do
-    if r.address + r.size > fs then
+    if fs and r.address + r.size > fs then
       input(r, string.format("%d bytes end at 0x%X, beyond the chip's %d-byte flash (JEDEC %s)", r.size,
         r.address + r.size, fs, s.jedec_hex or "?"), { size = r.size, flash_size = fs })
+    end
+    if r.layout and s.chip and s.chip.header and not plan.allow_bad_image then
+      local c = header.identify(r.data, s.chip)
+      if c and c.name ~= s.chip.name then
+        errors.raise("safety", string.format("%s: a %s boot image (%d-byte header), but the chip is %s (%d-byte "
+          .. "header): its ROM would not boot it; nothing was written", label(r), c.name, c.header.size,
+          tostring(s.chip.name), s.chip.header.size), { region = r.name, address = r.address,
+          hint = "flash the image built for this chip (or --allow-bad-image for a deliberate case)" })
+      end
+    end
+  end
+end
+
+-- Warnings about a plan on the connected chip: boot images flashed with --allow-bad-image, and
+-- unsigned boot images on a chip whose boot info says secure boot is on.
+function M.warnings(ctx, s, plan)
+  local secure = s.info and s.info.secure_boot
+  for _, r in ipairs(plan.regions) do
+    if r.warning then ctx.ev:warn(label(r) .. ": " .. r.warning, { region = r.name, address = r.address }) end
+    if secure and r.layout and r.signed == false then
+      ctx.ev:warn(string.format("%s is an unsigned boot image, but the chip has secure boot on (boot info sign %s): "
+        .. "its ROM will not boot it", label(r), tostring(s.info.sign)), { region = r.name, address = r.address })
     end
   end
 end
@@ -436,6 +495,7 @@ function M.run(ctx, s, plan, opts)
   local t0 = sys.now()
   if opts.before then opts.before(s, plan) end   -- e.g. provisioning adds per-unit regions
   M.check_device(plan, s)
+  M.warnings(ctx, s, plan)
   local sector = sector_of(s)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
@@ -694,12 +754,13 @@ function M.parse_pairs(list)
 end
 
 -- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board` and `chip`.
-function M.config_plan(cfg, board, chip)
+function M.config_plan(cfg, board, chip, opts)
   local regions = {}
   for _, r in ipairs(cfg.regions) do
     regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
   end
-  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip, chip = chip })
+  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip, chip = chip,
+    allow_bad_image = opts and opts.allow_bad_image })
 end
 
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
@@ -720,7 +781,7 @@ function M.from_config(ctx, ini, opts)
   if erase == 2 and #cfg.skip > 0 then
     errors.raise("input", ini .. ": skip_mode conflicts with a chip erase (erase = 2)")
   end
-  local plan = opts.plan or M.config_plan(cfg, board, ctx:chip())
+  local plan = opts.plan or M.config_plan(cfg, board, ctx:chip(), opts)
   for _, r in ipairs(plan.regions) do
     ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
       { region = r.name, address = r.address, size = r.size, file = r.file })
