@@ -28,6 +28,8 @@ one section per file, @partition addresses resolved from the partition table).
     { "--root-key", type = "file", metavar = "PEM", help = "with --efuse: root public key for the 0x91 challenge" },
     { "--audit", type = "path", metavar = "FILE", help = "with --efuse: audit log (JSON lines)" },
     { "--insecure-write", flag = true, help = "with --efuse: plain 0x40 eFuse writes" },
+    { "--allow-lockout", metavar = "FIELD[,FIELD]", many = true, help = "with --efuse: allow these lock-out "
+      .. "fields (UART download disable, flash encryption)" },
     { "--allow-bad-image", flag = true, help = "flash boot images the ROM would not boot (a CRC, a body cut "
       .. "short or not matching the header's SHA-256, another chip's layout); refused without it" },
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
@@ -47,7 +49,7 @@ one section per file, @partition addresses resolved from the partition table).
       local efuse = require("ncpflash.efuse")
       efuse_job = efuse.precheck(efuse.prepare_file(ctx, a.efuse, { mask = a.efuse_mask,
         confirm_efuse_burn = a.confirm_efuse_burn, root_key = a.root_key, audit = a.audit,
-        insecure_write = a.insecure_write }))
+        insecure_write = a.insecure_write, allow_lockout = a.allow_lockout }))
       efuse_job.command = "flash --efuse"
     end
     local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)

@@ -208,7 +208,10 @@ function Ctx:connect(o)
       end
     end
   end
-  return require("ncpflash.session").connect(self, o)
+  local s = require("ncpflash.session").connect(self, o)
+  -- an earlier eFuse burn on this chip whose outcome is unknown is read back now (never raises)
+  require("ncpflash.efuse_burn").settle_pending(self, s)
+  return s
 end
 
 --- Ask for a typed confirmation word; false in --json/non-interactive
