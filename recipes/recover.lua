@@ -32,8 +32,9 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local ev = ctx.ev
     local board, chip = ctx:board(), ctx:chip()
     -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
-    local plan = a.config
-      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board, chip)
+    local cfg = a.config and require("ncpflash.progcfg").load(a.config, flash.ini_options(board, chip))
+    for _, w in ipairs(cfg and cfg.warnings or {}) do ev:warn(w) end
+    local plan = cfg and flash.config_plan(cfg, board, chip)
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do

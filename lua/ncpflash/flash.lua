@@ -753,6 +753,16 @@ function M.parse_pairs(list)
   return out
 end
 
+-- progcfg.load's options for `board` and `chip`: the chip name for $(CHIPNAME), where the
+-- partition table goes (the board's or chip's flash_layout) and the erase sector; `extra` merged.
+function M.ini_options(board, chip, extra)
+  local layout = (board and board.flash_layout) or (chip and chip.flash_layout) or {}
+  local o = { chipname = board and board.chipname, partition_addresses = layout.partition_table,
+    sector_size = chip and chip.sector_size }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
 -- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board` and `chip`.
 function M.config_plan(cfg, board, chip, opts)
   local regions = {}
@@ -771,8 +781,9 @@ function M.from_config(ctx, ini, opts)
   opts = opts or {}
   local progcfg = require("ncpflash.progcfg")
   local board = ctx:board()
-  local cfg = progcfg.load(ini, { chipname = board.chipname, template = opts.template,
-    allow_outside = opts.allow_outside })
+  local cfg = progcfg.load(ini, M.ini_options(board, ctx:chip(), { template = opts.template,
+    allow_outside = opts.allow_outside }))
+  for _, w in ipairs(cfg.warnings or {}) do ctx.ev:warn(w) end
   if cfg.boot2_isp_mode == 1 then
     ctx.ev:warn(ini .. ": boot2_isp_mode = 1 is not supported; using the ROM handshake")
   end

@@ -47,11 +47,19 @@ local function fit_entry(path, r, e)
   end
 end
 
--- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16).
+-- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16,
+-- protocol.md §5.4 and §6.6). Returns the value and, for a value that reads differently as a
+-- decimal number ("65536"), a note saying how it was read.
 local function parse_hex(s)
-  s = s:match("^%s*(.-)%s*$"):gsub("^0[xX]", "")
-  if s:match("^%x+$") and #s <= 8 then return tonumber(s, 16) end
-  return nil
+  s = s:match("^%s*(.-)%s*$")
+  local digits = s:gsub("^0[xX]", "")
+  if not (digits:match("^%x+$") and #digits <= 8) then return nil end
+  local v = tonumber(digits, 16)
+  if digits == s and s:match("^%d+$") and tonumber(s, 10) ~= v then
+    return v, string.format("%q is read as hex 0x%X, as the vendor tool reads addresses (base 16); write "
+      .. "0x%X to say so, or 0x%X if %s was meant as a decimal number", s, v, v, tonumber(s, 10), s)
+  end
+  return v
 end
 
 local function parse_number(s)
@@ -89,6 +97,12 @@ function M.read_ini(path)
       if not cur then fail(path, n, k, "key outside any section") end
       v = v:gsub("%s+[#;].*$", "")
       v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
+      -- a second value for a key is ambiguous (which one does the vendor tool use?): refused
+      local first = cur.keys[k]
+      if first then
+        fail(path, n, cur.name, string.format("duplicate key %s (first at line %d)", k, first.line),
+          { first_line = first.line })
+      end
       cur.keys[k] = { value = v, line = n }
       cur.order[#cur.order + 1] = k
     end
@@ -163,13 +177,22 @@ end
 
 -- Parse and resolve an ini. opts.chipname substitutes $(CHIPNAME) (default "qcc743").
 -- opts.allow_outside: accept files outside M.release_root (otherwise an input error).
+-- opts.partition_addresses: where the [partition] file may go (the chip's or board's
+-- flash_layout.partition_table; another address is an input error); opts.sector_size (4096):
+-- an address off a sector boundary is a warning. A key given twice in a section is an input
+-- error naming both lines; a decimal-looking address is read as hex, as the vendor tool reads
+-- it, with a warning. Warnings are returned in cfg.warnings.
 -- Returns {file=, dir=, erase=, skip={{address=, length=}}, boot2_isp_mode=, partition=(parsed
--- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}}.
+-- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}, warnings=}.
 function M.load(path, opts)
   opts = opts or {}
   local sections = M.read_ini(path)
   local dir = util.dirname(path)
-  local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {} }
+  local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {}, warnings = {} }
+  local function warn(line, key, msg)
+    cfg.warnings[#cfg.warnings + 1] = string.format("%s:%s: [%s] %s", path, tostring(line), key, msg)
+  end
+  local sector = opts.sector_size or 4096
   local chipname = opts.chipname or "qcc743"
   local pt, root
   for _, s in ipairs(sections) do
@@ -185,10 +208,13 @@ function M.load(path, opts)
         elseif k == "skip_mode" then
           for pair in e.value:gmatch("[^;]+") do
             local a, l = pair:match("^%s*([^,]-)%s*,%s*(.-)%s*$")
-            local av, lv = a and parse_hex(a), l and parse_hex(l)
+            local av, an = parse_hex(a or "")
+            local lv, ln = parse_hex(l or "")
             if not av or not lv then
               fail(path, e.line, "cfg.skip_mode", "expected addr, len[; addr, len], found " .. q(e.value))
             end
+            if an then warn(e.line, "cfg.skip_mode", an) end
+            if ln then warn(e.line, "cfg.skip_mode", ln) end
             if lv > 0 then cfg.skip[#cfg.skip + 1] = { address = av, length = lv } end
           end
         elseif k == "boot2_isp_mode" then
@@ -242,11 +268,27 @@ function M.load(path, opts)
         r.address = e.address0
         fit_entry(path, r, e)
       else
-        local a = parse_hex(ad.value)
+        local a, note = parse_hex(ad.value)
         if not a then
           fail(path, ad.line, s.name .. ".address", "expected a hex address or @partition, found " .. q(ad.value))
         end
+        if note then warn(ad.line, s.name .. ".address", note) end
         r.address = a
+      end
+      if s.name:lower() == "partition" and opts.partition_addresses then
+        local okaddr, where = false, {}
+        for _, pa in ipairs(opts.partition_addresses) do
+          okaddr = okaddr or pa == r.address
+          where[#where + 1] = string.format("0x%X", pa)
+        end
+        if not okaddr then
+          fail(path, ad.line, s.name .. ".address", string.format("0x%X: the partition table goes at %s (where "
+            .. "boot2 reads it); at another address the module would not find it", r.address,
+            table.concat(where, " or ")))
+        end
+      elseif r.address % sector ~= 0 then
+        warn(ad.line, s.name .. ".address", string.format("0x%X is not %d KiB-aligned: the rest of its first sector "
+          .. "(from 0x%X) is erased with it", r.address, sector // 1024, r.address - r.address % sector))
       end
       if s.name:lower() == "partition" then
         local fh = io.open(file, "rb")

@@ -40,17 +40,24 @@ function M.tmpdir()
   return dir
 end
 
+-- The state directory (journals, pending eFuse records) of the runs of one test: never the
+-- user's ~/.local/state, and not shared between tests.
+local test_state
+local function state_home()
+  if not test_state then test_state = M.tmpdir() .. "/state-home" end
+  return test_state
+end
+
 --- Run build/ncpflash with argv (a list); returns {code=, out=, err=}.
 --- opts.stdin: text fed on stdin; opts.timeout (s, default 120); opts.env:
---- {NAME = value} added to the environment.
+--- {NAME = value} added to the environment (XDG_STATE_HOME defaults to a directory of the test).
 function M.run(argv, opts)
   opts = opts or {}
   local dir = M.tmpdir()
-  local cmd = {}
-  if opts.env then
-    cmd[1] = "env"
-    for k, v in pairs(opts.env) do cmd[#cmd + 1] = k .. "=" .. v end
-  end
+  local cmd = { "env" }
+  local env = opts.env or {}
+  if env.XDG_STATE_HOME == nil then cmd[#cmd + 1] = "XDG_STATE_HOME=" .. state_home() end
+  for k, v in pairs(env) do cmd[#cmd + 1] = k .. "=" .. v end
   cmd[#cmd + 1] = M.ncpflash
   for _, a in ipairs(argv) do cmd[#cmd + 1] = tostring(a) end
   local stdin = "null"
@@ -249,6 +256,7 @@ function M.cleanup()
     pcall(live[i])
     live[i] = nil
   end
+  test_state = nil
 end
 
 return M
