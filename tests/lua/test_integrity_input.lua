@@ -3,6 +3,7 @@
 local util = require "ncpflash.util"
 local errors = require "ncpflash.errors"
 local testlib = require "testlib"
+local sys = require "ncpflash.core.sys"
 
 -- item 15: raises() matches an error code exactly; a pattern only matches the message
 test("15: raises() with a code needs exactly that code, not the word anywhere in the message", function()
@@ -70,4 +71,148 @@ test("8: a partition table at an address boot2 does not read is refused (exit 7)
   local r = helpers.run{ "--port", "socket://127.0.0.1:1", "flash", "--config", ini }
   eq(r.code, 7, r.err)
   match(r.err, "x%.ini:5: %[partition%.address%] 0xE100: the partition table goes at 0xE000 or 0xF000")
+end)
+
+-- item 9: usage errors before any connection; print what was erased
+local NOWHERE = "socket://127.0.0.1:1"   -- any connection attempt fails with exit 3
+
+test("9: usage errors are found before any connection (exit 2, no traceback)", function()
+  local dir = helpers.tmpdir()
+  for _, argv in ipairs({ { "erase" }, { "erase", "0", "0" }, { "erase", "0x1000" }, { "--baud", "0", "info" },
+      { "--load-baud", "-5", "info" }, { "--baud", "99999999", "info" } }) do
+    local full = { "--port", NOWHERE }
+    table.move(argv, 1, #argv, #full + 1, full)
+    local r = helpers.run(full)
+    eq(r.code, 2, table.concat(argv, " ") .. ": " .. r.err)
+    nomatch(r.err, "traceback")
+    nomatch(r.err, "cannot connect")
+  end
+  -- a directory where a file is wanted: a bad input file, before connecting
+  local r = helpers.run{ "--port", NOWHERE, "flash", "--config", dir }
+  eq(r.code, 7, r.err)
+  match(r.err, "is a directory")
+end)
+
+test("9: erase prints the sectors it erased, not the bytes asked for", function()
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "erase", "0x1001", "10" }
+  eq(r.code, 0, r.err)
+  match(r.out, "erased 0x1000%.%.0x1FFF %(4096 bytes, whole 4 KiB sectors; asked 0x1001%.%.0x100A%)")
+end)
+
+-- item 10: --json is valid UTF-8, binary junk never reaches the terminal raw
+local function valid_utf8(s) return utf8.len(s) ~= nil end
+
+test("10: a binary file named as an ini: exit 7, valid JSON, no raw bytes on the terminal", function()
+  local dir = helpers.tmpdir()
+  local junk = helpers.writefile(dir .. "/junk.ini", "\255\254\0[cfg\128\1\2 = \200\201\n" .. helpers.random_bytes(300, 4))
+  local r = helpers.run{ "--json", "--port", NOWHERE, "flash", "--config", junk }
+  eq(r.code, 7)
+  for line in r.out:gmatch("[^\n]+") do
+    ok(valid_utf8(line), "valid UTF-8: " .. line:sub(1, 80))
+    helpers.json_decode(line)
+  end
+  r = helpers.run{ "--port", NOWHERE, "flash", "--config", junk }
+  eq(r.code, 7)
+  match(r.err, "junk%.ini: not a text file")
+  ok(not r.err:find("[^\n\t\32-\126]"), "only printable ASCII on stderr: " .. r.err)
+end)
+
+test("10: json.encode escapes bytes that are not UTF-8", function()
+  local json = require "ncpflash.json"
+  local s = json.encode({ m = "caf\xC3\xA9 \xFF\x80 ok" })
+  ok(valid_utf8(s), s)
+  eq(json.decode(s).m, "caf\xC3\xA9 \xC3\xBF\xC2\x80 ok", "invalid bytes become their Latin-1 characters")
+end)
+
+-- item 11: sizes are checked before anything is read
+local function run_measured(argv)
+  local dir = helpers.tmpdir()
+  local cmd = { helpers.ncpflash }
+  table.move(argv, 1, #argv, 2, cmd)
+  local t0 = sys.now()
+  local pid = assert(sys.spawn(cmd, { stdout = dir .. "/out", stderr = dir .. "/err", stdin = "null" }))
+  local code, ru = sys.wait(pid, 60)
+  if not code then sys.kill(pid, "KILL"); sys.wait(pid, 5) end
+  return { code = code, err = helpers.readfile(dir .. "/err"), seconds = sys.now() - t0,
+    rss = ru and ru.maxrss_kib }
+end
+
+test("11: /dev/zero, a sparse 8 GB file and a 200 MB ini are refused without reading them", function()
+  local dir = helpers.tmpdir()
+  local r = run_measured{ "--port", NOWHERE, "flash", "0x0", "/dev/zero" }
+  eq(r.code, 7, r.err)
+  match(r.err, "/dev/zero: not a regular file")
+  local big = dir .. "/sparse.bin"
+  local f = assert(io.open(big, "wb"))
+  f:seek("set", 8 * 1024 * 1024 * 1024)
+  f:write("x")
+  f:close()
+  r = run_measured{ "--port", NOWHERE, "flash", "0x0", big }
+  eq(r.code, 7, r.err)
+  match(r.err, "sparse%.bin is 8589934593 bytes")
+  ok(r.seconds < 10, ("refused in %.1f s"):format(r.seconds))
+  ok(r.rss and r.rss < 200 * 1024, ("peak memory %s KiB"):format(tostring(r.rss)))
+  local ini = dir .. "/huge.ini"
+  f = assert(io.open(ini, "wb"))
+  f:write("[cfg]\n")
+  f:seek("set", 200 * 1024 * 1024)
+  f:write("\n")
+  f:close()
+  r = run_measured{ "--port", NOWHERE, "flash", "--config", ini }
+  eq(r.code, 7, r.err)
+  match(r.err, "huge%.ini is 209715201 bytes, more than an ini file can be")
+  ok(r.rss and r.rss < 100 * 1024, ("peak memory %s KiB"):format(tostring(r.rss)))
+end)
+
+-- item 12: --log-dir never overwrites a log
+test("12: --log-dir: runs in the same second never overwrite each other's logs", function()
+  local dir = helpers.tmpdir()
+  local logs = dir .. "/logs"
+  sys.mkdirs(logs)
+  -- decoys where the names of this second and the next ones would go
+  local now = os.time()
+  local decoys = {}
+  for k = 0, 10 do
+    local st = os.date("!%Y%m%dT%H%M%SZ", now + k)
+    for _, n in ipairs({ "40827b03d2dc_" .. st .. ".log", "40827b03d2dc_" .. st .. "_1.log",
+        "40827b03d2dc_" .. st .. ".trace", st .. "_1_127.0.0.1.log" }) do
+      decoys[#decoys + 1] = helpers.writefile(logs .. "/" .. n, "DECOY " .. n)
+    end
+  end
+  local sim <close> = helpers.ncpsim{}
+  for _ = 1, 3 do
+    local r = helpers.run{ "--port", sim.url, "--log-dir", logs, "info" }
+    eq(r.code, 0, r.err .. r.out)
+  end
+  for _, p in ipairs(decoys) do
+    match(helpers.readfile(p), "^DECOY", p .. " kept")
+  end
+  local n = 0
+  for _, name in ipairs(sys.listdir(logs)) do
+    if name:match("%.log$") and not helpers.readfile(logs .. "/" .. name):match("^DECOY") then n = n + 1 end
+  end
+  eq(n, 3, "three runs, three logs")
+end)
+
+-- item 14: only the documented folders of the config dir shadow library modules
+test("14: a stray $XDG_CONFIG_HOME/ncpflash/NAME.lua does not shadow ncpflash.NAME", function()
+  local xdg = helpers.tmpdir()
+  sys.mkdirs(xdg .. "/ncpflash/ncpflash")
+  for _, p in ipairs({ "/ncpflash/flash.lua", "/ncpflash/util.lua", "/ncpflash/ncpflash/header.lua" }) do
+    helpers.writefile(xdg .. p, 'error("stray file ' .. p .. ' was loaded")\n')
+  end
+  local dir = helpers.tmpdir()
+  local f = helpers.writefile(dir .. "/d.bin", helpers.random_bytes(5000, 3))
+  local sim <close> = helpers.ncpsim{}
+  local env = { env = { XDG_CONFIG_HOME = xdg } }
+  eq(helpers.run({ "--port", sim.url, "flash", "0x10000", f }, env).code, 0)
+  local r = helpers.run({ "--port", sim.url, "verify", "0x10000", f }, env)
+  eq(r.code, 0, r.err)
+  -- the documented folders still work: a user board
+  sys.mkdirs(xdg .. "/ncpflash/boards")
+  helpers.writefile(xdg .. "/ncpflash/boards/myb.lua",
+    'return { chip = "bl616", name = "myb", flash_size = 4194304, reset = { kind = "none" } }\n')
+  r = helpers.run({ "--port", sim.url, "--board", "myb", "verify", "0x10000", f }, env)
+  eq(r.code, 0, r.err)
 end)
