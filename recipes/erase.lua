@@ -44,7 +44,8 @@ return {
       local asked = (lo ~= a.addr or hi ~= a.addr + a.len)
         and string.format("; asked 0x%X..0x%X", a.addr, a.addr + a.len - 1) or ""
       ctx.ev:result({ command = "erase", address = lo, size = hi - lo, asked_address = a.addr, asked_size = a.len,
-        seconds = s.stats.erase, summary = string.format("erased 0x%X..0x%X (%d bytes, whole %d KiB sectors%s) in %.2f s",
+        seconds = s.stats.erase, summary = string.format(
+          "erased 0x%X..0x%X (%d bytes, whole %d KiB sectors%s) in %.2f s",
           lo, hi - 1, hi - lo, sector // 1024, asked, s.stats.erase) })
     end
   end,

@@ -148,7 +148,7 @@ function Events:warn(message, fields)
   for k, v in pairs(fields or {}) do f[k] = v end
   if not self:_emit("warn", f) then return end
   self:_endbar()
-  self.err:write(self:_paint("33", "warning: "), message, "\n")
+  self.err:write(self:_paint("33", "warning: "), util.terminal_safe(message), "\n")
   self.err:flush()
 end
 
@@ -176,8 +176,8 @@ function Events:error(err, exit_code, traceback)
   if type(f.got) == "string" then f.got = util.hex(f.got) end
   if not self:_emit("error", f) then return end
   self:_endbar()
-  self.err:write(self:_paint("31", "error: "), tostring(f.message), "\n")
-  if f.hint then self.err:write("hint: ", f.hint, "\n") end
+  self.err:write(self:_paint("31", "error: "), util.terminal_safe(f.message), "\n")
+  if f.hint then self.err:write("hint: ", util.terminal_safe(f.hint), "\n") end
   if traceback and self.verbose > 0 then self.err:write(traceback, "\n") end
   self.err:flush()
 end

@@ -16,7 +16,7 @@ local function fail(ini, line, key, msg, fields)
   errors.raise("input", string.format("%s: %s%s", where, key and ("[" .. key .. "] ") or "", msg), f)
 end
 
-local function q(s) return string.format("%q", s) end
+local function q(s) return util.quote(s) end
 
 local function join(dir, rel)
   if rel:sub(1, 1) == "/" then return rel end
@@ -76,6 +76,14 @@ function M.read_ini(path)
   local text = f:read("a")
   f:close()
   text = text:gsub("^\xEF\xBB\xBF", "")
+  -- a binary file given as the ini: say so, and never quote its bytes
+  local nul = text:find("%z")
+  local _, bad = utf8.len(text)
+  if nul or bad then
+    local at = math.min(nul or math.huge, bad or math.huge)
+    fail(path, nil, nil, string.format("not a text file (byte 0x%02X at offset %d): an ini is text; is this the "
+      .. "flash_prog_cfg.ini?", text:byte(at), at - 1), { offset = at - 1 })
+  end
   local sections, cur = {}, nil
   local n = 0
   for raw in (text .. "\n"):gmatch("([^\n]*)\n") do

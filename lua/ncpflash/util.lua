@@ -32,6 +32,38 @@ function M.parse_u32(s)
   return math.tointeger(v)
 end
 
+--- `s` quoted for a message: printable ASCII as is, anything else as \xNN, at most `max`
+--- bytes of it (default 60) with "..." after. Never puts raw bytes from a file on a terminal.
+function M.quote(s, max)
+  max = max or 60
+  local body = tostring(s):sub(1, max):gsub('[^\32-\126]', function(c) return ("\\x%02X"):format(c:byte()) end)
+    :gsub('"', '\\"')
+  return '"' .. body .. '"' .. (#tostring(s) > max and "..." or "")
+end
+
+--- Text safe for a terminal: control characters (but newline and tab) and bytes that are not
+--- UTF-8 become \xNN; well-formed UTF-8 is kept.
+function M.terminal_safe(s)
+  s = tostring(s)
+  if not s:find("[%c\128-\255]") then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local c = s:byte(i)
+    local n = c < 0x80 and 1 or (c >= 0xF0 and 4) or (c >= 0xE0 and 3) or (c >= 0xC2 and 2) or 0
+    local seq = n > 0 and s:sub(i, i + n - 1) or ""
+    if n == 1 and (c >= 32 and c ~= 127 or c == 10 or c == 9) then
+      out[#out + 1] = seq
+    elseif n > 1 and #seq == n and utf8.len(seq) == 1 then
+      out[#out + 1] = seq
+      i = i + n - 1
+    else
+      out[#out + 1] = ("\\x%02X"):format(c)
+    end
+    i = i + 1
+  end
+  return table.concat(out)
+end
+
 --- Human size: 1536 -> "1.5 KiB".
 function M.fmt_size(n)
   if n < 1024 then return ("%d B"):format(n) end

@@ -105,7 +105,8 @@ local function valid_utf8(s) return utf8.len(s) ~= nil end
 
 test("10: a binary file named as an ini: exit 7, valid JSON, no raw bytes on the terminal", function()
   local dir = helpers.tmpdir()
-  local junk = helpers.writefile(dir .. "/junk.ini", "\255\254\0[cfg\128\1\2 = \200\201\n" .. helpers.random_bytes(300, 4))
+  local junk = helpers.writefile(dir .. "/junk.ini",
+    "\255\254\0[cfg\128\1\2 = \200\201\n" .. helpers.random_bytes(300, 4))
   local r = helpers.run{ "--json", "--port", NOWHERE, "flash", "--config", junk }
   eq(r.code, 7)
   for line in r.out:gmatch("[^\n]+") do
