@@ -127,7 +127,7 @@ end
 
 --- Read and parse an eFuse file; adds sha256 (hex of the file bytes) and path.
 function M.load_file(path, map)
-  local data = util.readfile(path, "eFuse file")
+  local data = util.readfile(path, "eFuse file", map.saved and map.saved.size or map.size)
   local f = M.parse_file(data, path, map)
   f.path = path
   f.sha256 = codec.hex(codec.sha256(data))
@@ -445,7 +445,7 @@ M.touches, M.active_locks, M.lock_at, M.is_zero = touches, active_locks, lock_at
 
 --- Load and check a root public key (PEM file). Returns {pem =, xy =, sha256 = hex, path =}.
 function M.load_root_key(path)
-  local pem = util.readfile(path, "root key")
+  local pem = util.readfile(path, "root key", 1024 * 1024)
   local ok, xy = pcall(crypto.pem_public_xy, pem)
   if not ok then
     errors.raise("input", ("%s: not a PEM P-256 public key"):format(path), { file = path })

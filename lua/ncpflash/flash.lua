@@ -12,6 +12,7 @@ local sys = require("ncpflash.core.sys")
 local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local header = require("ncpflash.header")
+local util = require("ncpflash.util")
 
 local M = {}
 
@@ -26,12 +27,19 @@ local function input(r, msg, fields)
   errors.raise("input", label(r) .. ": " .. msg, fields)
 end
 
-local function readfile(r)
-  local f, err = io.open(r.file, "rb")
-  if not f then input(r, "cannot read " .. r.file .. ": " .. tostring(err), { file = r.file }) end
-  local d = f:read("a")
-  f:close()
-  if not d then input(r, "cannot read " .. r.file, { file = r.file }) end
+-- Read a region's file: its size is checked first (a device, a pipe, a file larger than the
+-- flash is refused without reading it), then a bounded read.
+local MAX_IMAGE = 256 * 1024 * 1024
+local function readfile(r, flash_size)
+  local ok, size = errors.catch(util.regular_file, r.file)
+  if not ok then input(r, size.message, { file = r.file }) end
+  local max = flash_size or MAX_IMAGE
+  if size > max then
+    input(r, string.format("%s is %d bytes, beyond the %d-byte flash (0x%X)", r.file, size, max, max),
+      { file = r.file, size = size, flash_size = flash_size })
+  end
+  local rok, d = errors.catch(util.readfile, r.file, nil, max)
+  if not rok then input(r, d.message, { file = r.file }) end
   return d
 end
 
@@ -155,7 +163,7 @@ function M.plan(regions, opts)
       input(r, "bad address " .. tostring(src.address))
     end
     if src.data then r.data = src.data
-    elseif src.file then r.data = readfile(r)
+    elseif src.file then r.data = readfile(r, opts.flash_size)
     else input(r, "no file or data") end
     r.size = #r.data
     if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
@@ -739,7 +747,6 @@ end
 
 -- "ADDR FILE [ADDR FILE ...]" (strings) -> regions. Usage error on odd counts / bad addresses.
 function M.parse_pairs(list)
-  local util = require("ncpflash.util")
   if #list == 0 or #list % 2 ~= 0 then
     errors.raise("usage", "expected ADDR FILE pairs, got " .. #list .. " argument" .. (#list == 1 and "" or "s"),
       { hint = "e.g. ncpflash flash 0x10000 fw.bin 0x378000 littlefs.bin" })

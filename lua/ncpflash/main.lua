@@ -71,7 +71,7 @@ end
 
 local function recipe_source(entry)
   if entry.embedded then return sys.embedded_source(entry.path), "@" .. entry.path end
-  return util.readfile(entry.path, "recipe"), "@" .. entry.path
+  return util.readfile(entry.path, "recipe", 16 * 1024 * 1024), "@" .. entry.path
 end
 
 -- The recipe environment (README "Recipes and external commands"). Recipes run without
@@ -315,7 +315,7 @@ local function run(opts, rest, ev, late)
     trusted = true
     local file = cmd == "run" and table.remove(rest, 1) or cmd
     if not file then errors.raise("usage", "run: missing FILE.lua") end
-    src = util.readfile(file, "script")
+    src = util.readfile(file, "script", 16 * 1024 * 1024)
     chunk = "@" .. file
     entry = { name = file, origin = file }
   else

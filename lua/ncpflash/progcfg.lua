@@ -70,11 +70,20 @@ local function parse_number(s)
 end
 
 -- Plain INI reader: returns list of sections {name=, line=, keys={k={value=, line=}}, order={}}.
+M.INI_MAX = 1024 * 1024   -- an ini is a few hundred bytes; anything near this is another file
+
 function M.read_ini(path)
+  local st = sys.stat(path)
+  if st and st.type ~= "file" then fail(path, nil, nil, "not a regular file") end
+  if st and st.size > M.INI_MAX then
+    fail(path, nil, nil, string.format("%s is %d bytes, more than an ini file can be (limit %d): is this the "
+      .. "flash_prog_cfg.ini?", path, st.size, M.INI_MAX), { size = st.size })
+  end
   local f, err = io.open(path, "rb")
   if not f then fail(path, nil, nil, "cannot read: " .. tostring(err)) end
-  local text = f:read("a")
+  local text = f:read(M.INI_MAX + 1) or ""
   f:close()
+  if #text > M.INI_MAX then fail(path, nil, nil, "more than an ini file can be (it grows while read)") end
   text = text:gsub("^\xEF\xBB\xBF", "")
   -- a binary file given as the ini: say so, and never quote its bytes
   local nul = text:find("%z")
@@ -299,9 +308,7 @@ function M.load(path, opts)
           .. "(from 0x%X) is erased with it", r.address, sector // 1024, r.address - r.address % sector))
       end
       if s.name:lower() == "partition" then
-        local fh = io.open(file, "rb")
-        local data = fh:read("a")
-        fh:close()
+        local data = util.readfile(file, "partition table", 1024 * 1024)
         local ok, res = pcall(partition.parse, data, { file = file })
         if not ok then
           fail(path, fd.line, s.name .. ".filedir", tostring(res), { cause = res })

@@ -184,7 +184,7 @@ Hook.__index = Hook
 
 --- Load a provisioning file (text only) for ctx.
 function M.load(ctx, path)
-  local src = util.readfile(path, "provisioning file")
+  local src = util.readfile(path, "provisioning file", 4 * 1024 * 1024)
   local env = setmetatable({}, { __index = _G })
   local fn, err = load(src, "@" .. path, "t", env)
   if not fn then errors.raise("input", "cannot load " .. path .. ": " .. err, { file = path }) end

@@ -108,12 +108,44 @@ function M.suggest(word, candidates)
   return nil
 end
 
---- Read a whole file; raises an "input" error naming the file.
-function M.readfile(path, what)
+M.READ_MAX = 256 * 1024 * 1024   -- the default bound of M.readfile
+
+--- The size of a regular file, looked at before anything is read: a missing path, a directory,
+--- a device or a pipe (/dev/zero) raises an "input" error naming it.
+function M.regular_file(path, what)
+  local st, err = sys.stat(path)
+  local label = (what and (what .. " ") or "") .. tostring(path)
+  if not st then
+    local f, oerr = io.open(path, "rb")
+    if f then f:close() end
+    errors.raise("input", ("cannot read %s"):format(oerr or (label .. ": " .. tostring(err))), { file = path })
+  end
+  if st.type ~= "file" then
+    errors.raise("input", ("%s: not a regular file (%s)"):format(label, st.type == "dir" and "a directory"
+      or "a device, pipe or socket"), { file = path })
+  end
+  return st.size
+end
+
+--- Read a whole regular file of at most `max` bytes (default M.READ_MAX): the size is checked
+--- before reading (M.regular_file), the read itself is bounded too (a file that grows).
+--- Raises "input" errors naming the file.
+function M.readfile(path, what, max)
+  max = max or M.READ_MAX
+  local size = M.regular_file(path, what)
+  local label = (what and (what .. " ") or "") .. tostring(path)
+  local function too_big(n)
+    errors.raise("input", ("%s is %d bytes, more than the %d bytes it may have"):format(label, n, max),
+      { file = path, size = n, max = max })
+  end
+  if size > max then too_big(size) end
   local f, err = io.open(path, "rb")
-  if not f then errors.raise("input", ("cannot read %s%s"):format(what and (what .. " ") or "", err)) end
-  local data = f:read("a")
+  if not f then
+    errors.raise("input", ("cannot read %s%s"):format(what and (what .. " ") or "", err), { file = path })
+  end
+  local data = f:read(max + 1) or ""
   f:close()
+  if #data > max then too_big(#data) end
   return data
 end
 
