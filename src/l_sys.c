@@ -7,6 +7,8 @@
  *   listdir(path) -> names | nil, err      (sorted, without . and ..)
  *   stat(path) -> {type=, size=, mtime=} | nil, err
  *   realpath(path) -> p | nil, err         mkdirs(path) -> true | nil, err
+ *   create_new(path) -> file | nil, err, exists   a new file, never an existing one (O_EXCL):
+ *                             a Lua file handle open for writing; exists = the path was taken
  *   getenv(name)              pid()
  *   spawn(argv, {stdin=, stdout=, stderr=, append=}) -> pid  (paths; "null")
  *   wait(pid, timeout) -> status, rusage | nil  (status 128+sig when killed;
@@ -156,6 +158,40 @@ static int l_realpath(lua_State *L)
 		return fail(L, path);
 	lua_pushstring(L, r);
 	free(r);
+	return 1;
+}
+
+static int close_stream(lua_State *L)
+{
+	luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+	int ok = fclose(p->f) == 0;
+	return luaL_fileresult(L, ok, NULL);
+}
+
+static int l_create_new(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+	p->closef = NULL; /* not a file yet: __gc does nothing */
+	luaL_setmetatable(L, LUA_FILEHANDLE);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(e));
+		lua_pushboolean(L, e == EEXIST);
+		return 3;
+	}
+	p->f = fdopen(fd, "wb");
+	if (!p->f) {
+		int e = errno;
+		close(fd);
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(e));
+		lua_pushboolean(L, 0);
+		return 3;
+	}
+	p->closef = close_stream;
 	return 1;
 }
 
@@ -368,6 +404,7 @@ int luaopen_ncpflash_core_sys(lua_State *L)
 		{"isatty", l_isatty},     {"term_cols", l_term_cols},
 		{"listdir", l_listdir},   {"stat", l_stat},
 		{"realpath", l_realpath}, {"mkdirs", l_mkdirs},
+		{"create_new", l_create_new},
 		{"getenv", l_getenv},     {"pid", l_pid},
 		{"spawn", l_spawn},       {"wait", l_wait},
 		{"kill", l_kill},         {"error", l_error},

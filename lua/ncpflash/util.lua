@@ -157,6 +157,37 @@ function M.writefile(path, data)
   f:close()
 end
 
+--- New files named BASE..EXT for each of `exts` (a list), never an existing file, also when
+--- other processes pick names at the same time (sys.create_new: O_EXCL): BASE, else BASE_2,
+--- BASE_3, ... until every name of the set is free. Returns the first file (open for writing),
+--- its path, and the list of paths (the others are created empty: reserved for the caller).
+function M.create_unique(base, exts)
+  for n = 1, 1000 do
+    local sfx = n == 1 and "" or ("_" .. n)
+    local made, taken = {}, false
+    for _, ext in ipairs(exts) do
+      local path = base .. sfx .. ext
+      local f, err, exists = sys.create_new(path)
+      if not f then
+        for _, m in ipairs(made) do m.f:close(); os.remove(m.path) end
+        if not exists then errors.raise("input", "cannot create " .. tostring(err), { file = path }) end
+        taken = true
+        break
+      end
+      made[#made + 1] = { f = f, path = path }
+    end
+    if not taken then
+      local paths = {}
+      for i, m in ipairs(made) do
+        paths[i] = m.path
+        if i > 1 then m.f:close() end
+      end
+      return made[1].f, made[1].path, paths
+    end
+  end
+  errors.raise("input", "no free file name for " .. base .. " (1000 taken)", { file = base })
+end
+
 --- Raise an "input" error about a field of a binary structure (`what`: "boot header",
 --- "partition table", "OTA header"), with fields file, offset, field, expected, found.
 function M.bad_field(what, file, offset, field, expected, found)
