@@ -34,11 +34,16 @@ function M.roots(opts)
   return roots
 end
 
+-- The documented override folders of a root (README "Writing your own recipes, boards and
+-- chips"): ROOT/lua/ holds library modules (development); directly under ROOT only boards/,
+-- chips/ and reset/ count, so a stray ROOT/flash.lua never shadows ncpflash.flash.
+M.ROOT_FOLDERS = { "boards/", "chips/", "reset/" }
+
 local function install_roots(roots)
   local dirs = {}
   for _, r in ipairs(roots) do
     dirs[#dirs + 1] = r.dir .. "/lua"
-    dirs[#dirs + 1] = r.dir
+    dirs[#dirs + 1] = { path = r.dir, only = M.ROOT_FOLDERS }
   end
   sys.set_roots(dirs)
 end

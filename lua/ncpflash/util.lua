@@ -222,8 +222,18 @@ function M.module_names(sub)
   local function add(n)
     if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
   end
-  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
-    for _, d in ipairs({ dir .. "/" .. sub, dir .. "/ncpflash/" .. sub }) do
+  for _, root in ipairs(sys.get_roots and sys.get_roots() or {}) do
+    -- a root is a path (any module under it) or {path=, only={folders}} (those folders only)
+    local dirs
+    if type(root) == "table" then
+      dirs = {}
+      for _, pre in ipairs(root.only or {}) do
+        if pre == sub .. "/" then dirs[1] = root.path .. "/" .. sub end
+      end
+    else
+      dirs = { root .. "/" .. sub, root .. "/ncpflash/" .. sub }
+    end
+    for _, d in ipairs(dirs) do
       for _, f in ipairs(sys.listdir(d) or {}) do add(f:match("^(.+)%.lua$")) end
     end
   end

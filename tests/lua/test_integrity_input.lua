@@ -217,8 +217,9 @@ test("14: a stray $XDG_CONFIG_HOME/ncpflash/NAME.lua does not shadow ncpflash.NA
   eq(r.code, 0, r.err)
   -- the documented folders still work: a user board
   sys.mkdirs(xdg .. "/ncpflash/boards")
-  helpers.writefile(xdg .. "/ncpflash/boards/myb.lua",
-    'return { chip = "bl616", name = "myb", flash_size = 4194304, reset = { kind = "none" } }\n')
+  helpers.writefile(xdg .. "/ncpflash/boards/myb.lua", 'local b = {}\n'
+    .. 'for k, v in pairs(require("ncpflash.boards.st67w611m1")) do b[k] = v end\n'
+    .. 'b.name, b.description = "myb", "a user board"\nreturn b\n')
   r = helpers.run({ "--port", sim.url, "--board", "myb", "verify", "0x10000", f }, env)
   eq(r.code, 0, r.err)
 end)
