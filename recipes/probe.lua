@@ -210,8 +210,13 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
     for i, st in ipairs(strategies) do ev:info(string.format("  %d. %s", i, reset.describe(st))) end
     local attempts = {}
     local function on_attempt(at)
-      if attempts[#attempts] ~= at then attempts[#attempts + 1] = at end
-      ev:info(attempt_row(at), { attempt = attempt_json(at) })
+      if attempts[#attempts] ~= at then
+        attempts[#attempts + 1] = at
+        ev:info(attempt_row(at), { attempt = attempt_json(at) })
+      elseif at.app then   -- the same attempt, reclassified after listening at the console bauds
+        ev:info(string.format("           then listened: %s, text at %d baud: %q", at.kind, at.app.baud, at.app.line),
+          { attempt = attempt_json(at) })
+      end
     end
     local function on_port(p)
       info = p:info()

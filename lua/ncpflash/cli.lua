@@ -112,6 +112,13 @@ function M.parse_globals(argv)
     -- recipe's own flag of the same name (flash --reset) keeps working
     if spec and spec.value_if and not inline and not M.value_checks[spec.value_if](argv[i + 1]) then
       if #rest == 0 then   -- before the command name it cannot be a recipe's flag
+        local v = argv[i + 1]
+        if v ~= nil and not v:match("^%-") then
+          local _, kinds = reset.kinds()
+          usage(("option %s: %q is not a reset strategy: give steps such as "
+            .. "'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0', or a kind (%s; cmd:COMMAND, gpio:...)")
+            :format(name, v, table.concat(kinds, ", ")), { hint = "docs/api/connect.md lists the reset strategies" })
+        end
         usage(("option %s needs a value (%s), e.g. %s 'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0'")
           :format(name, spec.metavar or "VALUE", name))
       end

@@ -127,7 +127,13 @@ end
 
 --- Read and parse an eFuse file; adds sha256 (hex of the file bytes) and path.
 function M.load_file(path, map)
-  local data = util.readfile(path, "eFuse file", map.saved and map.saved.size or map.size)
+  local size = util.regular_file(path, "eFuse file")
+  local saved = map.saved and map.saved.size
+  if size ~= map.size and size ~= saved then   -- the size is refused before reading
+    input_error(path, size, "file size", ("%d bytes (raw eFuse image) or %d bytes (saved format)"):format(map.size,
+      saved or 0), size .. " bytes", "an eFuse file is the whole eFuse: a cut file is never padded")
+  end
+  local data = util.readfile(path, "eFuse file", math.max(map.size, saved or 0))
   local f = M.parse_file(data, path, map)
   f.path = path
   f.sha256 = codec.hex(codec.sha256(data))

@@ -117,10 +117,11 @@ function Events:progress(done, total, fields)
     self.bar = true
     if done >= total then self:_endbar() end
   else
-    local step = pct // 25
-    if self.last_pct ~= step or done >= total and self.last_pct ~= 4 then
-      self.last_pct = done >= total and 4 or step
-      self.out:write(("    %s%d%% (%d/%d bytes, %s/s)\n"):format(label, pct, done, total,
+    -- a line each time a 25 % step is passed (25, 50, 75 and 100 %), labelled with the step
+    local step = done >= total and 4 or pct // 25
+    if step > (self.last_pct or 0) then
+      self.last_pct = step
+      self.out:write(("    %s%d%% (%d/%d bytes, %s/s)\n"):format(label, step * 25, done, total,
         util.fmt_size(math.floor(rate))))
       self.out:flush()
     end

@@ -198,6 +198,13 @@ function Ctx:open_port(o)
       { hint = "'ncpflash ports' lists serial ports; try rfc2217://HOST:PORT for ncpsim or ser2net" })
   end
   local trace = self.opts.trace_file or (self.opts.trace and "stderr") or false
+  if not url:find("://", 1, true) then
+    local st = sys.stat(url)
+    if st and st.type == "file" then
+      errors.raise("port", ("%s is a regular file, not a serial port"):format(url),
+        { port = url, hint = "'ncpflash ports' lists serial ports; ncpsim prints its URL when it starts" })
+    end
+  end
   return require("ncpflash.core.port").open(url, { baud = o.baud, trace = trace })
 end
 
@@ -273,6 +280,13 @@ local function general_help(roots)
 end
 
 local function find_command(roots, name)
+  if name:match("^%-") then   -- a global option ncpflash does not know, before the command
+    local names = {}
+    for _, g in ipairs(cli.globals) do names[#names + 1] = g[1]; if g.short then names[#names + 1] = g.short end end
+    local hint = util.suggest(name:match("^([^=]*)"), names)
+    errors.raise("usage", ("unknown option %s%s"):format(name:match("^([^=]*)"),
+      hint and (" (did you mean " .. hint .. "?)") or ""), { hint = "'ncpflash --help' lists the global options" })
+  end
   local all = M.list_recipes(roots)
   if all[name] then return all[name] end
   local names = {}
@@ -285,6 +299,13 @@ local function find_command(roots, name)
 end
 
 local function run(opts, rest, ev, late)
+  if opts.lua_path then
+    local st = sys.stat(opts.lua_path)
+    if not st or st.type ~= "dir" then
+      errors.raise("usage", ("--lua-path %s: not a directory"):format(opts.lua_path),
+        { hint = "--lua-path DIR loads DIR/lua and DIR/recipes (development)" })
+    end
+  end
   local roots = M.roots(opts)
   install_roots(roots)
   if opts.version then

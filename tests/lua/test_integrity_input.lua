@@ -223,3 +223,93 @@ test("14: a stray $XDG_CONFIG_HOME/ncpflash/NAME.lua does not shadow ncpflash.NA
   r = helpers.run({ "--port", sim.url, "--board", "myb", "verify", "0x10000", f }, env)
   eq(r.code, 0, r.err)
 end)
+
+-- item 17: the small ones
+test("17: a mistyped global option gets a suggestion; a bad --reset value says what is wrong", function()
+  local r = helpers.run{ "--prot", NOWHERE, "info" }
+  eq(r.code, 2, r.err)
+  match(r.err, "unknown option %-%-prot %(did you mean %-%-port%?%)")
+  r = helpers.run{ "--reset", "bogus", "--port", NOWHERE, "info" }
+  eq(r.code, 2, r.err)
+  nomatch(r.err, "needs a value")
+  match(r.err, "%-%-reset: \"bogus\" is not a reset strategy")
+end)
+
+test("17: a regular file as the port, and a --lua-path that is not a directory, are named as such", function()
+  local r = helpers.run{ "--port", "/etc/passwd", "info" }
+  eq(r.code, 3, r.err)
+  match(r.err, "/etc/passwd is a regular file, not a serial port")
+  r = helpers.run{ "--lua-path", "/nonexistent", "--port", NOWHERE, "info" }
+  eq(r.code, 2, r.err)
+  match(r.err, "%-%-lua%-path /nonexistent: not a directory")
+end)
+
+test("17: a --provision script that raises is a bad input file (exit 7)", function()
+  local dir = helpers.tmpdir()
+  local fw = helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(5000, 1))
+  local prov = helpers.writefile(dir .. "/p.lua", 'return function(dev) error("no row for " .. dev.mac) end\n')
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "flash", "--provision", prov, "0x10000", fw }
+  eq(r.code, 7, r.err)
+  match(r.err, "p%.lua: .*no row for")
+end)
+
+test("17: --chip bl808 on a BL616 names the mismatch", function()
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "--chip", "bl808", "info" }
+  eq(r.code, 2, r.err)
+  nomatch(r.err, "unexpected reply length")
+  match(r.err, "%-%-chip bl808: the chip sent a 28%-byte boot info, a bl808 sends 24")
+  match(r.err, "bl616")
+end)
+
+test("17: probe prints each attempt once", function()
+  -- an application in flash that the reset lines cannot get past (BOOT unwired, strap flash)
+  local dir = helpers.tmpdir()
+  sys.mkdirs(dir .. "/state")
+  helpers.writefile(dir .. "/state/flash.bin", "BFNP" .. string.rep("\255", 4 * 1024 * 1024 - 4))
+  local sim <close> = helpers.ncpsim{ "--state", dir .. "/state", "--wiring", "rts=en,dtr=none", "--strap", "flash" }
+  local r = helpers.run({ "--port", sim.url, "probe", "--no-ladder" }, { timeout = 60 })
+  ok(r.code ~= 0)
+  local seen = {}
+  for line in r.out:gmatch("[^\n]+") do
+    local n = line:match("^attempt (%d+) ")
+    if n then
+      ok(not seen[n], "attempt " .. n .. " printed twice:\n" .. r.out)
+      seen[n] = true
+    end
+  end
+  ok(seen["1"], r.out)
+end)
+
+test("17: progress without a terminal comes in 25 % steps", function()
+  local dir = helpers.tmpdir()
+  local data = helpers.compressible_bytes(200000, 3) .. string.rep("\255", 65536) .. helpers.random_bytes(90000, 4)
+  local f = helpers.writefile(dir .. "/p.bin", data)
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "flash", "0x10000", f }
+  eq(r.code, 0, r.err)
+  local n = 0
+  for pct in r.out:gmatch("\n    p%.bin (%d+)%% ") do
+    n = n + 1
+    eq(tonumber(pct) % 25, 0, "progress line at " .. pct .. "%:\n" .. r.out)
+  end
+  ok(n >= 2, r.out)
+end)
+
+test("17: docs/api/ncpsim.md lists each fault once, and every fault ncpsim knows", function()
+  local doc = helpers.readfile(helpers.root .. "/docs/api/ncpsim.md")
+  local faults = doc:match("\n## Faults\n(.-)\n## ")
+  local seen = {}
+  for spec in faults:gmatch("\n| `([%w%-]+)") do
+    ok(not seen[spec], "fault " .. spec .. " has two rows")
+    seen[spec] = true
+  end
+  local dir = helpers.tmpdir()
+  local pid = sys.spawn({ helpers.build .. "/ncpsim", "--help" }, { stdout = dir .. "/h", stderr = dir .. "/h2" })
+  sys.wait(pid, 10)
+  local help = helpers.readfile(dir .. "/h") .. helpers.readfile(dir .. "/h2")
+  for spec in help:match("Faults %(%-%-fault SPEC.-\n(.*)$"):gmatch("\n  ([%w%-]+)[%[:%s]") do
+    ok(seen[spec], "fault " .. spec .. " (ncpsim --help) is not in docs/api/ncpsim.md")
+  end
+end)
