@@ -123,6 +123,10 @@ local function tune(ctx, a)
       { hint = "run 'ncpflash probe' first: it says why the ROM does not answer" })
   end
   local _, best = try_candidate(port, base, chip, baud, cur.hold, cur.delay, cur.sync, trials, ev)
+  -- the fastest values that worked here are the edge, not a setting: the board file gets a
+  -- margin (twice the hold and delay, 1.5 times the sync burst) for other cables, temperatures
+  -- and units
+  local saved = { hold = cur.hold * 2, delay = cur.delay * 2, sync = cur.sync * 1.5 }
   -- the user board: the effective board with the tuned sequence and sync length
   local name = a.save or board.name
   if not name:match("^[%w_%-]+$") then errors.raise("usage", "--save: a board name is letters, digits, _ and -") end
@@ -131,14 +135,14 @@ local function tune(ctx, a)
   out.name = name
   local r = {}
   for k, v in pairs(board.reset or {}) do r[k] = v end
-  local tuned = reset.saved(reset.retime(base, tune_sequence(cur.hold, cur.delay)))
+  local tuned = reset.saved(reset.retime(base, tune_sequence(saved.hold, saved.delay)))
   if r.strategies then
     r.strategies = { tuned, table.unpack(board.reset.strategies, 2) }
   else
     for k, v in pairs(tuned) do r[k] = v end
   end
   out.reset = r
-  out.sync = { seconds = cur.sync }
+  out.sync = { seconds = saved.sync }
   local home = sys.getenv("XDG_CONFIG_HOME")
   if not home or home == "" then home = (sys.getenv("HOME") or ".") .. "/.config" end
   local dir = home .. "/ncpflash/boards"
@@ -146,16 +150,20 @@ local function tune(ctx, a)
   local path = dir .. "/" .. name .. ".lua"
   local f = assert(io.open(path, "w"))
   f:write(string.format("-- written by `ncpflash probe --tune` on %s for %s: the fastest values that\n"
-    .. "-- answered %d of %d handshakes (reset hold %.0f ms, handshake delay %.0f ms, sync %.1f ms).\n"
+    .. "-- answered %d of %d handshakes were reset hold %.0f ms, handshake delay %.0f ms, sync %.1f ms;\n"
+    .. "-- saved with a margin: %.0f ms, %.0f ms, %.1f ms.\n"
     .. "-- Delete this file to go back to the built-in board.\nreturn %s\n", os.date("!%Y-%m-%d %H:%M UTC"),
-    ctx.opts.port or "?", trials, trials, cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, serialize(out)))
+    ctx.opts.port or "?", trials, trials, cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, saved.hold * 1000,
+    saved.delay * 1000, saved.sync * 1000, serialize(out)))
   f:close()
   ev:result({ tuned = { hold = cur.hold, delay = cur.delay, sync = cur.sync, seconds = best, trials = trials },
-    board_file = path, board = name, sweep = setmetatable(rows, json.array),
+    saved = saved, board_file = path, board = name, sweep = setmetatable(rows, json.array),
     summary = { string.format("tuned     reset hold %.0f ms, handshake delay %.0f ms, sync burst %.1f ms: OK %.0f ms "
       .. "after the reset (worst of %d)", cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, best * 1000, trials),
-      string.format("saved     %s (board %q%s)", path, name,
-        name == board.name and ", used from now on instead of the built-in" or ("; use --board " .. name)) } })
+      string.format("saved     %s with a margin: hold %.0f ms, delay %.0f ms, sync %.1f ms (board %q%s)", path,
+        saved.hold * 1000, saved.delay * 1000, saved.sync * 1000, name,
+        name == board.name and ", used from now on instead of the built-in; connect and info say so"
+          or ("; use --board " .. name)) } })
 end
 
 ---------------------------------------------------------------------------------------------------

@@ -664,6 +664,15 @@ function M.run(ctx, s, plan, opts)
   end
   local ok, err = errors.catch(body)
   if not ok then
+    -- bytes lost or garbled on the line while writing at a high rate: the usual cure is a lower
+    -- --load-baud (the adapter or the cable does not keep up)
+    local baud = s.baud or (s.port and s.port:baud())
+    local garbled = err.code == "timeout" or err.code == "protocol" or (err.code == "device" and err.fl == 0x0103)
+    if touched and garbled and baud and baud > 115200 and not err.hint then
+      local lower = baud > 1000000 and 1000000 or (baud > 500000 and 500000 or (baud > 230400 and 230400 or 115200))
+      err.hint = string.format("bytes were lost or garbled on the line at %d baud: a lower --load-baud (e.g. "
+        .. "--load-baud %d) is the usual cure for an adapter or cable that does not keep up", baud, lower)
+    end
     -- a failure after flash was changed: what the unit holds now, and a lost link is the
     -- device's failure (exit 4), not "could not reach the ROM"
     if touched then

@@ -170,6 +170,13 @@ function Ctx:board()
   local b = require("ncpflash.boards." .. name)
   b.name = b.name or name
   self._board = b
+  -- a user file of that name shadows the built-in board: remember it, connect says so
+  for _, r in ipairs(M.roots(self.opts)) do
+    for _, p in ipairs({ r.dir .. "/boards/" .. name .. ".lua", r.dir .. "/lua/ncpflash/boards/" .. name .. ".lua",
+        r.dir .. "/lua/boards/" .. name .. ".lua" }) do
+      if not self._board_file and sys.stat(p) then self._board_file = p end
+    end
+  end
   return b
 end
 
@@ -221,6 +228,14 @@ function Ctx:connect(o)
     end
   end
   local s = require("ncpflash.session").connect(self, o)
+  if self._board_file and not (o and o.board) then
+    local f = io.open(self._board_file, "rb")
+    local head = f and f:read(200) or ""
+    if f then f:close() end
+    self.ev:info(("board %s: the user board file %s is in effect%s"):format(self._board.name, self._board_file,
+      head:find("probe --tune", 1, true) and " (written by probe --tune; delete it to go back to the built-in board)"
+        or ""), { board = self._board.name, board_file = self._board_file })
+  end
   -- an earlier eFuse burn on this chip whose outcome is unknown is read back now (never raises)
   require("ncpflash.efuse_burn").settle_pending(self, s)
   return s

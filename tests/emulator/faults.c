@@ -27,6 +27,8 @@ void fault_help(FILE *out)
 "  romtimeout:N           after N answered commands the ROM drops back to\n"
 "                         waiting for a handshake\n"
 "  flaky[:N]              ignore the first N handshakes (default 1)\n"
+"  fussy:BAUD[:P]         a fussy adapter: above BAUD each byte either way is lost\n"
+"                         with probability P (default 0.002); at BAUD and below none\n"
 "  strap-hold[:MS]        t01-like module: while the flash holds an application\n"
 "                         (BFNP), BOOT counts only on a proper strap sequence -\n"
 "                         BOOT high before CHIP_EN falls and CHIP_EN low for at\n"
@@ -148,6 +150,14 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen)
 		if (nf == 2)
 			bad = parse_d(f[1], &x.seconds) || x.seconds < 0 || x.seconds > 60000;
 		x.seconds /= 1000.0;
+	} else if (!strcmp(f[0], "fussy") && (nf == 2 || nf == 3)) {
+		x.kind = F_FUSSY;
+		bad = parse_u(f[1], 10, &u) || u == 0 || u > 20000000;
+		x.count = (long)u;
+		x.p = 0.002;
+		x.dir = DIR_RX | DIR_TX;
+		if (nf == 3)
+			bad = bad || parse_d(f[2], &x.p) || x.p < 0 || x.p > 1;
 	} else if (!strcmp(f[0], "flaky") && nf <= 2) {
 		x.kind = F_FLAKY;
 		u = 1;
@@ -211,17 +221,19 @@ double fault_rand(struct faults *fs)
 	return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
 }
 
-size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n)
+size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n, uint32_t baud)
 {
 	for (int i = 0; i < fs->n; i++) {
 		struct fault *x = &fs->f[i];
-		if ((x->kind != F_DROP && x->kind != F_FLIP) || !(x->dir & dir) || x->p <= 0)
+		if ((x->kind != F_DROP && x->kind != F_FLIP && x->kind != F_FUSSY) || !(x->dir & dir) || x->p <= 0)
 			continue;
+		if (x->kind == F_FUSSY && baud <= (uint32_t)x->count)
+			continue; /* the adapter copes at this rate */
 		size_t o = 0;
 		for (size_t k = 0; k < n; k++) {
 			uint8_t b = buf[k];
 			if (fault_rand(fs) < x->p) {
-				if (x->kind == F_DROP)
+				if (x->kind != F_FLIP)
 					continue;
 				b ^= (uint8_t)(1u << (unsigned)(fault_rand(fs) * 8));
 			}

@@ -50,7 +50,7 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 
 enum fault_kind {
 	F_SILENT, F_APP_BAUD, F_ECHO, F_DROP, F_FLIP, F_FL, F_STALL,
-	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY, F_PD, F_STRAP_HOLD,
+	F_POWERLOSS, F_ROMTIMEOUT, F_FLAKY, F_PD, F_STRAP_HOLD, F_FUSSY,
 };
 enum { DIR_RX = 1, DIR_TX = 2 }; /* RX = host -> device, TX = device -> host */
 
@@ -65,7 +65,7 @@ struct fault {
 	double seconds;   /* stall */
 	uint64_t bytes;   /* powerloss threshold */
 	bool exit_after;  /* powerloss: exit (true) or go dead */
-	long count;       /* romtimeout N / flaky N / app-baud baud */
+	long count;       /* romtimeout N / flaky N / app-baud baud / fussy threshold baud */
 };
 
 struct faults {
@@ -78,7 +78,8 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen);
 const struct fault *fault_find(const struct faults *fs, enum fault_kind k);
 unsigned fault_fl_for(struct faults *fs, int cmd);   /* 0 = none */
 double fault_stall_for(struct faults *fs, int cmd);  /* 0 = none */
-size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n);
+/* drop/flip/fussy on bytes crossing the line at `baud` (the UART rate; 0 = unknown) */
+size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n, uint32_t baud);
 double fault_rand(struct faults *fs); /* [0,1) */
 void fault_help(FILE *out);
 
