@@ -32,6 +32,9 @@ efuse decode FILE [--all]            decode an eFuse file offline (raw, or ST's 
 efuse burn FILE [--mask FILE] [--confirm-efuse-burn] [--root-key PEM] [--audit FILE]
 efuse mac set XX:XX:XX:XX:XX:XX      program the next free customer MAC slot (0x64, then 0x70)
 
+read and decode end with the board's chip information when it has one (ST67W611M1: the fields
+of ST's NCP_get_chip_info, with ST's values; --json: chip_info, keyed by ST's field names).
+
 Burning is a dry run unless --confirm-efuse-burn is given; then type BURN at the prompt, or add
 --yes for automation (--yes alone never burns). The plan is refused (exit 6, nothing written)
 when the file wants a bit cleared that the chip has set, or bits in a write-locked range, or

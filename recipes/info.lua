@@ -77,7 +77,15 @@ return {
     -- the board's chip information view of the eFuse (ST's NCP_get_chip_info fields), under chip_info
     local mok, map, board_efuse = errors.catch(efuse.map_for, ctx)
     if mok and board_efuse and board_efuse.chip_info then
-      for _, l in ipairs(chipinfo.report(burn.read(s, map), board_efuse, res)) do lines[#lines + 1] = l end
+      local rok, bytes = errors.catch(burn.read, s, map)
+      if rok then
+        for _, l in ipairs(chipinfo.report(bytes, board_efuse, res)) do lines[#lines + 1] = l end
+      elseif bytes.code == "interrupted" or bytes.code == "port" then
+        error(bytes, 0)
+      else
+        ctx.ev:warn("chip information: the eFuse read failed: " .. bytes.message)
+        lines[#lines + 1] = "chip information: not available (the eFuse read failed)"
+      end
     end
     local layout = (s.board and s.board.flash_layout) or s.chip.flash_layout or {}   -- a board may move the tables
     local pt

@@ -1,9 +1,9 @@
 -- ncpflash.chipinfo: a vendor's "chip information" view of the 512-byte eFuse, decoded from data
 -- (a board eFuse file's `chip_info` table; ST's is in boards/st67w611m1_efuse.lua). Pure.
 --
--- The rules are those of ST's NCP_get_chip_info (Binaries/NCP_info/read_chip_info), field by
--- field as ../shared/docs/st-chip-info.md describes them, so that the values are the same
--- strings, numbers and lists ST's tool prints:
+-- The rules are those of ST's NCP_get_chip_info (X-CUBE-ST67W61 1.2.0 and later,
+-- Projects/ST67W6X_Scripts/Binaries/NCP_info/read_chip_info.py and .c), field by field, so that
+-- the values are the same strings, numbers and lists ST's tool prints:
 --   field kinds   choice (a bit field mapped to words), filled (any byte non-zero), bitlength
 --                 (the upper half of a redundant counter, most significant byte first, as an
 --                 integer's bit length), mac (reversed, upper-case, ":"), text (bytes before a

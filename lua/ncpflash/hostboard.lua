@@ -55,7 +55,8 @@ function M.find_programmer(hosts, explicit)
   looked[1] = "PATH"
   for _, d in ipairs(p.dirs) do
     local e = expand(d)
-    if not e:find("$", 1, true) then dirs[#dirs + 1] = e; looked[#looked + 1] = e end
+    local native = WINDOWS and e:match("^%a:\\") or (not WINDOWS and e:sub(1, 1) == "/")
+    if native and not e:find("$", 1, true) then dirs[#dirs + 1] = e; looked[#looked + 1] = e end
   end
   for _, d in ipairs(dirs) do
     for _, n in ipairs(p.names) do

@@ -200,8 +200,9 @@ Does what ST's X-CUBE-ST67W61 script does, in one command, with ncpflash's check
       local cfg_opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged,
         template = sel.substitute }
       -- the image set is validated before anything else (as flash --config does), then the rest
-      cfg_opts.plan = flash.config_plan(require("ncpflash.progcfg").load(sel.ini, { chipname = b.chipname,
-        template = sel.substitute }), b, ctx:chip())
+      local cfg = require("ncpflash.progcfg").load(sel.ini, { chipname = b.chipname, template = sel.substitute })
+      cfg_opts.plan = flash.config_plan(cfg, b, ctx:chip())
+      local erase = a.erase or cfg.erase
       local job = prepare_efuse(ctx, a, sel, rel)
       local host
       if a.host then
@@ -231,7 +232,7 @@ Does what ST's X-CUBE-ST67W61 script does, in one command, with ncpflash's check
         end
         ev:warn(("the flash failed (%s); retrying once in 1 s, as ST's script does: a new reset and handshake, then "
           .. "the whole image set again%s; the eFuse step had not begun"):format(err.message,
-          (a.erase or 2) == 2 and " (the chip erase included)" or ""), { retry = true, code = err.code })
+          erase == 2 and " (the chip erase included)" or ""), { retry = true, code = err.code })
         sys.sleep(1)
       end
       local restored = host and hostboard.restore(ctx, host)

@@ -23,9 +23,9 @@ return {
     { name = "st_anti_rollback_en", offset = 0x7C, bits = { 12, 12 }, src = "ST",
       description = "ST driver (w61_at_sys.c): anti-rollback enable (EFUSE_ANTI_ROLL_BACK_EN_ADDR 0x7C bit 12)" },
   },
-  -- ST's chip information (NCP_get_chip_info: Binaries/NCP_info/read_chip_info), decoded by
-  -- ncpflash.chipinfo for info, efuse read/decode and st67w611m1/chip_info; field by field as
-  -- ../shared/docs/st-chip-info.md describes them, in the order ST prints them
+  -- ST's chip information (NCP_get_chip_info: X-CUBE-ST67W61 Binaries/NCP_info/read_chip_info.py,
+  -- 1.2.0 and later), decoded by ncpflash.chipinfo for info, efuse read/decode and
+  -- st67w611m1/chip_info; the fields, offsets and rules are ST's, in the order ST prints them
   chip_info = {
     tool = "ST's NCP_get_chip_info",
     fields = {

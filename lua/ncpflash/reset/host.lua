@@ -11,7 +11,9 @@
 --     settle = 1.0,      -- seconds after the steps before the sync burst (the loader's blink + pulse)
 --     timeout = 180,     -- seconds per programmer call
 --     no_wait = false,   -- true (--yes): prompts are printed, not waited for
---     shared = {} }      -- kept across connects of one run (a retry restarts, it does not reprogram)
+--     shared = {} }      -- kept across the connects of one run (a later connect runs `again`)
+-- enter raises a "handshake" error (kind reset-failed) when a step fails (see K.enter); run
+-- returns false, why.
 -- A step: {file = PATH, address = N, extload = PATH, go = bool} (one `-w FILE ADDR [--extload X]
 -- [--go]` call), {prompt = "text"} (a person acts; Enter on stdin continues), {wait = seconds}.
 -- Driver method identify(): the "Board :" line of a bare connect, and the programmer's output.
@@ -163,12 +165,20 @@ local function run_steps(d, list)
   return true
 end
 
+-- A loader that could not be put on the host is the end of this connect: the module keeps
+-- running whatever it ran, and another sync burst would only report that (an "application"
+-- talking), not why. So enter raises instead of returning false, as the gpio kind does for a
+-- line it cannot request.
 function K.enter(d)
   local st = d.st
   local list = st.enter
   if st.shared.entered and st.again then list = st.again end
   local ok, why = run_steps(d, list)
-  if not ok then return false, why end
+  if not ok then
+    errors.raise("handshake", ("host %s: the NCP loader could not be started: %s"):format(st.board or "MCU", why),
+      { kind = "reset-failed", hint = "check the NUCLEO's ST-LINK USB connection and STM32CubeProgrammer "
+        .. "(run with -v for the programmer's output)" })
+  end
   st.shared.entered = true
   sys.sleep(st.settle)
   if d.port then d.port:flush_input() end
