@@ -69,9 +69,31 @@ function M.find_programmer(hosts, explicit)
     { hint = "install STM32CubeProgrammer, put its bin folder on PATH, or give --programmer PATH" })
 end
 
-local function probe_strategy(hosts, prog)
-  return reset.validate({ kind = "host", programmer = prog, connect = hosts.programmer.connect,
+local function probe_strategy(hosts, prog, connect)
+  return reset.validate({ kind = "host", programmer = prog, connect = connect or hosts.programmer.connect,
     timeout = hosts.programmer.timeout }, "host")
+end
+
+--- The ST-LINK serial number behind a virtual COM port: from its /dev/serial/by-id name
+--- (usb-STMicroelectronics_STLINK-V3_<serial>-ifNN), else from the port list (an ST USB device).
+--- nil when unknown. With it the programmer is told which ST-LINK to use (sn=), so that with
+--- several NUCLEOs on the PC it programs the one whose port is flashed (ST's scripts take the
+--- first ST-LINK, st67w611m1.md §7.9).
+function M.stlink_serial(hosts, port)
+  if not port then return nil end
+  local name = port:match("([^/\\]+)$") or port
+  if name:match(hosts.vcp.match) then
+    local sn = name:match(hosts.vcp.match .. "_(%x+)%-if%d+")
+    if sn then return sn end
+  end
+  local real = sys.realpath(port) or port
+  local ok, list = pcall(require("ncpflash.core.port").list)
+  for _, p in ipairs(ok and list or {}) do
+    if (p.name == port or p.name == real) and p.vid == 0x0483 and p.serial and p.serial:match("^%x+$") then
+      return p.serial
+    end
+  end
+  return nil
 end
 
 local function choose(ctx, hosts, seen)
@@ -97,10 +119,10 @@ local function canonical(hosts, name)
 end
 
 --- The host board: `want` = "auto" asks the programmer ("Board :" line), else a board name.
-function M.resolve(ctx, hosts, want, prog)
+function M.resolve(ctx, hosts, want, prog, connect)
   local name = want
   if want:lower() == "auto" then
-    local d = reset.driver(probe_strategy(hosts, prog), { ev = ctx.ev })
+    local d = reset.driver(probe_strategy(hosts, prog, connect), { ev = ctx.ev })
     local seen, why = d:identify()
     if not seen then
       errors.raise("usage", "--host auto: cannot name the board: " .. why,
@@ -188,10 +210,27 @@ end
 --- programmer (path or nil), profile (whose application is programmed back; nil: none),
 --- binaries (the release's Binaries folder).
 function M.prepare(ctx, board, o)
+  if ctx.job then
+    errors.raise("usage", "--host drives one NUCLEO at a time: give one --port (or none), not several")
+  end
   local hosts = M.table_for(board)
   local prog = M.find_programmer(hosts, o.programmer)
   ctx.ev:info("STM32_Programmer_CLI: " .. prog, { programmer = prog })
-  local name = M.resolve(ctx, hosts, o.host, prog)
+  local port = ctx.opts.port
+  if not port then
+    port = M.find_vcp(hosts)
+    ctx.ev:info("port: " .. port .. " (the ST-LINK virtual COM port)", { port = port })
+  end
+  -- the programmer talks to the ST-LINK of that port
+  local connect = {}
+  for i, a in ipairs(hosts.programmer.connect) do connect[i] = a end
+  local sn = M.stlink_serial(hosts, port)
+  if sn then
+    for i, a in ipairs(connect) do
+      if a:match("^port=") then table.insert(connect, i + 1, "sn=" .. sn); break end
+    end
+  end
+  local name = M.resolve(ctx, hosts, o.host, prog, connect)
   local hb = hosts.boards[name]
   local bindir = o.binaries .. "/" .. name .. "_Binaries"
   if not sys.stat(bindir) then
@@ -211,13 +250,10 @@ function M.prepare(ctx, board, o)
   end
   local h = { name = name, programmer = prog, hosts = hosts, app_missing = missing, has_app = run ~= nil }
   h.strategy = { kind = "host", name = "host " .. name, board = name, programmer = prog,
-    connect = hosts.programmer.connect, enter = enter, again = again, run = run, settle = hosts.settle,
+    connect = connect, enter = enter, again = again, run = run, settle = hosts.settle,
     timeout = hosts.programmer.timeout, no_wait = ctx.opts.yes == true, shared = {} }
   reset.validate(h.strategy, "host " .. name)
-  if not ctx.opts.port then
-    h.port = M.find_vcp(hosts)
-    ctx.ev:info("port: " .. h.port .. " (the ST-LINK virtual COM port)", { port = h.port })
-  end
+  if not ctx.opts.port then h.port = port end
   h.baud = hosts.vcp.baud
   return h
 end

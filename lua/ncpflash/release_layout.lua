@@ -143,12 +143,13 @@ function M.select(board, profile, path, want)
   end
   local inis, dir = profile_inis(rel, profile, path)
   local prefix = rel.firmware and rel.firmware[profile]
-  local by_version = {}
+  local by_version, template = {}, nil
   for _, ini in ipairs(inis) do
     -- an ini without a recognised firmware name, or naming a file that is missing, offers no
     -- version (with no other ini it is flashed as it is, and progcfg.load reports a missing file)
     local e = prefix and firmware_entry(ini, prefix, rel.placeholder)
     if e and e.template then
+      template = template or { ini = ini, entry = e }
       for v, name in pairs(present(e.dir, prefix)) do
         by_version[v] = by_version[v] or { ini = ini, file = e.dir .. "/" .. name, template = true,
           substitute = { [e.name] = name }, entry = e }
@@ -174,6 +175,11 @@ function M.select(board, profile, path, want)
         or nil })
   end
   if not pick then
+    if template then
+      errors.raise("input", ("%s:%d: [%s] filedir %s is a template, and %s holds no %s<version>.bin to choose "
+        .. "from"):format(template.ini, template.entry.line, template.entry.section, template.entry.filedir,
+        template.entry.dir, prefix), { file = template.ini, line = template.entry.line })
+    end
     if #inis == 1 then          -- one ini without a recognised firmware name: flash it as it is
       sel.ini = inis[1]
       return sel

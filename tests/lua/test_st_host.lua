@@ -137,6 +137,8 @@ return t
     .. "%(the ST%-LINK virtual COM port%)")
   local calls = X.calls()
   eq(#calls, 2, "a named board needs no Board line")
+  -- the programmer is told which ST-LINK: the one whose port is flashed (its serial in the by-id name)
+  match(calls[1], "^%-c port=swd sn=003A00000000000000000000 mode=ur %-w ")
   match(calls[1], "NUCLEO%-H563ZI_Binaries/Bootloader%.bin 0x08000000 %-%-go$")
   match(calls[2], "NUCLEO%-H563ZI_Binaries/UART_bypass%.bin 0x08000000 %-%-go$")
   -- two ST-LINKs: refused, naming both
@@ -247,4 +249,28 @@ test("st67w611m1/chip_info --host: NCP_get_chip_info through the NUCLEO (the loa
   local calls = X.calls()
   eq(#calls, 2, "Board line and the loader; no application afterwards")
   X.stop()
+end)
+
+test("missing host files are found before anything is flashed: exit 7 naming them", function()
+  local X = rig{ board = "NUCLEO-N657X0-Q" }
+  os.remove(X.bin .. "/ExternalLoader/MX25UM51245G_STM32N6570-NUCLEO.stldr")
+  local r = X.run{ "--port", X.sim.url, "st67w611m1/mission_t02", X.R.root, "--host", "auto", "--no-efuse" }
+  eq(r.code, 7, r.err)
+  match(r.err, "external loader MX25UM51245G_STM32N6570%-NUCLEO%.stldr not found %(STM32CubeProgrammer installs it in "
+    .. p(X.bin) .. "/ExternalLoader%)")
+  eq(#X.calls(), 1, "only the Board line was asked")
+  os.execute("rm -rf '" .. X.R.bin .. "/NUCLEO-U575ZI-Q_Binaries'")
+  r = X.run{ "--port", X.sim.url, "st67w611m1/mission_t02", X.R.root, "--host", "NUCLEO-U575ZI-Q", "--no-efuse",
+    "--programmer", X.bin .. "/STM32_Programmer_CLI" }
+  eq(r.code, 7, r.err)
+  match(r.err, "NUCLEO%-U575ZI%-Q_Binaries not found: the release has no files for the host board NUCLEO%-U575ZI%-Q")
+  -- an application the release lacks is a warning up front, and the board keeps the loader
+  os.remove(X.R.hostfile("NUCLEO-H563ZI", "ST67W6X_CLI_LWIP.bin"))
+  r = X.run{ "--port", X.sim.url, "st67w611m1/mission_t02", X.R.root, "--host", "NUCLEO-H563ZI", "--no-efuse" }
+  eq(r.code, 0, r.err)
+  match(r.err, "the release has no mission_t02 host application for NUCLEO%-H563ZI %(.*ST67W6X_CLI_LWIP%.bin%): the "
+    .. "board keeps the NCP loader")
+  match(r.out, "host NUCLEO%-H563ZI: keeps the NCP loader")
+  X.stop()
+  eq(X.sim:flash():sub(0x10000 + 1, 0x10000 + 4), "BFNP")
 end)

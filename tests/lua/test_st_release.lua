@@ -93,6 +93,15 @@ test("1.3.0 layout: the template ini, the newest of three versions, --version, a
   match(e.message, "expected a version like 2%.0%.106")
   -- the ini itself works as FOLDER too
   eq(layout.select(board, "mfg", R.nb .. "/mfg_flash_prog_cfg.ini").version, "2.0.106")
+  -- a template with one version left: that one; with none: said so
+  for _, v in ipairs({ "2.0.89", "2.0.97" }) do os.remove(R.nb .. "/st67w611m_mfg_v" .. v .. ".bin") end
+  sel = layout.select(board, "mfg", R.root)
+  eq(sel.version, "2.0.106")
+  match(layout.describe(sel, "mfg"), "the only version there")
+  os.remove(R.nb .. "/st67w611m_mfg_v2.0.106.bin")
+  e = raises(function() layout.select(board, "mfg", R.root) end, "input")
+  match(e.message, "mfg_flash_prog_cfg%.ini:%d+: %[FW%] filedir %./st67w611m_mfg_vxxx%.bin is a template, and .* holds "
+    .. "no st67w611m_mfg_v<version>%.bin")
 end)
 
 test("1.2.0 layout: the main ini names the newest, the _v2.0.89 copy the older one", function()
