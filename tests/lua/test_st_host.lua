@@ -53,8 +53,9 @@ local function rig(opts)
   if opts.app ~= false then
     helpers.writefile(st .. "/flash.bin", "BFNP" .. string.rep("\xFF", SIZE - 4))
   end
-  local sim = helpers.ncpsim({ "--pty", dir .. "/tty", "--state", st, "--power-on", "flash", "--strap", "flash",
-    "--host-baud", "2000000", "--app-baud", "115200" }, { stdin = fifo })
+  local okk, sim = pcall(helpers.ncpsim, { "--pty", dir .. "/tty", "--state", st, "--power-on", "flash", "--strap",
+    "flash", "--host-baud", "2000000", "--app-baud", "115200" }, { stdin = fifo })
+  if not okk then keeper:stop(); error(sim, 0) end
   local log = dir .. "/prog.log"
   local env = { PATH = bin .. ":/usr/bin:/bin", FAKE_PROG_LOG = log, FAKE_SIM_CTL = fifo,
     FAKE_PROG_BOARD = opts.board or "NUCLEO-U575ZI-Q", HOME = dir }
@@ -76,7 +77,8 @@ local function rig(opts)
     sim:stop()
     keeper:stop()
   end
-  return self
+  -- `local X <close> = rig{}`: the keeper and ncpsim stop even when the test fails
+  return setmetatable(self, { __close = function() self.stop() end })
 end
 
 local function same_flash(got, want)
@@ -94,7 +96,7 @@ local function p(s) return (s:gsub("%p", "%%%0")) end
 
 test("--host auto on a NUCLEO-U575ZI-Q: Board line, NCP loader, module at 2 Mbaud, eFuse, host app back",
   function()
-  local X = rig{}
+  local X <close> = rig{}
   local r = X.run{ "--port", X.sim.url, "--yes", "st67w611m1/mission_t02", X.R.root, "--host", "auto",
     "--confirm-efuse-burn", "--audit", X.dir .. "/audit" }
   eq(r.code, 0, r.err .. r.out)
@@ -116,7 +118,7 @@ test("--host auto on a NUCLEO-U575ZI-Q: Board line, NCP loader, module at 2 Mbau
 end)
 
 test("the port comes from the ST-LINK VCP (/dev/serial/by-id/*STLINK-V3*) when --port is not given", function()
-  local X = rig{}
+  local X <close> = rig{}
   -- a user copy of the host table pointing its by-id folder elsewhere (the documented override)
   local byid = X.dir .. "/by-id"
   sys.mkdirs(byid)
@@ -150,12 +152,12 @@ return t
 end)
 
 test("NUCLEO-N657X0-Q: external flash at 0x70000000 with its external loader, the BOOT switch prompts", function()
-  local X = rig{}
+  local X <close> = rig{}
   local r = X.run({ "--port", X.sim.url, "st67w611m1/mission_t01", X.R.root, "--host", "auto", "--no-efuse" },
     { stdin = "\n\n\n\n" })
   -- the Board line names the N6 only when told so
   eq(r.code, 0, r.err)
-  local X6 = rig{ board = "NUCLEO-N657X0-Q" }
+  local X6 <close> = rig{ board = "NUCLEO-N657X0-Q" }
   r = X6.run({ "--port", X6.sim.url, "st67w611m1/mission_t01", X6.R.root, "--host", "auto", "--no-efuse" },
     { stdin = "\n\n\n\n" })
   eq(r.code, 0, r.err .. r.out)
@@ -168,7 +170,7 @@ test("NUCLEO-N657X0-Q: external flash at 0x70000000 with its external loader, th
   X6.stop()
   same_flash(X6.sim:flash(), X6.R.expected("mission_t01", "2.0.106", SIZE))
   -- nobody at the board: the prompt cannot be answered, nothing is flashed
-  local X7 = rig{ board = "NUCLEO-N657X0-Q" }
+  local X7 <close> = rig{ board = "NUCLEO-N657X0-Q" }
   r = X7.run{ "--port", X7.sim.url, "--retries", "1", "st67w611m1/mission_t01", X7.R.root, "--host", "auto",
     "--no-efuse", "--no-retry" }
   eq(r.code, 3, r.err)
@@ -179,7 +181,7 @@ test("NUCLEO-N657X0-Q: external flash at 0x70000000 with its external loader, th
 end)
 
 test("NUCLEO-H7R3L8 is treated as the H7S3L8: Boot at 0x08000000, Appli at 0x70000000 with its loader", function()
-  local X = rig{ board = "NUCLEO-H7R3L8" }
+  local X <close> = rig{ board = "NUCLEO-H7R3L8" }
   local r = X.run{ "--port", X.sim.url, "st67w611m1/mission_t02", X.R.root, "--host", "auto", "--no-efuse" }
   eq(r.code, 0, r.err .. r.out)
   match(r.out, "NUCLEO%-H7R3L8 is treated as NUCLEO%-H7S3L8")
@@ -192,7 +194,7 @@ test("NUCLEO-H7R3L8 is treated as the H7S3L8: Boot at 0x08000000, Appli at 0x700
 end)
 
 test("a bare STLINK-V3SET: the board is asked for; no answer is a usage error before anything runs", function()
-  local X = rig{ board = "STLINK-V3SET" }
+  local X <close> = rig{ board = "STLINK-V3SET" }
   local r = X.run({ "--port", X.sim.url, "st67w611m1/mfg", X.R.root, "--host", "auto", "--no-efuse" },
     { stdin = "3\n" })
   eq(r.code, 0, r.err .. r.out)
@@ -209,7 +211,7 @@ test("a bare STLINK-V3SET: the board is asked for; no answer is a usage error be
 end)
 
 test("no STM32_Programmer_CLI: exit 2 saying where it looked; a failing programmer: exit 3, retried once", function()
-  local X = rig{}
+  local X <close> = rig{}
   local r = helpers.run({ "--port", X.sim.url, "st67w611m1/mfg", X.R.root, "--host", "auto", "--no-efuse" },
     { env = { PATH = "/usr/bin:/bin", HOME = X.dir } })
   eq(r.code, 2)
@@ -226,7 +228,7 @@ test("no STM32_Programmer_CLI: exit 2 saying where it looked; a failing programm
   match(r.out, "STM32_Programmer_CLI: " .. p(home))
   -- the programmer fails on the loader: the handshake fails with its message, the job is retried once
   X.sim:stop()
-  local Y = rig{ env = { FAKE_PROG_FAIL = "Bootloader.bin" } }
+  local Y <close> = rig{ env = { FAKE_PROG_FAIL = "Bootloader.bin" } }
   r = Y.run{ "--port", Y.sim.url, "--retries", "1", "st67w611m1/mfg", Y.R.root, "--host", "NUCLEO-U575ZI-Q",
     "--no-efuse" }
   eq(r.code, 3, r.err)
@@ -239,7 +241,7 @@ test("no STM32_Programmer_CLI: exit 2 saying where it looked; a failing programm
 end)
 
 test("st67w611m1/chip_info --host: NCP_get_chip_info through the NUCLEO (the loader stays)", function()
-  local X = rig{}
+  local X <close> = rig{}
   local r = X.run{ "--port", X.sim.url, "--json", "st67w611m1/chip_info", X.R.root, "--host", "auto" }
   eq(r.code, 0, r.err)
   local res
@@ -252,7 +254,7 @@ test("st67w611m1/chip_info --host: NCP_get_chip_info through the NUCLEO (the loa
 end)
 
 test("missing host files are found before anything is flashed: exit 7 naming them", function()
-  local X = rig{ board = "NUCLEO-N657X0-Q" }
+  local X <close> = rig{ board = "NUCLEO-N657X0-Q" }
   os.remove(X.bin .. "/ExternalLoader/MX25UM51245G_STM32N6570-NUCLEO.stldr")
   local r = X.run{ "--port", X.sim.url, "st67w611m1/mission_t02", X.R.root, "--host", "auto", "--no-efuse" }
   eq(r.code, 7, r.err)
