@@ -279,7 +279,9 @@ end
 local function run(opts, rest, ev, late)
   local roots = M.roots(opts)
   install_roots(roots)
-  if opts.version then
+  local late_version = false    -- --version after the command name may be the command's own option
+  for _, l in ipairs(late or {}) do if l.key == "version" then late_version = true end end
+  if opts.version and not late_version then
     ev:info("ncpflash " .. sys.version, { version = sys.version })
     return
   end
@@ -330,6 +332,10 @@ local function run(opts, rest, ev, late)
   if not recipe then return end
   ctx.exec = exec
   cli.give_back(recipe.args, late, opts, rest)
+  if opts.version then            -- a --version the command does not declare: the program's version
+    ev:info("ncpflash " .. sys.version, { version = sys.version })
+    return
+  end
   local args = cli.parse_args(entry.name, recipe.args, rest)
   ctx.default_board = recipe.board
   return recipe.run(ctx, args)
