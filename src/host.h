@@ -35,39 +35,11 @@ int ncp_error(lua_State *L, const char *code, const char *fmt, ...)
 int ncp_error_fields(lua_State *L, int fields, const char *code,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Monotonic clock in seconds. */
-double ncp_now(void);
-
-/* Non-zero when SIGINT/SIGTERM is pending (the host blocks them and polls;
- * long waits in C should slice their waits to <= 100 ms and check this,
- * then raise ncp_error(L, "interrupted", ...)). Does not consume it. */
-int ncp_interrupt_pending(void);
-
-/* Little-endian packing helpers. */
-static inline void ncp_put_le16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void ncp_put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t ncp_get_le16(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static inline uint32_t ncp_get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
+/* The clock and the interrupt flag (os.h) and little-endian packing (le.h)
+ * are Lua-free and live in their own headers; included here for the
+ * bindings. */
+#include "le.h"
+#include "os.h"
 
 /* Host entry (main.c calls only this). Returns the process exit code. */
 int host_run(int argc, char **argv);

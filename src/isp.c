@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "host.h"
+#include "le.h"
 
 static const struct isp_op_info ops[] = {
 	{ISP_GET_CHIP_ID, 1, 0, "get_chip_id"},
