@@ -25,7 +25,7 @@
  * SIGINT/SIGTERM during a wait raises code "interrupted"; a malformed URL
  * raises code "usage". Misuse (bad arguments, closed port) raises a string.
  */
-#include "port.h"
+#include "l_port.h"
 #include "host.h"
 
 #include <string.h>
@@ -273,9 +273,9 @@ static void set_int(lua_State *L, const char *k, int v)
 static int p_info(lua_State *L)
 {
 	struct port *p = ncp_checkport(L, 1);
-	struct port_info in = {.usb_vid = -1, .usb_pid = -1, .tcp_port = -1};
+	struct port_info in;
 
-	p->ops->info(p, &in);
+	port_get_info(p, &in);
 	lua_createtable(L, 0, 12);
 	set_str(L, "url", p->url);
 	set_str(L, "kind", p->kind);
@@ -448,17 +448,17 @@ static const luaL_Reg methods[] = {
 	{NULL, NULL},
 };
 
+static const luaL_Reg funcs[] = {
+	{"open", m_open},
+	{"list", m_list},
+	{NULL, NULL},
+};
+
 static const luaL_Reg meta[] = {
 	{"__gc", p_release},
 	{"__close", p_release},
 	{"__tostring", p_tostring},
 	{"__index", NULL},
-	{NULL, NULL},
-};
-
-static const luaL_Reg funcs[] = {
-	{"open", m_open},
-	{"list", m_list},
 	{NULL, NULL},
 };
 
