@@ -107,6 +107,27 @@ static void error_metatable(lua_State *L)
 	lua_pop(L, 1);
 }
 
+void ncp_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+			lua_CFunction release, lua_CFunction tostring)
+{
+	if (luaL_newmetatable(L, name)) {
+		lua_newtable(L);
+		luaL_setfuncs(L, methods, 0);
+		lua_setfield(L, -2, "__index");
+		if (release) {
+			lua_pushcfunction(L, release);
+			lua_setfield(L, -2, "__gc");
+			lua_pushcfunction(L, release);
+			lua_setfield(L, -2, "__close");
+		}
+		if (tostring) {
+			lua_pushcfunction(L, tostring);
+			lua_setfield(L, -2, "__tostring");
+		}
+	}
+	lua_pop(L, 1);
+}
+
 /* --- module searchers ---------------------------------------------------- */
 
 static int load_text_file(lua_State *L, const char *path)

@@ -41,6 +41,16 @@ int ncp_error_fields(lua_State *L, int fields, const char *code,
 #include "le.h"
 #include "os.h"
 
+/*
+ * Registers a userdata class: the metatable `name` (luaL_newmetatable) with
+ * `methods` as __index, `release` (may be NULL) as both __gc and __close,
+ * and `tostring` (may be NULL) as __tostring. Leaves the stack unchanged;
+ * a second call for the same name does nothing. luaL_checkudata(L, i, name)
+ * then checks an argument.
+ */
+void ncp_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+			lua_CFunction release, lua_CFunction tostring);
+
 /* Host entry (main.c calls only this). Returns the process exit code. */
 int host_run(int argc, char **argv);
 

@@ -184,17 +184,7 @@ int luaopen_ncpflash_core_crypto(lua_State *L)
 		{"pem_public_xy", l_pem_public_xy},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, KP_MT)) {
-		luaL_newlib(L, kp_m);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_kp_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_kp_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, l_kp_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	ncp_register_class(L, KP_MT, kp_m, l_kp_close, l_kp_tostring);
 	luaL_newlib(L, fns);
 	return 1;
 }

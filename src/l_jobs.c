@@ -408,22 +408,8 @@ int luaopen_ncpflash_core_jobs(lua_State *L)
 		{"start", l_start}, {"wait", l_wait},     {"self", l_self},
 		{"events", l_events}, {"lock", l_lock}, {NULL, NULL},
 	};
-	luaL_newmetatable(L, JOB_MT);
-	luaL_newlib(L, job_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, job_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, job_gc);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
-	luaL_newmetatable(L, LOCK_MT);
-	luaL_newlib(L, lock_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lock_release);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, lock_release);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
+	ncp_register_class(L, JOB_MT, job_methods, job_gc, NULL);
+	ncp_register_class(L, LOCK_MT, lock_methods, lock_release, NULL);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -454,23 +454,12 @@ static const luaL_Reg funcs[] = {
 	{NULL, NULL},
 };
 
-static const luaL_Reg meta[] = {
-	{"__gc", p_release},
-	{"__close", p_release},
-	{"__tostring", p_tostring},
-	{"__index", NULL},
-	{NULL, NULL},
-};
-
 int luaopen_ncpflash_core_port(lua_State *L)
 {
-	if (luaL_newmetatable(L, NCP_PORT_MT)) {
-		luaL_setfuncs(L, meta, 0);
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushliteral(L, "ncpflash.port");
-		lua_setfield(L, -2, "__metatable");
-	}
+	ncp_register_class(L, NCP_PORT_MT, methods, p_release, p_tostring);
+	luaL_getmetatable(L, NCP_PORT_MT);
+	lua_pushliteral(L, "ncpflash.port");
+	lua_setfield(L, -2, "__metatable"); /* getmetatable(p) == "ncpflash.port" */
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
 	return 1;
