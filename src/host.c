@@ -322,7 +322,7 @@ static const char *find_lua_path(int argc, char **argv)
 
 int host_run(int argc, char **argv)
 {
-	ncp_interrupt_setup();
+	ncp_os_init();
 	return host_main(argc, argv, NULL);
 }
 

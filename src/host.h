@@ -21,6 +21,12 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* The clock and the interrupt flag (os.h) and little-endian packing (le.h)
+ * are Lua-free and live in their own headers; included here for the
+ * bindings. */
+#include "le.h"
+#include "os.h"
+
 #define NCP_ERROR_MT "ncpflash.error"
 /* Registry key of the module search roots (host.c searcher, sys.set_roots). */
 #define NCP_ROOTS "ncpflash.roots"
@@ -28,18 +34,13 @@
 /* Raise an expected failure: pushes {code=code, message=formatted} with the
  * error metatable and calls lua_error (does not return). */
 int ncp_error(lua_State *L, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	NCP_PRINTF(3, 4);
 
 /* Like ncp_error, but first sets the fields of the table at stack index
  * `fields` (a table, or 0 for none) into the error. */
 int ncp_error_fields(lua_State *L, int fields, const char *code,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+		     const char *fmt, ...) NCP_PRINTF(4, 5);
 
-/* The clock and the interrupt flag (os.h) and little-endian packing (le.h)
- * are Lua-free and live in their own headers; included here for the
- * bindings. */
-#include "le.h"
-#include "os.h"
 
 /*
  * Registers a userdata class: the metatable `name` (luaL_newmetatable) with

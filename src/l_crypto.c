@@ -129,7 +129,7 @@ static ncc_key *key_arg(lua_State *L, int idx)
 		k = ncc_key_from_xy((const uint8_t *)s);
 	else if (n == 65 && (uint8_t)s[0] == 0x04)
 		k = ncc_key_from_xy((const uint8_t *)s + 1);
-	else if (memmem(s, n, "-----BEGIN", 10))
+	else if (ncp_memmem(s, n, "-----BEGIN", 10))
 		k = ncc_key_from_pem(s, n);
 	else
 		luaL_error(L, "public key must be PEM text or 64 bytes X||Y, got %d bytes", (int)n);

@@ -105,6 +105,7 @@ static void record(struct gpio_lines *g, unsigned i, int v)
 	g->log_len++;
 }
 
+#if HAVE_GPIO_V2
 static void chip_path(const char *chip, char *out, size_t len)
 {
 	if (chip[0] == '/')
@@ -113,7 +114,6 @@ static void chip_path(const char *chip, char *out, size_t len)
 		snprintf(out, len, "/dev/%s", chip);
 }
 
-#if HAVE_GPIO_V2
 static void kernel_request(lua_State *L, struct gpio_lines *g, const char *consumer)
 {
 	char path[96];

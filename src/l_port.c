@@ -141,7 +141,7 @@ static int p_expect(lua_State *L)
 		size_t len = luaL_bufflen(&b);
 		const char *all = luaL_buffaddr(&b);
 		size_t from = before >= m ? before - m + 1 : 0;
-		const char *hit = r > 0 ? memmem(all + from, len - from, want, m)
+		const char *hit = r > 0 ? ncp_memmem(all + from, len - from, want, m)
 					: NULL;
 		if (hit) {
 			size_t end = (size_t)(hit - all) + m;

@@ -113,8 +113,10 @@ static const struct port_backend {
 } backends[] = {
 	{"rfc2217://", NULL, port_rfc2217_open},
 	{"socket://", NULL, port_tcp_open},
+#if !defined(_WIN32)
 	{NULL, port_is_pty, port_pty_open},
-	{NULL, NULL, port_serial_open},
+#endif
+	{NULL, NULL, port_serial_open}, /* port_serial_posix.c | port_serial_win.c */
 };
 
 static const struct port_backend *backend_for(const char *url,
@@ -158,6 +160,37 @@ struct port *port_open(const char *url, const struct port_opts *o,
 		port_trace_note(p, "open %s (%s) baud %d", p->url, p->kind,
 				p->baud);
 	return p;
+}
+
+/* ---- port_list_names (on the backend's port_list) ---- */
+
+struct names {
+	char *buf;
+	size_t len, used;
+	int n;
+};
+
+static void add_name(void *ctx, const struct port_listing *e)
+{
+	struct names *nm = ctx;
+
+	if (nm->used >= nm->len)
+		return;
+	int w = snprintf(nm->buf + nm->used, nm->len - nm->used, "%s%s",
+			 nm->n ? ", " : "", e->name);
+	if (w > 0)
+		nm->used += (size_t)w;
+	nm->n++;
+}
+
+void port_list_names(char *buf, size_t len)
+{
+	char err[160];
+	struct names nm = {buf, len, 0, 0};
+
+	buf[0] = '\0';
+	if (port_list(add_name, &nm, err, sizeof err) != PORT_OK || nm.n == 0)
+		snprintf(buf, len, "none found");
 }
 
 void port_close(struct port *p)

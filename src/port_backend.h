@@ -53,11 +53,11 @@ typedef struct port *(*port_open_fn)(const char *url, const char *rest,
 void port_init(struct port *p, const struct port_ops *ops, const char *kind,
 	       const char *url, const struct port_opts *o);
 void port_seterr(struct port *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+	NCP_PRINTF(2, 3);
 /* Interrupt-aware sleep; PORT_OK or PORT_EINTR. */
 int port_sleep(double seconds);
 void port_trace_note(struct port *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+	NCP_PRINTF(2, 3);
 
 /* ---- the fd backend (port_fd.c) ----
  * A byte stream on a file descriptor (a pty; POSIX only) or a socket, with

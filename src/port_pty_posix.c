@@ -1,5 +1,5 @@
 /*
- * port_pty.c - a pseudo-terminal path (e.g. one end of a socat pty pair),
+ * port_pty_posix.c - a pseudo-terminal path (e.g. one end of a socat pty pair),
  * which libserialport refuses. termios raw mode, data only: baud changes
  * are applied to termios (a pty ignores them), lines and break are
  * reported unsupported.

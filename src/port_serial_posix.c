@@ -1,7 +1,8 @@
 /*
- * port_serial.c - real serial ports through libserialport, and port
- * enumeration (port.list()). 8N1, no flow control; DTR/RTS are left as the
- * OS sets them at open until the caller changes them.
+ * port_serial_posix.c - serial ports on Linux (and macOS, untested) through
+ * libserialport, and port enumeration (port.list()). 8N1, no flow control;
+ * DTR/RTS are left as the OS sets them at open until the caller changes
+ * them. The Windows sibling is port_serial_win.c.
  */
 #include "port_backend.h"
 
@@ -322,35 +323,6 @@ int port_list(void (*fn)(void *ctx, const struct port_listing *e), void *ctx,
 	}
 	sp_free_port_list(list);
 	return PORT_OK;
-}
-
-struct names {
-	char *buf;
-	size_t len, used;
-	int n;
-};
-
-static void add_name(void *ctx, const struct port_listing *e)
-{
-	struct names *nm = ctx;
-
-	if (nm->used >= nm->len)
-		return;
-	int w = snprintf(nm->buf + nm->used, nm->len - nm->used, "%s%s",
-			 nm->n ? ", " : "", e->name);
-	if (w > 0)
-		nm->used += (size_t)w;
-	nm->n++;
-}
-
-void port_list_names(char *buf, size_t len)
-{
-	char err[160];
-	struct names nm = {buf, len, 0, 0};
-
-	buf[0] = '\0';
-	if (port_list(add_name, &nm, err, sizeof err) != PORT_OK || nm.n == 0)
-		snprintf(buf, len, "none found");
 }
 
 static void missing(const char *path, char *err, size_t errlen,
