@@ -1,7 +1,10 @@
 /*
  * port_serial_win.c - serial ports on Windows (COM3, \\.\COM38), and port
- * enumeration through SetupAPI. The sibling of port_serial_posix.c behind
- * the same port_serial_open / port_list.
+ * enumeration: SetupAPI's Ports class (description, manufacturer, USB
+ * VID:PID and serial number), then the ports only the SERIALCOMM registry
+ * key or the DOS device names know (virtual ports; what wine maps). The
+ * sibling of port_serial_posix.c behind the same port_serial_open /
+ * port_list.
  *
  * Synchronous I/O with COMMTIMEOUTS, no overlapped I/O: a read waits at
  * most one slice (<= 100 ms) for its first byte (ReadIntervalTimeout =
@@ -367,6 +370,81 @@ static void reg_prop(HDEVINFO set, SP_DEVINFO_DATA *di, DWORD prop, char *out, s
 	out[len - 1] = '\0';
 }
 
+/* Names already reported by each_port (ports listed by several sources). */
+struct seen {
+	char names[128][16];
+	int n;
+};
+
+static int seen_before(struct seen *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (_stricmp(s->names[i], name) == 0)
+			return 1;
+	if (s->n < 128 && strlen(name) < sizeof s->names[0])
+		snprintf(s->names[s->n++], sizeof s->names[0], "%s", name);
+	return 0;
+}
+
+/* Ports without Plug and Play data: HARDWARE\DEVICEMAP\SERIALCOMM (drivers
+ * register there) and the DOS device names COM1..COM255 (what wine maps). */
+static int other_ports(int (*fn)(void *ctx, const struct dev *d), void *ctx,
+		       struct seen *seen)
+{
+	HKEY k;
+	if (RegOpenKeyExA(HKEY_LOCAL_MACHINE, "HARDWARE\\DEVICEMAP\\SERIALCOMM", 0, KEY_READ,
+			  &k) == ERROR_SUCCESS) {
+		for (DWORD i = 0;; i++) {
+			char vname[256];
+			struct dev d;
+			DWORD vl = sizeof vname, type = 0, dl = sizeof d.name - 1;
+			memset(&d, 0, sizeof d);
+			d.vid = d.pid = -1;
+			if (RegEnumValueA(k, i, vname, &vl, NULL, &type, (BYTE *)d.name, &dl) !=
+			    ERROR_SUCCESS)
+				break;
+			if (type != REG_SZ || seen_before(seen, d.name))
+				continue;
+			snprintf(d.description, sizeof d.description, "serial port (%s)", vname);
+			if (fn(ctx, &d)) {
+				RegCloseKey(k);
+				return 1;
+			}
+		}
+		RegCloseKey(k);
+	}
+	DWORD cap = 65536;
+	char *all = NULL;
+	for (int tries = 0; tries < 4; tries++, cap *= 4) {
+		free(all);
+		if (!(all = malloc(cap)))
+			return 0;
+		if (QueryDosDeviceA(NULL, all, cap) != 0)
+			break;
+		if (GetLastError() != ERROR_INSUFFICIENT_BUFFER) {
+			free(all);
+			return 0;
+		}
+	}
+	int stop = 0;
+	for (const char *n = all; *n && !stop; n += strlen(n) + 1) {
+		if (_strnicmp(n, "COM", 3) != 0 || !n[3] || strspn(n + 3, "0123456789") != strlen(n + 3) ||
+		    seen_before(seen, n))
+			continue;
+		struct dev d;
+		memset(&d, 0, sizeof d);
+		d.vid = d.pid = -1;
+		snprintf(d.name, sizeof d.name, "%s", n);
+		for (char *c = d.name; *c; c++)
+			if (*c >= 'a' && *c <= 'z')
+				*c = (char)(*c - 'a' + 'A');
+		snprintf(d.description, sizeof d.description, "serial port");
+		stop = fn(ctx, &d);
+	}
+	free(all);
+	return stop;
+}
+
 /* Calls fn for each present port with a PortName; stops when fn returns 1. */
 static int each_port(int (*fn)(void *ctx, const struct dev *d), void *ctx,
 		     char *err, size_t errlen)
@@ -374,12 +452,17 @@ static int each_port(int (*fn)(void *ctx, const struct dev *d), void *ctx,
 	HDEVINFO set = SetupDiGetClassDevsA(&GUID_DEVCLASS_PORTS, NULL, NULL, DIGCF_PRESENT);
 	if (set == INVALID_HANDLE_VALUE) {
 		char m[160];
+		struct seen seen = {.n = 0};
 		win_msg(m, sizeof m, GetLastError());
+		if (other_ports(fn, ctx, &seen) || seen.n > 0)
+			return PORT_OK;
 		snprintf(err, errlen, "cannot list serial ports: %s", m);
 		return PORT_EIO;
 	}
 	SP_DEVINFO_DATA di = {.cbSize = sizeof di};
-	for (DWORD i = 0; SetupDiEnumDeviceInfo(set, i, &di); i++) {
+	struct seen seen = {.n = 0};
+	int stop = 0;
+	for (DWORD i = 0; !stop && SetupDiEnumDeviceInfo(set, i, &di); i++) {
 		struct dev d;
 		memset(&d, 0, sizeof d);
 		d.vid = d.pid = -1;
@@ -397,10 +480,12 @@ static int each_port(int (*fn)(void *ctx, const struct dev *d), void *ctx,
 			reg_prop(set, &di, SPDRP_DEVICEDESC, d.description, sizeof d.description);
 		reg_prop(set, &di, SPDRP_MFG, d.manufacturer, sizeof d.manufacturer);
 		usb_ids(di.DevInst, &d);
-		if (fn(ctx, &d))
-			break;
+		if (!seen_before(&seen, d.name))
+			stop = fn(ctx, &d);
 	}
 	SetupDiDestroyDeviceInfoList(set);
+	if (!stop)
+		other_ports(fn, ctx, &seen);
 	return PORT_OK;
 }
 
@@ -485,9 +570,10 @@ struct port *port_serial_open(const char *url, const char *path,
 	int baud = o->baud > 0 ? o->baud : 115200;
 
 	if (port_name(path, name, sizeof name, dev, sizeof dev) < 0) {
-		snprintf(err, errlen, "'%s' is not a serial port name (use COM3 or \\\\.\\COM38)",
-			 path);
-		*why = PORT_FAIL_MISSING;
+		size_t k;
+		missing(path, err, errlen, why);
+		k = strlen(err);
+		snprintf(err + k, errlen - k, "; Windows names serial ports COM3 or \\\\.\\COM38");
 		return NULL;
 	}
 	struct win_serial *s = calloc(1, sizeof *s);

@@ -14,7 +14,8 @@ local PT = {
 local function release(ini_text, opts)
   opts = opts or {}
   local dir = helpers.tmpdir() .. "/Binaries"
-  os.execute("mkdir -p '" .. dir .. "/bin' '" .. dir .. "/fs'")
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/bin"))
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/fs"))
   helpers.writefile(dir .. "/bin/partition.bin", opts.pt or partition.build(PT))
   helpers.writefile(dir .. "/bin/boot2_v1.bin", helpers.random_bytes(9000, 1))
   helpers.writefile(dir .. "/bin/fw_v2.0.1.bin", helpers.random_bytes(opts.fw_size or 70000, 2))
@@ -201,7 +202,7 @@ end)
 test("board recipe finds exactly one profile ini", function()
   local flash = require "ncpflash.flash"
   local dir = helpers.tmpdir()
-  os.execute("mkdir -p '" .. dir .. "/Binaries/NCP_Binaries'")
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/Binaries/NCP_Binaries"))
   helpers.writefile(dir .. "/Binaries/NCP_Binaries/mfg_flash_prog_cfg_v2.0.89.ini", "")
   local subdirs = { "", "Binaries/NCP_Binaries" }
   eq(flash.find_file(dir, "^mfg_flash_prog_cfg.*%.ini$", subdirs),

@@ -39,8 +39,9 @@ test("a recipe that declares needs = {'exec'} can; its top level cannot", functi
   local marker = helpers.tmpdir() .. "/ran"
   local dir = user_recipes{
     exec = ("local top = os.execute ~= nil\nreturn { help = 'e', needs = { 'exec' }, run = function() "
-      .. "print('top=' .. tostring(top)); os.execute('touch %s'); print(io.popen('echo popen-ok'):read('l')); "
-      .. "print('spawn=' .. tostring(require('ncpflash.core.sys').spawn ~= nil)) end }"):format(marker),
+      .. "print('top=' .. tostring(top)); os.execute(%q); print(io.popen('echo popen-ok'):read('l')); "
+      .. "print('spawn=' .. tostring(require('ncpflash.core.sys').spawn ~= nil)) end }"):format(
+      helpers.touch_command(marker)),
   }
   local r = helpers.run{ "--lua-path", dir, "exec" }
   eq(r.code, 0, r.err)
