@@ -190,7 +190,12 @@ $(WB)/obj/embedded.o: $(B)/gen/embedded.c src/embedded.h $(WB)/deps.mk
 	@echo "  WIN-CC  $<"
 	@$(WIN_CC) $(WIN_CFLAGS) -c -o $@ $<
 
-$(WB)/ncpflash.exe: $(WB)/obj/main.o $(WIN_OBJ) $(WB)/obj/embedded.o
+$(WB)/obj/ncpflash_win.res.o: src/ncpflash_win.rc src/ncpflash_win.manifest
+	@mkdir -p $(WB)/obj
+	@echo "  WIN-RC  $<"
+	@x86_64-w64-mingw32-windres -I src -o $@ $<
+
+$(WB)/ncpflash.exe: $(WB)/obj/main.o $(WIN_OBJ) $(WB)/obj/embedded.o $(WB)/obj/ncpflash_win.res.o
 	@echo "  WIN-LD  $@"
 	@$(WIN_CC) -o $@ $^ $(WIN_LIBS)
 

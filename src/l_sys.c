@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "embedded.h"
 #include "host.h"
@@ -61,7 +60,7 @@ static int l_sleep(lua_State *L)
 
 static int l_isatty(lua_State *L)
 {
-	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	lua_pushboolean(L, ncp_isatty((int)luaL_checkinteger(L, 1)));
 	return 1;
 }
 

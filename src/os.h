@@ -111,6 +111,9 @@ int ncp_mkdir(const char *path);
 char *ncp_realpath(const char *path);
 /* Non-zero for a path separator ('/'; also '\\' on Windows). */
 int ncp_is_sep(char c);
+/* Non-zero when fd (0, 1, 2) is a terminal / console (on Windows the C
+ * runtime's isatty() also says yes for NUL and COM ports: not here). */
+int ncp_isatty(int fd);
 /* Columns of the terminal on stderr/stdout, 0 when unknown. */
 int ncp_term_cols(void);
 

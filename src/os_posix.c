@@ -243,6 +243,11 @@ int ncp_is_sep(char c)
 	return c == '/';
 }
 
+int ncp_isatty(int fd)
+{
+	return isatty(fd);
+}
+
 int ncp_term_cols(void)
 {
 	struct winsize ws;

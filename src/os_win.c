@@ -429,6 +429,14 @@ int ncp_is_sep(char c)
 	return c == '/' || c == '\\';
 }
 
+int ncp_isatty(int fd)
+{
+	DWORD mode;
+	HANDLE h = (HANDLE)_get_osfhandle(fd);
+	return h != INVALID_HANDLE_VALUE && GetFileType(h) == FILE_TYPE_CHAR &&
+	       GetConsoleMode(h, &mode);
+}
+
 int ncp_term_cols(void)
 {
 	CONSOLE_SCREEN_BUFFER_INFO ci;
