@@ -193,6 +193,17 @@ void port_list_names(char *buf, size_t len)
 		snprintf(buf, len, "none found");
 }
 
+void port_missing(const char *path, char *err, size_t errlen,
+		  enum port_open_failure *why)
+{
+	char names[512];
+
+	port_list_names(names, sizeof names);
+	snprintf(err, errlen, "no such port %s (serial ports present: %s)", path,
+		 names);
+	*why = PORT_FAIL_MISSING;
+}
+
 void port_close(struct port *p)
 {
 	if (!p)

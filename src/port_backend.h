@@ -59,6 +59,11 @@ int port_sleep(double seconds);
 void port_trace_note(struct port *p, const char *fmt, ...)
 	NCP_PRINTF(2, 3);
 
+/* The open failure for a port that does not exist: "no such port PATH
+ * (serial ports present: ...)", class PORT_FAIL_MISSING. */
+void port_missing(const char *path, char *err, size_t errlen,
+		  enum port_open_failure *why);
+
 /* ---- the fd backend (port_fd.c) ----
  * A byte stream on a file descriptor (a pty; POSIX only) or a socket, with
  * the read/write/wait/drain loops written once. The pty, socket:// and

@@ -325,17 +325,6 @@ int port_list(void (*fn)(void *ctx, const struct port_listing *e), void *ctx,
 	return PORT_OK;
 }
 
-static void missing(const char *path, char *err, size_t errlen,
-		    enum port_open_failure *why)
-{
-	char names[512];
-
-	port_list_names(names, sizeof names);
-	snprintf(err, errlen, "no such port %s (serial ports present: %s)", path,
-		 names);
-	*why = PORT_FAIL_MISSING;
-}
-
 struct port *port_serial_open(const char *url, const char *path,
 			      const struct port_opts *o, char *err,
 			      size_t errlen, enum port_open_failure *why)
@@ -349,7 +338,7 @@ struct port *port_serial_open(const char *url, const char *path,
 
 	if (stat(path, &st) != 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			missing(path, err, errlen, why);
+			port_missing(path, err, errlen, why);
 		else
 			snprintf(err, errlen, "cannot open %s: %s", path,
 				 strerror(errno));
@@ -374,7 +363,7 @@ struct port *port_serial_open(const char *url, const char *path,
 			snprintf(err, errlen, "%s is busy (in use by another "
 					      "program)", path);
 		} else if (e == ENOENT || e == ENODEV || e == ENXIO) {
-			missing(path, err, errlen, why);
+			port_missing(path, err, errlen, why);
 		} else {
 			snprintf(err, errlen, "cannot open %s: %s%s", path,
 				 sp_msg(m, sizeof m),

@@ -552,16 +552,6 @@ static int port_name(const char *path, char *name, size_t nlen, char *dev, size_
 	return 0;
 }
 
-static void missing(const char *path, char *err, size_t errlen,
-		    enum port_open_failure *why)
-{
-	char names[512];
-
-	port_list_names(names, sizeof names);
-	snprintf(err, errlen, "no such port %s (serial ports present: %s)", path, names);
-	*why = PORT_FAIL_MISSING;
-}
-
 struct port *port_serial_open(const char *url, const char *path,
 			      const struct port_opts *o, char *err,
 			      size_t errlen, enum port_open_failure *why)
@@ -571,7 +561,7 @@ struct port *port_serial_open(const char *url, const char *path,
 
 	if (port_name(path, name, sizeof name, dev, sizeof dev) < 0) {
 		size_t k;
-		missing(path, err, errlen, why);
+		port_missing(path, err, errlen, why);
 		k = strlen(err);
 		snprintf(err + k, errlen - k, "; Windows names serial ports COM3 or \\\\.\\COM38");
 		return NULL;
@@ -591,7 +581,7 @@ struct port *port_serial_open(const char *url, const char *path,
 		DWORD e = GetLastError();
 		free(s);
 		if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) {
-			missing(path, err, errlen, why);
+			port_missing(path, err, errlen, why);
 		} else if (e == ERROR_ACCESS_DENIED || e == ERROR_SHARING_VIOLATION) {
 			*why = PORT_FAIL_BUSY;
 			snprintf(err, errlen, "%s is busy (in use by another program)", path);

@@ -104,30 +104,20 @@ local function rules(windows)
     return v ~= "" and v or nil
   end
 
-  --- The configuration folder (boards/, chips/, recipes/, lua/), or nil when neither the XDG
-  --- variable nor HOME / APPDATA says where.
-  function P.config_dir()
-    local x = env("XDG_CONFIG_HOME")
+  -- $XDG_<var> or the default under HOME (Linux) / APPDATA (Windows), + "ncpflash"
+  local function user_dir(xdg, home_sub, appdata_sub)
+    local x = env(xdg)
     if x then return P.join(x, "ncpflash") end
-    if windows then
-      local a = env("APPDATA")
-      return a and P.join(a, "ncpflash") or nil
-    end
-    local home = env("HOME")
-    return home and (home .. "/.config/ncpflash") or nil
+    local base = windows and env("APPDATA") or not windows and env("HOME")
+    return base and P.join(base, windows and appdata_sub or home_sub) or nil
   end
 
+  --- The configuration folder (boards/, chips/, recipes/, lua/), or nil when neither the XDG
+  --- variable nor HOME / APPDATA says where.
+  function P.config_dir() return user_dir("XDG_CONFIG_HOME", ".config/ncpflash", "ncpflash") end
+
   --- The state folder (journal/, shell_history), or nil.
-  function P.state_dir()
-    local x = env("XDG_STATE_HOME")
-    if x then return P.join(x, "ncpflash") end
-    if windows then
-      local a = env("APPDATA")
-      return a and P.join(a, "ncpflash/state") or nil
-    end
-    local home = env("HOME")
-    return home and (home .. "/.local/state/ncpflash") or nil
-  end
+  function P.state_dir() return user_dir("XDG_STATE_HOME", ".local/state/ncpflash", "ncpflash/state") end
 
   return P
 end

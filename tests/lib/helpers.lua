@@ -264,6 +264,17 @@ function Sim:log_lines()
   return out
 end
 
+--- Raise unless ncpsim's flash `got` equals `want`, naming the first 4 KiB sector that differs.
+function M.same_flash(got, want)
+  if #got ~= #want then error(("flash size: expected %d, found %d"):format(#want, #got), 2) end
+  if got == want then return end
+  for a = 0, #want - 1, 4096 do
+    if got:sub(a + 1, a + 4096) ~= want:sub(a + 1, a + 4096) then
+      error(("flash differs in the sector at 0x%X"):format(a), 2)
+    end
+  end
+end
+
 --- Deterministic pseudo-random bytes (xorshift), for synthetic images.
 function M.random_bytes(n, seed)
   local x = seed or 0x12345678

@@ -6,23 +6,14 @@ local sys = require "ncpflash.core.sys"
 skip_if(not helpers.windows, "runs under make test-win only (the ncpflash under test is not the .exe)")
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
-local SIZE, SECTOR = 4 * 1024 * 1024, 4096
+local SIZE = 4 * 1024 * 1024
+local same_flash = helpers.same_flash
 
 -- the image ncpsim's flash should hold: 0xFF with each {address, bytes} region in place
 local function expected(regions)
   local img = string.rep("\xFF", SIZE)
   for _, r in ipairs(regions) do img = img:sub(1, r[1]) .. r[2] .. img:sub(r[1] + #r[2] + 1) end
   return img
-end
-
-local function same_flash(got, want)
-  eq(#got, #want, "flash size")
-  if got == want then return end
-  for a = 0, #want - 1, SECTOR do
-    if got:sub(a + 1, a + SECTOR) ~= want:sub(a + 1, a + SECTOR) then
-      error(("flash differs in the sector at 0x%X"):format(a), 2)
-    end
-  end
 end
 
 local function t02_ini()
