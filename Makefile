@@ -166,7 +166,10 @@ clean:
 # libz-mingw-w64-dev. embed runs on the build machine ($(B)/embed).
 WB       ?= build-win
 WIN_CC    = x86_64-w64-mingw32-gcc
-WIN_SRC   = $(filter-out src/main.c src/%_posix.c,$(wildcard src/*.c))
+# Linux-only modules: the factory station's SQLite records and HTTP dashboard (l_station_win.c
+# stands in for them and says so)
+WIN_LINUX_ONLY = src/l_db.c src/l_http.c
+WIN_SRC   = $(filter-out src/main.c src/%_posix.c $(WIN_LINUX_ONLY),$(wildcard src/*.c))
 WIN_OBJ   = $(WIN_SRC:src/%.c=$(WB)/obj/%.o)
 WIN_TESTS = $(patsubst tests/c/%.c,$(WB)/tests/%.exe,$(filter-out \
             tests/c/test_fuzz_regress.c,$(wildcard tests/c/test_*.c)))
