@@ -88,7 +88,7 @@ M.value_checks = {
 --- arguments).  Returns opts, rest.
 function M.parse_globals(argv)
   local byname = option_index(M.globals)
-  local opts, rest = {}, {}
+  local opts, rest, late = {}, {}, {}
   local i = 1
   while i <= #argv do
     local a = argv[i]
@@ -110,6 +110,8 @@ function M.parse_globals(argv)
     end
     if spec then
       local k = key_of(spec)
+      local first, prev, prev_list = i, opts[k], opts[k .. "_list"] and table.move(opts[k .. "_list"], 1,
+        #opts[k .. "_list"], 1, {})
       if spec.flag then
         if inline then usage(("option %s takes no value"):format(name)) end
         opts[k] = spec.count and (opts[k] or 0) + 1 or true
@@ -126,6 +128,12 @@ function M.parse_globals(argv)
           table.insert(opts[k .. "_list"], opts[k])
         end
       end
+      -- after the command name: the command may declare an option of the same name (station
+      -- report --junit FILE); main gives these words back to it (M.give_back)
+      if #rest > 0 then
+        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list,
+          words = table.move(argv, first, i, 1, {}) }
+      end
     elseif a:match("^%-v+$") then
       opts.verbose = (opts.verbose or 0) + #a - 1
     else
@@ -141,7 +149,28 @@ function M.parse_globals(argv)
     end
   end
   opts.verbose = opts.verbose or 0
-  return opts, rest
+  return opts, rest, late
+end
+
+--- Give the words of global options that came after the command name back to the command when
+--- its own `args` declare an option of that name (its option wins there: `station report DB
+--- --junit F` is the report's JUnit export, `--junit F station report DB` the run's).  `late` is
+--- parse_globals' third result; the options' earlier values (before the command) are restored.
+function M.give_back(args, late, opts, rest)
+  local declared = {}
+  for _, spec in ipairs(args or {}) do
+    if type(spec[1]) == "string" and spec[1]:match("^%-%-") then declared[spec[1]] = true end
+  end
+  local restored = {}
+  for _, l in ipairs(late or {}) do
+    if declared[l.name] then
+      table.move(l.words, 1, #l.words, #rest + 1, rest)
+      if not restored[l.key] then
+        restored[l.key] = true
+        opts[l.key], opts[l.key .. "_list"] = l.prev, l.prev_list
+      end
+    end
+  end
 end
 
 --- Parse a recipe's own arguments against its `args` spec.  Returns a table

@@ -272,7 +272,7 @@ local function find_command(roots, name)
     { hint = "'ncpflash help' lists the commands" })
 end
 
-local function run(opts, rest, ev)
+local function run(opts, rest, ev, late)
   local roots = M.roots(opts)
   install_roots(roots)
   if opts.version then
@@ -325,6 +325,7 @@ local function run(opts, rest, ev)
   local recipe, exec = load_recipe(src, chunk, rest, trusted)
   if not recipe then return end
   ctx.exec = exec
+  cli.give_back(recipe.args, late, opts, rest)
   local args = cli.parse_args(entry.name, recipe.args, rest)
   ctx.default_board = recipe.board
   return recipe.run(ctx, args)
@@ -332,8 +333,8 @@ end
 
 --- Called by the C host; returns the process exit code.
 function M.main(argv)
-  local opts, rest, ev
-  local ok, err = pcall(function() opts, rest = cli.parse_globals(argv) end)
+  local opts, rest, late, ev
+  local ok, err = pcall(function() opts, rest, late = cli.parse_globals(argv) end)
   local job = require("ncpflash.core.jobs").self()
   if job then   -- a device job (ncpflash.multi): JSON events to the parent through the pipe
     ev = events.new({ json = true, verbose = opts and opts.verbose or 0, out = require("ncpflash.core.jobs").events(),
@@ -361,7 +362,7 @@ function M.main(argv)
     if errors.is(e) then return e end
     trace = debug.traceback(tostring(e), 2)
     return e
-  end, opts, rest, ev)
+  end, opts, rest, ev, late)
   if ok then return finish(0) end
   local code = errors.exit_code(err)
   if not errors.is(err) and opts.verbose == 0 then

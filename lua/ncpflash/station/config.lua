@@ -11,7 +11,7 @@
 -- A station file is Lua data (no code runs: it is loaded in an empty environment) returning a
 -- table; relative paths are relative to the station file's folder.  See README for the fields.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local image = require "ncpflash.core.codec"
 local errors = require "ncpflash.errors"
 local util = require "ncpflash.util"
 
