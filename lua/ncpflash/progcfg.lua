@@ -1,6 +1,7 @@
 -- QConn_Flash / BLFlashCommand `flash_prog_cfg.ini` (protocol.md §5.4, st67w611m1.md §2.1).
 --   [cfg]      erase = 0|1|2, skip_mode = addr, len[; addr, len ...], boot2_isp_mode = 0|1
---   [<name>]   filedir = path (relative to the ini; `*` matches exactly one file; $(CHIPNAME))
+--   [<name>]   filedir = path (relative to the ini; `*` matches exactly one file; $(CHIPNAME);
+--              "/" or "\" separate on every platform; on Windows also a drive letter)
 --              address = hex | @partition   (the entry called <name> in the [partition] table)
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
@@ -185,7 +186,9 @@ function M.load(path, opts)
       local fd, ad = s.keys.filedir, s.keys.address
       if not fd then fail(path, s.line, s.name, "section has no filedir") end
       if not ad then fail(path, s.line, s.name, "section has no address") end
-      local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname)
+      -- "\" separates too, on every platform: an ini written on Windows (".\bin\app.bin") works
+      -- on Linux as it does there (a Linux file name with a backslash cannot be named here)
+      local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname):gsub("\\", "/")
       -- opts.template: plain substitutions tried when the named file is absent
       -- (e.g. ST's "..._vxxx.bin" templates -> "..._v*.bin")
       if opts.template and not sys.stat(join(dir, rel)) then

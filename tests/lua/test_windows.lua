@@ -82,6 +82,28 @@ test("ST's t02 set through COM38: byte-exact", function()
   same_flash(sim:flash(), expected(t02_regions()))
 end)
 
+test("an ini written on Windows: .\\ and ..\\ paths and a drive letter, flashed byte-exact", function()
+  local dir = helpers.tmpdir() .. "/Binaries"
+  assert(sys.mkdirs(dir .. "/NCP/bin"))
+  assert(sys.mkdirs(dir .. "/fs"))
+  local boot2 = helpers.writefile(dir .. "/NCP/bin/boot2.bin", helpers.random_bytes(9000, 21))
+  local fw = helpers.writefile(dir .. "/NCP/bin/fw.bin", helpers.random_bytes(70000, 22))
+  local fs = helpers.writefile(dir .. "/fs/lfs.bin", helpers.random_bytes(5000, 23))
+  local drive = "Z:" .. fw:gsub("/", "\\")   -- wine's Z: is the Linux root
+  local ini = helpers.writefile(dir .. "/NCP/prog.ini", table.concat({
+    "[cfg]", "erase = 1", "",
+    "[boot2]", "filedir = .\\bin\\boot2.bin", "address = 0x0", "",
+    "[FW]", "filedir = " .. drive, "address = 0x10000", "",
+    "[media]", "filedir = .\\..\\fs\\lfs.bin", "address = 0x100000", "" }, "\r\n"))
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "flash", "--config", ini }
+  eq(r.code, 0, r.err)
+  match(r.out, "flashed 3 of 3 regions")
+  sim:stop()
+  same_flash(sim:flash(), expected{ { 0, helpers.readfile(boot2) }, { 0x10000, helpers.readfile(fw) },
+    { 0x100000, helpers.readfile(fs) } })
+end)
+
 test("a missing COM port names the ports that exist; ports lists what Windows knows", function()
   local dir = helpers.tmpdir()
   local sim <close> = helpers.ncpsim{ "--pty", dir .. "/tty" }
