@@ -111,7 +111,10 @@ int ncp_spawn(const struct ncp_child *c, long long *id, char *err, size_t errlen
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	redirect(&fa, c->in, 0, O_RDONLY);
 	redirect(&fa, c->out, 1, O_WRONLY | O_CREAT | app);
-	redirect(&fa, c->err, 2, O_WRONLY | O_CREAT | app);
+	if (c->err && c->out && strcmp(c->err, c->out) == 0)
+		posix_spawn_file_actions_adddup2(&fa, 1, 2); /* one file, one offset */
+	else
+		redirect(&fa, c->err, 2, O_WRONLY | O_CREAT | app);
 	int r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);

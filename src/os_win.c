@@ -208,7 +208,14 @@ int ncp_spawn(const struct ncp_child *c, long long *id, char *err, size_t errlen
 	HANDLE h[3];
 	h[0] = std_handle(c->in, 0, 0);
 	h[1] = std_handle(c->out, 1, c->append);
-	h[2] = std_handle(c->err, 2, c->append);
+	if (c->err && c->out && strcmp(c->err, c->out) == 0 && h[1] != INVALID_HANDLE_VALUE) {
+		/* one file, one offset */
+		if (!DuplicateHandle(GetCurrentProcess(), h[1], GetCurrentProcess(), &h[2], 0,
+				     TRUE, DUPLICATE_SAME_ACCESS))
+			h[2] = INVALID_HANDLE_VALUE;
+	} else {
+		h[2] = std_handle(c->err, 2, c->append);
+	}
 	for (int i = 0; i < 3; i++)
 		if (h[i] == INVALID_HANDLE_VALUE) {
 			DWORD e = GetLastError();
@@ -236,8 +243,6 @@ int ncp_spawn(const struct ncp_child *c, long long *id, char *err, size_t errlen
 		si.lpAttributeList = (LPPROC_THREAD_ATTRIBUTE_LIST)abuf;
 		HANDLE list[3] = {h[0], h[1], h[2]};
 		int n = 3;
-		if (h[2] == h[1])
-			n = 2;
 		if (InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &asz) &&
 		    UpdateProcThreadAttribute(si.lpAttributeList, 0,
 					      PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,

@@ -39,6 +39,19 @@ test("ST's t02 set through rfc2217:// (Winsock) to ncpsim: byte-exact", function
   same_flash(sim:flash(), expected(t02_regions()))
 end)
 
+test("rfc2217:// and socket:// to a closed port: refused at once, naming host:port", function()
+  local sim = helpers.ncpsim{}
+  local url = sim.url
+  sim:stop()   -- nothing listens on that port any more
+  for _, u in ipairs{ url, (url:gsub("^rfc2217://", "socket://")) } do
+    local t0 = sys.now()
+    local r = helpers.run{ "--port", u, "--retries", "1", "info" }
+    eq(r.code, 3, r.err)
+    match(r.err, "cannot connect to 127%.0%.0%.1:%d+: connection refused")
+    ok(sys.now() - t0 < 2.5, "refused promptly, not after the connect timeout")
+  end
+end)
+
 -- A COM port name in the prefix's dosdevices pointing at ncpsim's pseudo-terminal.
 local function com_port(name, pty)
   local prefix = sys.getenv("WINEPREFIX")
