@@ -16,8 +16,13 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
 	# no Mono/Gecko installers: console programs need neither
 	WINEDLLOVERRIDES="mscoree=;mshtml=" wineboot -i >/dev/null 2>&1
 fi
+# one wineserver for the whole run, its own output (object dumps when a mapped pty goes away)
+# in a log instead of in whichever test's stderr started it first
+wineserver -k 2>/dev/null
+wineserver -p >"$WB/wineserver.log" 2>&1
 NCPFLASH_BUILD=$B NCPFLASH_EXE=$WB/ncpflash.exe NCPFLASH_LAUNCHER=wine NCPFLASH_C_TESTS=$WB/tests \
 	"$B/ncpflash" run tests/run.lua "$@"
 rc=$?
 wineserver -k 2>/dev/null # nothing of wine stays running
+wineserver -w 2>/dev/null
 exit $rc
