@@ -173,7 +173,11 @@ WIN_SRC   = $(filter-out src/main.c src/%_posix.c $(WIN_LINUX_ONLY),$(wildcard s
 WIN_OBJ   = $(WIN_SRC:src/%.c=$(WB)/obj/%.o)
 WIN_TESTS = $(patsubst tests/c/%.c,$(WB)/tests/%.exe,$(filter-out \
             tests/c/test_fuzz_regress.c,$(wildcard tests/c/test_*.c)))
+# only the Windows goals read (and, when missing, make) the deps: `make test` must not install
+# the cross toolchain
+ifneq ($(filter win test-win dist-win $(WB)/%,$(MAKECMDGOALS)),)
 -include $(WB)/deps.mk
+endif
 WIN_CFLAGS = -std=c11 -D_GNU_SOURCE -D__USE_MINGW_ANSI_STDIO=1 -D_WIN32_WINNT=0x0601 \
              -DLZMA_API_STATIC $(WARN) -O2 -Isrc -I$(WIN_LUA)/include -I$(WIN_LZMA)/include \
              -I$(WIN_SSL)/include -DNCP_VERSION='"$(VERSION)"'
