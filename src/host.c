@@ -324,8 +324,11 @@ static const char *find_lua_path(int argc, char **argv)
 
 int host_run(int argc, char **argv)
 {
-	ncp_os_init();
-	return host_main(argc, argv, NULL);
+	struct ncp_os_state st;
+	ncp_os_init(&st);
+	int code = host_main(argc, argv, NULL);
+	ncp_os_done(&st);
+	return code;
 }
 
 /* One run of ncpflash.main in a fresh Lua state: the process's own run, or

@@ -42,8 +42,14 @@ static inline const void *ncp_memmem(const void *hay, size_t hlen, const void *n
 }
 
 /* Process start: interrupts as above; on Windows also binary-mode standard
- * streams and fopen() default, and UTF-8 console output. */
-void ncp_os_init(void);
+ * streams and fopen() default, UTF-8 console output and 1 ms timer
+ * resolution. ncp_os_done() undoes what outlives the process (the console's
+ * output code page). */
+struct ncp_os_state {
+	unsigned console_cp; /* Windows: the code page to restore, 0 = none */
+};
+void ncp_os_init(struct ncp_os_state *st);
+void ncp_os_done(const struct ncp_os_state *st);
 
 /* Monotonic clock in seconds. */
 double ncp_now(void);

@@ -46,11 +46,17 @@ static void interrupt_set(sigset_t *set)
 	sigaddset(set, SIGTERM);
 }
 
-void ncp_os_init(void)
+void ncp_os_init(struct ncp_os_state *st)
 {
 	sigset_t set;
+	st->console_cp = 0;
 	interrupt_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+void ncp_os_done(const struct ncp_os_state *st)
+{
+	(void)st;
 }
 
 int ncp_interrupt_pending(void)

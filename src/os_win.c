@@ -31,7 +31,7 @@ static BOOL WINAPI on_console_ctrl(DWORD type)
 	return FALSE;
 }
 
-void ncp_os_init(void)
+void ncp_os_init(struct ncp_os_state *st)
 {
 	SetConsoleCtrlHandler(on_console_ctrl, TRUE);
 	/* files are bytes: no CR added to "\n" on stdout/stderr or by fopen */
@@ -39,8 +39,18 @@ void ncp_os_init(void)
 	_setmode(1, _O_BINARY);
 	_setmode(2, _O_BINARY);
 	_fmode = _O_BINARY;
-	SetConsoleOutputCP(CP_UTF8);
+	st->console_cp = GetConsoleOutputCP(); /* 0 without a console */
+	if (st->console_cp)
+		SetConsoleOutputCP(CP_UTF8);
 	timeBeginPeriod(1); /* 1 ms sleeps instead of the 15.6 ms default tick */
+}
+
+void ncp_os_done(const struct ncp_os_state *st)
+{
+	/* the console outlives us: give it back the code page it had */
+	if (st->console_cp && st->console_cp != CP_UTF8)
+		SetConsoleOutputCP(st->console_cp);
+	timeEndPeriod(1);
 }
 
 double ncp_now(void)
