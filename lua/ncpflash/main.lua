@@ -16,12 +16,8 @@ local BUILTIN_COMMANDS = {
   run = "run a Lua file: ncpflash run FILE.lua [args]",
 }
 
-local function config_dir()
-  local x = sys.getenv("XDG_CONFIG_HOME")
-  if x and x ~= "" then return x .. "/ncpflash" end
-  local home = sys.getenv("HOME")
-  return home and (home .. "/.config/ncpflash") or nil
-end
+-- $XDG_CONFIG_HOME/ncpflash (~/.config/ncpflash); Windows: %APPDATA%\ncpflash
+local config_dir = require("ncpflash.path").config_dir
 
 --- Where recipes, boards and chips come from, highest precedence first.
 function M.roots(opts)

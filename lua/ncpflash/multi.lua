@@ -346,7 +346,7 @@ function M._main(opts, rest, argv, ev)
       local slug = d.label:gsub("[^%w%-%.]", "_")
       local base = ("%s/%s_%d_%s"):format(opts.log_dir, d.stamp, i, slug)
       d.log_path, d.trace_path = base .. ".log", base .. ".trace"
-      d.logf = io.open(d.log_path, "w")
+      d.logf = io.open(d.log_path, "wb")
       if not d.logf then errors.raise("input", "--log-dir: cannot write " .. d.log_path) end
       self:log(d, ("ncpflash %s on %s: %s"):format(sys.version, url, table.concat(rest, " ")))
       extra = { "--trace-file", d.trace_path }

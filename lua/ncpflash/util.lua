@@ -110,9 +110,8 @@ function M.problem_lines(out, problems)
   return out
 end
 
-function M.dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
+-- the folder part of a path, "/" and (on Windows) "\\" separating: ncpflash.path
+M.dirname = require("ncpflash.path").dirname
 
 --- Names NAME of the modules ncpflash.SUB.NAME that can be required: files SUB/NAME.lua under
 --- the --lua-path/config roots (ROOT/SUB/ or ROOT/ncpflash/SUB/) and in the built-in library
