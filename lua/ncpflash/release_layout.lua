@@ -233,7 +233,8 @@ end
 --- The release's Binaries folder (holding NCP_Binaries, QConn_Flash, NCP_info, <BOARD>_Binaries)
 --- for a folder or ini inside it: the nearest ".../Binaries", else the parent of NCP_Binaries.
 function M.binaries_dir(path)
-  local real = sys.realpath(path) or path
+  -- with "/" separators on every platform (sys.realpath gives "\" on Windows)
+  local real = require("ncpflash.path").normalize(sys.realpath(path) or path)
   local st = sys.stat(real)
   if st and st.type == "file" then real = util.dirname(real) end
   local b = real:match("^(.*/Binaries)/") or real:match("^(.*/Binaries)$")
