@@ -9,7 +9,8 @@ local SR = require "strelease"
 local SIZE = 4 * 1024 * 1024
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
-skip_if(helpers.windows, "make test-win: the fake STM32_Programmer_CLI is a POSIX shell script, which ncpflash.exe cannot start under wine")
+skip_if(helpers.windows, "make test-win: the fake STM32_Programmer_CLI is a POSIX shell script, "
+  .. "which ncpflash.exe cannot start under wine")
 
 local FAKE = [[#!/bin/sh
 # fake STM32_Programmer_CLI (ncpflash tests): records its arguments, prints what the real one
