@@ -15,7 +15,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc \
              -DNCP_VERSION='"$(VERSION)"'
 LIBS     = $(PKG_LIBS) -lm
 
-SRC      = $(filter-out src/main.c,$(wildcard src/*.c))
+# src/X_posix.c and src/X_win.c are the POSIX and Windows siblings of one interface
+SRC      = $(filter-out src/main.c src/%_win.c,$(wildcard src/*.c))
 OBJ      = $(SRC:src/%.c=$(B)/obj/%.o)
 SIM_SRC  = $(wildcard tests/emulator/*.c)
 SIM_OBJ  = $(SIM_SRC:tests/emulator/%.c=$(B)/obj/sim/%.o)
@@ -28,7 +29,8 @@ LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua
 DEPS_OK  = $(B)/.deps-ok
 RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
 
-.PHONY: all test demo bench lint install clean deps help fuzz fuzz-bins check-asan soak
+.PHONY: all test demo bench lint install clean deps help fuzz fuzz-bins check-asan soak \
+	win test-win dist-win
 all: $(B)/ncpflash $(B)/ncpsim $(TEST_BIN) $(PEER_BIN)
 
 help:
@@ -41,6 +43,9 @@ help:
 	@echo "make check-asan the test suite under ASan + UBSan (build-asan)"
 	@echo "make soak       SOAK_N (default 200) seeded fault flashes against ncpsim"
 	@echo "make deps       install the Debian packages the build needs"
+	@echo "make win        build-win/ncpflash.exe (mingw-w64; tools/deps-win.sh builds the deps)"
+	@echo "make test-win   the C tests and the test suite against ncpflash.exe under wine"
+	@echo "make dist-win   build-win/ncpflash-VERSION-win64.zip (exe, README, licenses)"
 	@echo "make install    install to \$$(DESTDIR)\$$(PREFIX) (default /usr/local)"
 
 deps:
@@ -152,4 +157,66 @@ install: $(B)/ncpflash
 	install -m 755 $(B)/ncpflash $(DESTDIR)$(PREFIX)/bin/ncpflash
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) $(WB)
+
+# ---- Windows (issue 16): make win, test-win, dist-win ---------------------
+# One static ncpflash.exe from Debian's mingw-w64; Lua, liblzma and libcrypto
+# are built from Debian source packages by tools/deps-win.sh and cached
+# outside the clone ($(WB)/deps.mk names the cache folders); zlib is
+# libz-mingw-w64-dev. embed runs on the build machine ($(B)/embed).
+WB       ?= build-win
+WIN_CC    = x86_64-w64-mingw32-gcc
+# Linux-only modules: the factory station's SQLite records and HTTP dashboard (l_station_win.c
+# stands in for them and says so)
+WIN_LINUX_ONLY = src/l_db.c src/l_http.c
+WIN_SRC   = $(filter-out src/main.c src/%_posix.c $(WIN_LINUX_ONLY),$(wildcard src/*.c))
+WIN_OBJ   = $(WIN_SRC:src/%.c=$(WB)/obj/%.o)
+WIN_TESTS = $(patsubst tests/c/%.c,$(WB)/tests/%.exe,$(filter-out \
+            tests/c/test_fuzz_regress.c,$(wildcard tests/c/test_*.c)))
+# only the Windows goals read (and, when missing, make) the deps: `make test` must not install
+# the cross toolchain
+ifneq ($(filter win test-win dist-win $(WB)/%,$(MAKECMDGOALS)),)
+-include $(WB)/deps.mk
+endif
+WIN_CFLAGS = -std=c11 -D_GNU_SOURCE -D__USE_MINGW_ANSI_STDIO=1 -D_WIN32_WINNT=0x0601 \
+             -DLZMA_API_STATIC $(WARN) -O2 -Isrc -I$(WIN_LUA)/include -I$(WIN_LZMA)/include \
+             -I$(WIN_SSL)/include -DNCP_VERSION='"$(VERSION)"'
+WIN_LIBS  = -static $(WIN_LUA)/lib/liblua.a $(WIN_LZMA)/lib/liblzma.a $(WIN_SSL)/lib/libcrypto.a \
+            -lz -lws2_32 -lsetupapi -lcfgmgr32 -lcrypt32 -lgdi32 -luser32 -ladvapi32 -lwinmm \
+            -lpsapi -lpthread -lm
+
+win: $(WB)/ncpflash.exe
+
+$(WB)/deps.mk: tools/deps-win.sh
+	@sh tools/deps-win.sh install $@
+
+$(WB)/obj/%.o: src/%.c src/*.h $(WB)/deps.mk
+	@mkdir -p $(WB)/obj
+	@echo "  WIN-CC  $<"
+	@$(WIN_CC) $(WIN_CFLAGS) -c -o $@ $<
+
+$(WB)/obj/embedded.o: $(B)/gen/embedded.c src/embedded.h $(WB)/deps.mk
+	@mkdir -p $(WB)/obj
+	@echo "  WIN-CC  $<"
+	@$(WIN_CC) $(WIN_CFLAGS) -c -o $@ $<
+
+$(WB)/obj/ncpflash_win.res.o: src/ncpflash_win.rc src/ncpflash_win.manifest
+	@mkdir -p $(WB)/obj
+	@echo "  WIN-RC  $<"
+	@x86_64-w64-mingw32-windres -I src -o $@ $<
+
+$(WB)/ncpflash.exe: $(WB)/obj/main.o $(WIN_OBJ) $(WB)/obj/embedded.o $(WB)/obj/ncpflash_win.res.o
+	@echo "  WIN-LD  $@"
+	@$(WIN_CC) -o $@ $^ $(WIN_LIBS)
+
+$(WB)/tests/%.exe: tests/c/%.c $(WIN_OBJ) $(WB)/obj/embedded.o
+	@mkdir -p $(WB)/tests
+	@echo "  WIN-CC  $@"
+	@$(WIN_CC) $(WIN_CFLAGS) -o $@ $^ $(WIN_LIBS)
+
+# the suite run natively, driving ncpflash.exe through wine (tools/test-win.sh)
+test-win: all win $(WIN_TESTS)
+	@sh tools/test-win.sh $(B) $(WB) $(TEST_ARGS)
+
+dist-win: win
+	@sh tools/dist-win.sh $(WB) $(VERSION)

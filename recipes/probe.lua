@@ -143,12 +143,11 @@ local function tune(ctx, a)
   end
   out.reset = r
   out.sync = { seconds = saved.sync }
-  local home = sys.getenv("XDG_CONFIG_HOME")
-  if not home or home == "" then home = (sys.getenv("HOME") or ".") .. "/.config" end
-  local dir = home .. "/ncpflash/boards"
+  -- $XDG_CONFIG_HOME/ncpflash/boards (~/.config/...); Windows: %APPDATA%\ncpflash\boards
+  local dir = (require("ncpflash.path").config_dir() or "./.config/ncpflash") .. "/boards"
   sys.mkdirs(dir)
   local path = dir .. "/" .. name .. ".lua"
-  local f = assert(io.open(path, "w"))
+  local f = assert(io.open(path, "wb"))
   f:write(string.format("-- written by `ncpflash probe --tune` on %s for %s: the fastest values that\n"
     .. "-- answered %d of %d handshakes were reset hold %.0f ms, handshake delay %.0f ms, sync %.1f ms;\n"
     .. "-- saved with a margin: %.0f ms, %.0f ms, %.1f ms.\n"

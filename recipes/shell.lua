@@ -39,10 +39,10 @@ end
 local function history_path(a)
   if a.no_history then return nil end
   if a.history then return a.history end
-  local base = sys.getenv("XDG_STATE_HOME")
-  if not base or base == "" then base = (sys.getenv("HOME") or ".") .. "/.local/state" end
-  sys.mkdirs(base .. "/ncpflash")
-  return base .. "/ncpflash/shell_history"
+  -- $XDG_STATE_HOME/ncpflash (~/.local/state/ncpflash); Windows: %APPDATA%\ncpflash\state
+  local base = require("ncpflash.path").state_dir() or "./.ncpflash"
+  sys.mkdirs(base)
+  return base .. "/shell_history"
 end
 
 return {
@@ -62,7 +62,7 @@ Piped input works too; the exit status is 1 when a line failed and stdin is not 
     local out = io.stdout
     local tty = sys.isatty(0)
     local hpath = history_path(a)
-    local hist = hpath and io.open(hpath, "a")
+    local hist = hpath and io.open(hpath, "ab")
     local env = setmetatable({
       s = s, isp = isp, op = isp.op, hex = codec.hex, unhex = codec.unhex, sleep = sys.sleep, now = sys.now,
       help = function() out:write(HELP, "\n") end,

@@ -19,46 +19,15 @@
  * so no C global is needed; a count hook turns a pending signal into an
  * "interrupted" error while Lua code runs.
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <lualib.h>
 
 #include "embedded.h"
 #include "host.h"
-
-double ncp_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int ncp_interrupt_pending(void)
-{
-	sigset_t set;
-	if (sigpending(&set))
-		return 0;
-	return sigismember(&set, SIGINT) == 1 || sigismember(&set, SIGTERM) == 1;
-}
-
-/* Take a pending SIGINT/SIGTERM off the queue, so that cleanup code that
- * runs after the "interrupted" error is not interrupted again. */
-static void interrupt_consume(void)
-{
-	sigset_t set;
-	struct timespec zero = {0, 0};
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	while (ncp_interrupt_pending() && sigtimedwait(&set, NULL, &zero) > 0)
-		;
-}
 
 static int error_push(lua_State *L, int fields, const char *code,
 		      const char *fmt, va_list ap)
@@ -73,7 +42,7 @@ static int error_push(lua_State *L, int fields, const char *code,
 		if (job)
 			atomic_store(&job->interrupted, 1);
 		else
-			interrupt_consume();
+			ncp_interrupt_consume();
 	}
 	lua_newtable(L);
 	if (fields && lua_istable(L, fields)) {
@@ -137,6 +106,27 @@ static void error_metatable(lua_State *L)
 	lua_setfield(L, -2, "__tostring");
 	lua_pushstring(L, "ncpflash.error");
 	lua_setfield(L, -2, "__name");
+	lua_pop(L, 1);
+}
+
+void ncp_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+			lua_CFunction release, lua_CFunction tostring)
+{
+	if (luaL_newmetatable(L, name)) {
+		lua_newtable(L);
+		luaL_setfuncs(L, methods, 0);
+		lua_setfield(L, -2, "__index");
+		if (release) {
+			lua_pushcfunction(L, release);
+			lua_setfield(L, -2, "__gc");
+			lua_pushcfunction(L, release);
+			lua_setfield(L, -2, "__close");
+		}
+		if (tostring) {
+			lua_pushcfunction(L, tostring);
+			lua_setfield(L, -2, "__tostring");
+		}
+	}
 	lua_pop(L, 1);
 }
 
@@ -354,12 +344,11 @@ static const char *find_lua_path(int argc, char **argv)
 
 int host_run(int argc, char **argv)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	return host_main(argc, argv, NULL);
+	struct ncp_os_state st;
+	ncp_os_init(&st);
+	int code = host_main(argc, argv, NULL);
+	ncp_os_done(&st);
+	return code;
 }
 
 /* One run of ncpflash.main in a fresh Lua state: the process's own run, or

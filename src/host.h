@@ -21,6 +21,12 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* The clock and the interrupt flag (os.h) and little-endian packing (le.h)
+ * are Lua-free and live in their own headers; included here for the
+ * bindings. */
+#include "le.h"
+#include "os.h"
+
 #define NCP_ERROR_MT "ncpflash.error"
 /* Registry key of the module search roots (host.c searcher, sys.set_roots). */
 #define NCP_ROOTS "ncpflash.roots"
@@ -28,46 +34,23 @@
 /* Raise an expected failure: pushes {code=code, message=formatted} with the
  * error metatable and calls lua_error (does not return). */
 int ncp_error(lua_State *L, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+	NCP_PRINTF(3, 4);
 
 /* Like ncp_error, but first sets the fields of the table at stack index
  * `fields` (a table, or 0 for none) into the error. */
 int ncp_error_fields(lua_State *L, int fields, const char *code,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+		     const char *fmt, ...) NCP_PRINTF(4, 5);
 
-/* Monotonic clock in seconds. */
-double ncp_now(void);
 
-/* Non-zero when SIGINT/SIGTERM is pending (the host blocks them and polls;
- * long waits in C should slice their waits to <= 100 ms and check this,
- * then raise ncp_error(L, "interrupted", ...)). Does not consume it. */
-int ncp_interrupt_pending(void);
-
-/* Little-endian packing helpers. */
-static inline void ncp_put_le16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void ncp_put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t ncp_get_le16(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static inline uint32_t ncp_get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
+/*
+ * Registers a userdata class: the metatable `name` (luaL_newmetatable) with
+ * `methods` as __index, `release` (may be NULL) as both __gc and __close,
+ * and `tostring` (may be NULL) as __tostring. Leaves the stack unchanged;
+ * a second call for the same name does nothing. luaL_checkudata(L, i, name)
+ * then checks an argument.
+ */
+void ncp_register_class(lua_State *L, const char *name, const luaL_Reg *methods,
+			lua_CFunction release, lua_CFunction tostring);
 
 /* Host entry (main.c calls only this). Returns the process exit code. */
 int host_run(int argc, char **argv);

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "host.h"
+#include "le.h"
 
 static const struct isp_op_info ops[] = {
 	{ISP_GET_CHIP_ID, 1, 0, "get_chip_id"},
@@ -61,7 +61,7 @@ static const struct isp_op_info ops[] = {
 
 /* protocol.md §7.1; spellings as in Bouffalo's bflb_utils.py without the
  * BFLB_ prefix (including its "LEN_CHECKERROR" and "PASSWORDERROR"). */
-static const struct isp_fl_info fls[] = {
+static const struct isp_fl_info fl_table[] = {
 	{0x0000, "SUCCESS"},
 	{0x0001, "FLASH_INIT_ERROR"},
 	{0x0002, "FLASH_ERASE_PARA_ERROR"},
@@ -181,19 +181,19 @@ const char *isp_op_name(unsigned code)
 
 size_t isp_fl_count(void)
 {
-	return COUNT(fls);
+	return COUNT(fl_table);
 }
 
 const struct isp_fl_info *isp_fl_at(size_t i)
 {
-	return i < COUNT(fls) ? &fls[i] : NULL;
+	return i < COUNT(fl_table) ? &fl_table[i] : NULL;
 }
 
 const char *isp_fl_name(unsigned code)
 {
-	for (size_t i = 0; i < COUNT(fls); i++)
-		if (fls[i].code == code)
-			return fls[i].name;
+	for (size_t i = 0; i < COUNT(fl_table); i++)
+		if (fl_table[i].code == code)
+			return fl_table[i].name;
 	return NULL;
 }
 

@@ -131,7 +131,7 @@ static ncc_key *key_arg(lua_State *L, int idx)
 		k = ncc_key_from_xy((const uint8_t *)s);
 	else if (n == 65 && (uint8_t)s[0] == 0x04)
 		k = ncc_key_from_xy((const uint8_t *)s + 1);
-	else if (memmem(s, n, "-----BEGIN", 10))
+	else if (ncp_memmem(s, n, "-----BEGIN", 10))
 		k = ncc_key_from_pem(s, n);
 	else
 		luaL_error(L, "public key must be PEM text or 64 bytes X||Y, got %d bytes", (int)n);
@@ -202,17 +202,7 @@ int luaopen_ncpflash_core_crypto(lua_State *L)
 		{"pem_public_xy", l_pem_public_xy},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, KP_MT)) {
-		luaL_newlib(L, kp_m);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_kp_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_kp_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, l_kp_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	ncp_register_class(L, KP_MT, kp_m, l_kp_close, l_kp_tostring);
 	luaL_newlib(L, fns);
 	return 1;
 }

@@ -288,14 +288,7 @@ int luaopen_ncpflash_core_db(lua_State *L)
 		{"version", l_version},
 		{NULL, NULL},
 	};
-	luaL_newmetatable(L, DB_MT);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, db_release);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, db_release);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
+	ncp_register_class(L, DB_MT, methods, db_release, NULL);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -1,24 +1,30 @@
 /*
- * l_gpio.c - ncpflash.core.gpio: Linux GPIO character-device lines for the
- * BOOT / CHIP_EN straps (never sysfs).
+ * l_gpio.c - ncpflash.core.gpio: GPIO lines for the BOOT / CHIP_EN straps,
+ * through one of two backends:
+ *
+ *   kernel  Linux GPIO character devices, uAPI v2 (never sysfs). Linux
+ *           only: elsewhere request() raises a "port" error that says so.
+ *   fake    no hardware at all: every level is recorded with its monotonic
+ *           time (lines:log()). For tests and dry runs of a wiring; it
+ *           runs on every platform. Chosen with opts.fake = true (the Lua
+ *           side sets it for NCPFLASH_GPIO_FAKE=FILE, docs/api/connect.md).
  *
  *   gpio.request(chip, offsets, values, opts) -> lines
  *       chip     "/dev/gpiochip0" (or "gpiochip0")
  *       offsets  {17, 27}   line offsets on that chip
  *       values   {true, false}   initial output levels (pin high = true)
  *       opts     {consumer = "ncpflash", fake = false}
- *     Requests the lines as outputs with one GPIO_V2_GET_LINE_IOCTL; they
- *     stay ours until lines:close() (or garbage collection), when the
+ *     kernel: requests the lines as outputs with one GPIO_V2_GET_LINE_IOCTL;
+ *     they stay ours until lines:close() (or garbage collection), when the
  *     kernel releases them (the levels are then up to the driver).
- *     fake = true: no kernel at all; every change is recorded with its
- *     monotonic time, for tests (lines:log()).
  *   lines:set{[i] = bool, ...}   i = index into `offsets`; one
  *     GPIO_V2_LINE_SET_VALUES_IOCTL for all changed lines (same instant)
- *   lines:get() -> {bool, ...}  the levels last set (fake) / read back
+ *   lines:get() -> {bool, ...}  the levels last set
  *   lines:log() -> {{t=, offset=, value=}, ...}  (fake only; {} otherwise): the
- *     levels at the request, then every change
+ *     levels at the request, then every change (kept after close)
  *   lines:info() -> {chip=, offsets={...}, fake=bool}
  *   lines:close()
+ *   gpio.available   true where the kernel backend exists
  *
  * Why the uAPI v2 ioctls and not libgpiod: the whole job is one request
  * and a handful of set-values calls (~100 lines), the header ships with
@@ -26,15 +32,12 @@
  * and 2.x (both are in current distributions), which would mean two code
  * paths and one more run-time dependency. v2 needs Linux >= 5.10.
  *
- * Errors: code "port" (chip missing, permission, line busy), with the
- * errno text; misuse raises a string error.
+ * Errors: code "port" (chip missing, permission, line busy, not Linux),
+ * with the errno text; misuse raises a string error.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -42,7 +45,10 @@
 #include "host.h"
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <linux/gpio.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #define HAVE_GPIO_V2 1
 #else
 #define HAVE_GPIO_V2 0
@@ -58,15 +64,26 @@ struct gpio_event {
 	int value;
 };
 
-struct gpio_lines {
-	int fd; /* line request fd, -1 when closed or fake */
+struct gpio_lines;
+
+/* A backend: request (raises on failure), set (0, or -1 with errno),
+ * release (idempotent). */
+struct gpio_backend {
 	int fake;
+	void (*request)(lua_State *L, struct gpio_lines *g, const char *consumer);
+	int (*set)(struct gpio_lines *g, uint64_t mask, uint64_t bits);
+	void (*release)(struct gpio_lines *g);
+};
+
+struct gpio_lines {
+	const struct gpio_backend *be;
+	int fd; /* kernel: line request fd, -1 when closed */
 	int closed;
 	unsigned n;
 	unsigned offsets[MAX_LINES];
 	int values[MAX_LINES];
 	char chip[64];
-	struct gpio_event *log;
+	struct gpio_event *log; /* fake: user value 1 of the userdata */
 	size_t log_len;
 };
 
@@ -88,6 +105,7 @@ static void record(struct gpio_lines *g, unsigned i, int v)
 	g->log_len++;
 }
 
+#if HAVE_GPIO_V2
 static void chip_path(const char *chip, char *out, size_t len)
 {
 	if (chip[0] == '/')
@@ -96,15 +114,14 @@ static void chip_path(const char *chip, char *out, size_t len)
 		snprintf(out, len, "/dev/%s", chip);
 }
 
-#if HAVE_GPIO_V2
-static int kernel_request(lua_State *L, struct gpio_lines *g, const char *consumer)
+static void kernel_request(lua_State *L, struct gpio_lines *g, const char *consumer)
 {
 	char path[96];
 	chip_path(g->chip, path, sizeof path);
 	int cfd = open(path, O_RDWR | O_CLOEXEC);
 	if (cfd < 0) {
 		int e = errno;
-		return ncp_error(L, "port", "cannot open GPIO chip %s: %s%s", path, strerror(e),
+		ncp_error(L, "port", "cannot open GPIO chip %s: %s%s", path, strerror(e),
 				 e == EACCES ? " (add yourself to the group owning it, often 'gpio')"
 					     : "");
 	}
@@ -124,7 +141,7 @@ static int kernel_request(lua_State *L, struct gpio_lines *g, const char *consum
 	if (ioctl(cfd, GPIO_V2_GET_LINE_IOCTL, &req) < 0) {
 		int e = errno;
 		close(cfd);
-		return ncp_error(L, "port", "cannot request lines on %s: %s%s", path, strerror(e),
+		ncp_error(L, "port", "cannot request lines on %s: %s%s", path, strerror(e),
 				 e == EBUSY ? " (another program or a kernel driver owns a line)"
 				 : e == EINVAL ? " (offset beyond the chip's lines, or kernel < 5.10 "
 						 "without GPIO uAPI v2)"
@@ -132,7 +149,6 @@ static int kernel_request(lua_State *L, struct gpio_lines *g, const char *consum
 	}
 	close(cfd); /* the request fd keeps the lines */
 	g->fd = req.fd;
-	return 0;
 }
 
 static int kernel_set(struct gpio_lines *g, uint64_t mask, uint64_t bits)
@@ -140,7 +156,71 @@ static int kernel_set(struct gpio_lines *g, uint64_t mask, uint64_t bits)
 	struct gpio_v2_line_values v = {.bits = bits, .mask = mask};
 	return ioctl(g->fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v);
 }
+
+static void kernel_release(struct gpio_lines *g)
+{
+	if (g->fd >= 0)
+		close(g->fd);
+	g->fd = -1;
+}
+#else
+static void kernel_request(lua_State *L, struct gpio_lines *g, const char *consumer)
+{
+	(void)g;
+	(void)consumer;
+	ncp_error(L, "port", "GPIO lines (--reset gpio:...) need the Linux GPIO character "
+		  "devices; this system has none (use DTR/RTS, rfc2217:// or --reset cmd:)");
+}
+
+static int kernel_set(struct gpio_lines *g, uint64_t mask, uint64_t bits)
+{
+	(void)g;
+	(void)mask;
+	(void)bits;
+	errno = ENOSYS;
+	return -1;
+}
+
+static void kernel_release(struct gpio_lines *g)
+{
+	(void)g;
+}
 #endif
+
+static const struct gpio_backend kernel_backend = {
+	0, kernel_request, kernel_set, kernel_release,
+};
+
+/* The fake backend: the log is a second userdata kept as user value 1 of
+ * the lines, so it lives exactly as long as they do. */
+static void fake_request(lua_State *L, struct gpio_lines *g, const char *consumer)
+{
+	(void)consumer;
+	g->log = lua_newuserdatauv(L, MAX_LOG * sizeof *g->log, 0);
+	lua_setiuservalue(L, -2, 1);
+	for (unsigned i = 0; i < g->n; i++)
+		record(g, i, g->values[i]);
+}
+
+static int fake_set(struct gpio_lines *g, uint64_t mask, uint64_t bits)
+{
+	for (unsigned i = 0; i < g->n; i++) {
+		int v = (bits >> i) & 1;
+		if ((mask >> i) & 1 && g->values[i] != v)
+			record(g, i, v); /* the log holds changes only */
+	}
+	return 0;
+}
+
+static void fake_release(struct gpio_lines *g)
+{
+	(void)g;
+}
+
+static const struct gpio_backend fake_backend = {
+	1, fake_request, fake_set, fake_release,
+};
+
 
 static int l_request(lua_State *L)
 {
@@ -164,6 +244,7 @@ static int l_request(lua_State *L)
 		return luaL_error(L, "gpio.request: chip name too long");
 	struct gpio_lines *g = lua_newuserdatauv(L, sizeof *g, 1);
 	memset(g, 0, sizeof *g);
+	g->be = &kernel_backend;
 	g->fd = -1;
 	g->closed = 1; /* until the request succeeded */
 	luaL_setmetatable(L, GPIO_MT);
@@ -179,24 +260,10 @@ static int l_request(lua_State *L)
 		g->values[i - 1] = lua_toboolean(L, -1);
 		lua_pop(L, 2);
 	}
-	g->fake = fake;
-	if (fake) {
-		g->log = calloc(MAX_LOG, sizeof *g->log);
-		if (!g->log)
-			return luaL_error(L, "gpio.request: out of memory");
-		g->closed = 0;
-		for (unsigned i = 0; i < g->n; i++)
-			record(g, i, g->values[i]);
-		return 1;
-	}
-#if HAVE_GPIO_V2
-	kernel_request(L, g, consumer);
+	g->be = fake ? &fake_backend : &kernel_backend;
+	g->be->request(L, g, consumer); /* raises on failure */
 	g->closed = 0;
 	return 1;
-#else
-	(void)consumer;
-	return ncp_error(L, "port", "GPIO character devices exist on Linux only");
-#endif
 }
 
 static int l_set(lua_State *L)
@@ -220,19 +287,13 @@ static int l_set(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-#if HAVE_GPIO_V2
-	if (!g->fake && kernel_set(g, mask, bits) < 0) {
+	if (g->be->set(g, mask, bits) < 0) {
 		int e = errno;
 		return ncp_error(L, "port", "setting GPIO lines on %s failed: %s", g->chip, strerror(e));
 	}
-#endif
-	for (unsigned i = 0; i < g->n; i++) {
-		if (mask & ((uint64_t)1 << i)) {
-			if (g->fake && g->values[i] != newv[i])
-				record(g, i, newv[i]); /* the log holds changes only */
+	for (unsigned i = 0; i < g->n; i++)
+		if (mask & ((uint64_t)1 << i))
 			g->values[i] = newv[i];
-		}
-	}
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -271,7 +332,7 @@ static int l_info(lua_State *L)
 	lua_createtable(L, 0, 3);
 	lua_pushstring(L, g->chip);
 	lua_setfield(L, -2, "chip");
-	lua_pushboolean(L, g->fake);
+	lua_pushboolean(L, g->be->fake);
 	lua_setfield(L, -2, "fake");
 	lua_createtable(L, (int)g->n, 0);
 	for (unsigned i = 0; i < g->n; i++) {
@@ -285,20 +346,8 @@ static int l_info(lua_State *L)
 static int l_release(lua_State *L)
 {
 	struct gpio_lines *g = luaL_checkudata(L, 1, GPIO_MT);
-	if (g->fd >= 0)
-		close(g->fd);
-	g->fd = -1;
+	g->be->release(g);
 	g->closed = 1;
-	return 0;
-}
-
-static int l_gc(lua_State *L)
-{
-	struct gpio_lines *g = luaL_checkudata(L, 1, GPIO_MT);
-	l_release(L);
-	free(g->log);
-	g->log = NULL;
-	g->log_len = 0;
 	return 0;
 }
 
@@ -308,15 +357,7 @@ int luaopen_ncpflash_core_gpio(lua_State *L)
 		{"set", l_set},   {"get", l_get},	  {"log", l_log},
 		{"info", l_info}, {"close", l_release}, {NULL, NULL},
 	};
-	if (luaL_newmetatable(L, GPIO_MT)) {
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_release);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_pop(L, 1);
+	ncp_register_class(L, GPIO_MT, methods, l_release, NULL);
 	static const luaL_Reg funcs[] = {{"request", l_request}, {NULL, NULL}};
 	luaL_newlib(L, funcs);
 	lua_pushboolean(L, HAVE_GPIO_V2);

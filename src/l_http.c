@@ -696,14 +696,7 @@ int luaopen_ncpflash_core_http(lua_State *L)
 		{"listen", l_listen},
 		{NULL, NULL},
 	};
-	luaL_newmetatable(L, HTTP_MT);
-	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, server_release);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, server_release);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
+	ncp_register_class(L, HTTP_MT, methods, server_release, NULL);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -372,24 +372,8 @@ int luaopen_ncpflash_core_codec(lua_State *L)
 		{"unhex", l_unhex},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, SHA_MT)) {
-		luaL_newlib(L, sha_m);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_sha_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_sha_close);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_pop(L, 1);
-	if (luaL_newmetatable(L, XZ_MT)) {
-		luaL_newlib(L, xz_m);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_xz_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_xz_close);
-		lua_setfield(L, -2, "__close");
-	}
-	lua_pop(L, 1);
+	ncp_register_class(L, SHA_MT, sha_m, l_sha_close, NULL);
+	ncp_register_class(L, XZ_MT, xz_m, l_xz_close, NULL);
 	luaL_newlib(L, fns);
 	return 1;
 }

@@ -8,7 +8,7 @@
 
 #include "host.h"
 #include "isp.h"
-#include "port.h"
+#include "l_port.h"
 
 /* Longest wait in one port read, so interrupts are seen promptly. */
 #define SLICE_S 0.1

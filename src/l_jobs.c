@@ -10,7 +10,7 @@
  * unchanged library in a fresh host Lua state (host_main), shares no Lua
  * data with the others, and uses both cores.  The only channel back is a
  * pipe of JSON event lines (ncpflash.events in --json mode) that the parent
- * reads with poll(); the only channel in is an atomic cancel flag that the
+ * polls (os.h: ncp_pipe_wait); the only channel in is an atomic cancel flag that the
  * child's instruction hook turns into an "interrupted" error.
  *
  *   jobs.start(argv, {index = n})  -> job      (argv[1] is the program name)
@@ -24,8 +24,9 @@
  *                       caller consumes it once all jobs have ended)
  *   jobs.self()         -> nil, or {index = n} inside a job
  *   jobs.events()       -> inside a job: a Lua file handle on the event pipe
- *   jobs.lock(path, timeout) -> lock (flock(2) on path, created if missing;
- *                       raises "timeout"); lock:unlock(), __close, __gc
+ *   jobs.lock(path, timeout) -> lock (an exclusive lock on path, created if
+ *                       missing: flock(2), LockFileEx on Windows; raises
+ *                       "timeout"); lock:unlock(), __close, __gc
  *
  * Ownership: the job record is shared by the parent's userdata and the
  * thread, with an atomic reference count; whoever drops the last reference
@@ -34,15 +35,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -88,9 +86,11 @@ static void job_release(struct job *j)
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
+#if !defined(_WIN32)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* SIGPIPE too: EPIPE instead */
+#endif
 	j->code = host_main(j->argc, j->argv, &j->hj);
 	close(j->hj.event_fd);
 	atomic_store(&j->finished, 1);
@@ -145,9 +145,8 @@ static int l_start(lua_State *L)
 		lua_pop(L, 1);
 	}
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC))
+	if (ncp_pipe(fds))
 		return ncp_error(L, "internal", "jobs: pipe: %s", strerror(errno));
-	fcntl(fds[0], F_SETFL, O_NONBLOCK);
 	j->rfd = fds[0];
 	j->hj.event_fd = fds[1];
 	j->hj.index = index;
@@ -177,7 +176,7 @@ static int l_read(lua_State *L)
 	size_t total = 0;
 	for (;;) {
 		char *p = luaL_prepbuffsize(&b, 16384);
-		ssize_t got = read(j->rfd, p, 16384);
+		long got = ncp_pipe_read(j->rfd, p, 16384);
 		if (got > 0) {
 			luaL_addsize(&b, (size_t)got);
 			total += (size_t)got;
@@ -189,9 +188,7 @@ static int l_read(lua_State *L)
 			j->eof = 1;
 			break;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (errno == EAGAIN)
 			break;
 		return ncp_error(L, "internal", "jobs: read: %s", strerror(errno));
 	}
@@ -216,12 +213,6 @@ static int l_cancel(lua_State *L)
 	return 0;
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
-
 /* Wait (up to timeout s) for the thread to end, draining its pipe so a
  * full pipe cannot block it; then join.  Returns 1 when joined. */
 static int job_join(struct job *j, double timeout)
@@ -234,13 +225,13 @@ static int job_join(struct job *j, double timeout)
 		if (ncp_now() >= deadline)
 			return 0;
 		while (!j->eof && j->rfd >= 0) {
-			ssize_t got = read(j->rfd, sink, sizeof sink);
+			long got = ncp_pipe_read(j->rfd, sink, sizeof sink);
 			if (got == 0)
 				j->eof = 1;
 			if (got <= 0)
 				break;
 		}
-		sleep_s(0.01);
+		ncp_nap(0.01);
 	}
 	pthread_join(j->thread, NULL);
 	j->joined = 1;
@@ -277,7 +268,7 @@ static int l_wait(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	double timeout = luaL_optnumber(L, 2, 0.1);
-	struct pollfd fds[256];
+	int fds[256];
 	int n = 0, ready = 0;
 	lua_Integer len = luaL_len(L, 1);
 	for (lua_Integer i = 1; i <= len && n < 256; i++) {
@@ -290,9 +281,7 @@ static int l_wait(lua_State *L)
 			ready++;
 			continue;
 		}
-		fds[n].fd = u->job->rfd;
-		fds[n].events = POLLIN;
-		n++;
+		fds[n++] = u->job->rfd;
 	}
 	double deadline = ncp_now() + timeout;
 	int interrupted = 0;
@@ -304,9 +293,8 @@ static int l_wait(lua_State *L)
 		double left = deadline - ncp_now();
 		if (left <= 0)
 			break;
-		int ms = left > 0.1 ? 100 : (int)(left * 1000) + 1;
-		int got = poll(fds, (nfds_t)n, ms);
-		if (got < 0 && errno != EINTR)
+		int got = ncp_pipe_wait(fds, n, left > 0.1 ? 0.1 : left);
+		if (got < 0)
 			return ncp_error(L, "internal", "jobs: poll: %s", strerror(errno));
 		if (got > 0)
 			ready = got;
@@ -342,7 +330,7 @@ static int l_events(lua_State *L)
 	luaL_Stream *s = lua_newuserdatauv(L, sizeof *s, 0);
 	s->closef = NULL;
 	luaL_setmetatable(L, LUA_FILEHANDLE);
-	int fd = fcntl(hj->event_fd, F_DUPFD_CLOEXEC, 0);
+	int fd = ncp_dup(hj->event_fd);
 	if (fd < 0)
 		return ncp_error(L, "internal", "jobs.events: dup: %s", strerror(errno));
 	s->f = fdopen(fd, "w");
@@ -363,22 +351,23 @@ static int l_lock(lua_State *L)
 	struct lock_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
 	u->fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	/* flock(2) locks belong to the open file description, so two threads
-	 * of this process conflict exactly as two processes do. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = ncp_open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0)
 		return ncp_error(L, "input", "cannot open lock file %s: %s", path, strerror(errno));
 	u->fd = fd;
 	double deadline = ncp_now() + timeout;
-	while (flock(fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK && errno != EINTR)
+	for (;;) {
+		int r = ncp_trylock(fd);
+		if (r == 0)
+			break;
+		if (r < 0)
 			return ncp_error(L, "input", "cannot lock %s: %s", path, strerror(errno));
 		if (ncp_interrupt_pending())
 			return ncp_error(L, "interrupted", "interrupted");
 		if (ncp_now() >= deadline)
 			return ncp_error(L, "timeout", "%s is locked by another process for more than %.1f s",
 					 path, timeout);
-		sleep_s(0.005);
+		ncp_nap(0.005);
 	}
 	return 1;
 }
@@ -387,7 +376,7 @@ static int lock_release(lua_State *L)
 {
 	struct lock_ud *u = luaL_checkudata(L, 1, LOCK_MT);
 	if (u->fd >= 0) {
-		flock(u->fd, LOCK_UN);
+		ncp_unlock(u->fd);
 		close(u->fd);
 		u->fd = -1;
 	}
@@ -408,22 +397,8 @@ int luaopen_ncpflash_core_jobs(lua_State *L)
 		{"start", l_start}, {"wait", l_wait},     {"self", l_self},
 		{"events", l_events}, {"lock", l_lock}, {NULL, NULL},
 	};
-	luaL_newmetatable(L, JOB_MT);
-	luaL_newlib(L, job_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, job_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, job_gc);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
-	luaL_newmetatable(L, LOCK_MT);
-	luaL_newlib(L, lock_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lock_release);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, lock_release);
-	lua_setfield(L, -2, "__close");
-	lua_pop(L, 1);
+	ncp_register_class(L, JOB_MT, job_methods, job_gc, NULL);
+	ncp_register_class(L, LOCK_MT, lock_methods, lock_release, NULL);
 	luaL_newlib(L, funcs);
 	return 1;
 }

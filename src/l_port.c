@@ -25,7 +25,7 @@
  * SIGINT/SIGTERM during a wait raises code "interrupted"; a malformed URL
  * raises code "usage". Misuse (bad arguments, closed port) raises a string.
  */
-#include "port.h"
+#include "l_port.h"
 #include "host.h"
 
 #include <string.h>
@@ -141,7 +141,7 @@ static int p_expect(lua_State *L)
 		size_t len = luaL_bufflen(&b);
 		const char *all = luaL_buffaddr(&b);
 		size_t from = before >= m ? before - m + 1 : 0;
-		const char *hit = r > 0 ? memmem(all + from, len - from, want, m)
+		const char *hit = r > 0 ? ncp_memmem(all + from, len - from, want, m)
 					: NULL;
 		if (hit) {
 			size_t end = (size_t)(hit - all) + m;
@@ -273,9 +273,9 @@ static void set_int(lua_State *L, const char *k, int v)
 static int p_info(lua_State *L)
 {
 	struct port *p = ncp_checkport(L, 1);
-	struct port_info in = {.usb_vid = -1, .usb_pid = -1, .tcp_port = -1};
+	struct port_info in;
 
-	p->ops->info(p, &in);
+	port_get_info(p, &in);
 	lua_createtable(L, 0, 12);
 	set_str(L, "url", p->url);
 	set_str(L, "kind", p->kind);
@@ -448,14 +448,6 @@ static const luaL_Reg methods[] = {
 	{NULL, NULL},
 };
 
-static const luaL_Reg meta[] = {
-	{"__gc", p_release},
-	{"__close", p_release},
-	{"__tostring", p_tostring},
-	{"__index", NULL},
-	{NULL, NULL},
-};
-
 static const luaL_Reg funcs[] = {
 	{"open", m_open},
 	{"list", m_list},
@@ -464,13 +456,10 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_ncpflash_core_port(lua_State *L)
 {
-	if (luaL_newmetatable(L, NCP_PORT_MT)) {
-		luaL_setfuncs(L, meta, 0);
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushliteral(L, "ncpflash.port");
-		lua_setfield(L, -2, "__metatable");
-	}
+	ncp_register_class(L, NCP_PORT_MT, methods, p_release, p_tostring);
+	luaL_getmetatable(L, NCP_PORT_MT);
+	lua_pushliteral(L, "ncpflash.port");
+	lua_setfield(L, -2, "__metatable"); /* getmetatable(p) == "ncpflash.port" */
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
 	return 1;

@@ -9,11 +9,17 @@
  *   realpath(path) -> p | nil, err         mkdirs(path) -> true | nil, err
  *   create_new(path) -> file | nil, err, exists   a new file, never an existing one (O_EXCL):
  *                             a Lua file handle open for writing; exists = the path was taken
+ *   replace(from, to) -> true | nil, err   atomic rename over an existing file
+ *                             (rename(2); MoveFileEx on Windows)
  *   getenv(name)              pid()
  *   spawn(argv, {stdin=, stdout=, stderr=, append=}) -> pid  (paths; "null")
+ *                             argv may be a string: a command line for the
+ *                             platform's shell (/bin/sh -c; cmd.exe /c)
  *   wait(pid, timeout) -> status, rusage | nil  (status 128+sig when killed;
  *                             rusage = {utime=, stime=, maxrss_kib=} of the child)
  *   kill(pid [, "TERM"|"KILL"|"INT"])
+ *   platform                  "linux" | "windows" | "macos" | "posix"
+ *   path_sep                  "/" or "\\" (Windows; "/" is accepted there too)
  *   error(code, message, fields)  new_error(...) -> e   is_error(v) -> bool
  *   interrupted() -> bool     embedded([prefix]) -> list of embedded paths
  *   embedded_source(path) -> text | nil
@@ -23,16 +29,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "embedded.h"
@@ -41,8 +40,6 @@
 #ifndef NCP_VERSION
 #define NCP_VERSION "unknown"
 #endif
-
-extern char **environ;
 
 static int l_now(lua_State *L)
 {
@@ -60,31 +57,20 @@ static int l_sleep(lua_State *L)
 		double left = deadline - ncp_now();
 		if (left <= 0)
 			return 0;
-		struct timespec ts = {(time_t)left,
-				      (long)((left - (double)(time_t)left) * 1e9)};
-		/* sigtimedwait would consume the signal; nanosleep with the
-		 * signals blocked is not woken, so sleep in short slices. */
-		if (ts.tv_sec > 0 || ts.tv_nsec > 50000000L) {
-			ts.tv_sec = 0;
-			ts.tv_nsec = 50000000L;
-		}
-		nanosleep(&ts, NULL);
+		/* the interrupt is polled, not delivered: short slices */
+		ncp_nap(left > 0.05 ? 0.05 : left);
 	}
 }
 
 static int l_isatty(lua_State *L)
 {
-	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	lua_pushboolean(L, ncp_isatty((int)luaL_checkinteger(L, 1)));
 	return 1;
 }
 
 static int l_term_cols(lua_State *L)
 {
-	struct winsize ws;
-	int cols = 0;
-	if (ioctl(2, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)
-		cols = ws.ws_col;
-	lua_pushinteger(L, cols);
+	lua_pushinteger(L, ncp_term_cols());
 	return 1;
 }
 
@@ -153,7 +139,7 @@ static int l_stat(lua_State *L)
 static int l_realpath(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	char *r = realpath(path, NULL);
+	char *r = ncp_realpath(path);
 	if (!r)
 		return fail(L, path);
 	lua_pushstring(L, r);
@@ -174,7 +160,7 @@ static int l_create_new(lua_State *L)
 	luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
 	p->closef = NULL; /* not a file yet: __gc does nothing */
 	luaL_setmetatable(L, LUA_FILEHANDLE);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = ncp_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644); /* children do not inherit it */
 	if (fd < 0) {
 		int e = errno;
 		lua_pushnil(L);
@@ -195,20 +181,54 @@ static int l_create_new(lua_State *L)
 	return 1;
 }
 
+/* Where the first directory to create starts: after "/", "C:\", "\\host\share\". */
+static size_t path_root(const char *p)
+{
+	size_t i = 0;
+	if (ncp_is_sep('\\') && ncp_is_sep(p[0]) && ncp_is_sep(p[1])) {
+		int seps = 0; /* \\server\share\ */
+		for (i = 2; p[i] && seps < 2; i++)
+			if (ncp_is_sep(p[i]))
+				seps++;
+		return i;
+	}
+	if (ncp_is_sep('\\') && p[0] && p[1] == ':')
+		i = 2;
+	while (ncp_is_sep(p[i]))
+		i++;
+	return i;
+}
+
 static int l_mkdirs(lua_State *L)
 {
 	size_t len;
 	const char *path = luaL_checklstring(L, 1, &len);
 	char *buf = lua_newuserdatauv(L, len + 1, 0);
 	memcpy(buf, path, len + 1);
-	for (size_t i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
+	for (size_t i = path_root(buf); i <= len; i++) {
+		if (!ncp_is_sep(buf[i]) && buf[i] != '\0')
 			continue;
 		char c = buf[i];
 		buf[i] = '\0';
-		if (mkdir(buf, 0777) && errno != EEXIST)
+		struct stat st;
+		if (i > 0 && !ncp_is_sep(buf[i - 1]) && ncp_mkdir(buf) &&
+		    !(errno == EEXIST || (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))))
 			return fail(L, buf);
 		buf[i] = c;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_replace(lua_State *L)
+{
+	const char *from = luaL_checkstring(L, 1);
+	const char *to = luaL_checkstring(L, 2);
+	if (ncp_replace(from, to)) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushfstring(L, "cannot replace %s with %s: %s", to, from, strerror(e));
+		return 2;
 	}
 	lua_pushboolean(L, 1);
 	return 1;
@@ -222,89 +242,77 @@ static int l_getenv(lua_State *L)
 
 static int l_pid(lua_State *L)
 {
-	lua_pushinteger(L, getpid());
+	lua_pushinteger(L, ncp_getpid());
 	return 1;
 }
 
-static int redirect(lua_State *L, posix_spawn_file_actions_t *fa, int opts,
-		    const char *field, int fd, int flags)
+static const char *opt_path(lua_State *L, int opts, const char *field)
 {
+	if (!opts)
+		return NULL;
 	lua_getfield(L, opts, field);
-	const char *path = lua_tostring(L, -1);
-	int r = 0;
-	if (path)
-		r = posix_spawn_file_actions_addopen(
-			fa, fd, strcmp(path, "null") == 0 ? "/dev/null" : path,
-			flags, 0666);
+	const char *p = lua_tostring(L, -1); /* stays alive in the opts table */
 	lua_pop(L, 1);
-	return r;
+	return p;
 }
 
 static int l_spawn(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
 	int opts = lua_istable(L, 2) ? 2 : 0;
-	lua_Integer n = luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1, 1, "empty argv");
-	char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, 1, i);
-		argv[i - 1] = (char *)luaL_checkstring(L, -1);
-		lua_pop(L, 1); /* the string stays alive in the argv table */
+	struct ncp_child c = {0};
+	char err[512];
+	long long id;
+
+	if (lua_type(L, 1) == LUA_TSTRING) {
+		c.shell = lua_tostring(L, 1);
+	} else {
+		luaL_checktype(L, 1, LUA_TTABLE);
+		lua_Integer n = luaL_len(L, 1);
+		luaL_argcheck(L, n >= 1, 1, "empty argv");
+		const char **argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_geti(L, 1, i);
+			argv[i - 1] = luaL_checkstring(L, -1);
+			lua_pop(L, 1); /* the string stays alive in the argv table */
+		}
+		argv[n] = NULL;
+		c.argv = argv;
 	}
-	argv[n] = NULL;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	sigset_t none, dfl;
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	c.in = opt_path(L, opts, "stdin");
+	c.out = opt_path(L, opts, "stdout");
+	c.err = opt_path(L, opts, "stderr");
 	if (opts) {
 		lua_getfield(L, opts, "append");
-		int app = lua_toboolean(L, -1) ? O_APPEND : O_TRUNC;
+		c.append = lua_toboolean(L, -1);
 		lua_pop(L, 1);
-		redirect(L, &fa, opts, "stdin", 0, O_RDONLY);
-		redirect(L, &fa, opts, "stdout", 1, O_WRONLY | O_CREAT | app);
-		redirect(L, &fa, opts, "stderr", 2, O_WRONLY | O_CREAT | app);
 	}
-	pid_t pid;
-	int r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (r) {
-		errno = r;
-		return fail(L, argv[0]);
+	if (ncp_spawn(&c, &id, err, sizeof err)) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
 	}
-	lua_pushinteger(L, pid);
+	lua_pushinteger(L, (lua_Integer)id);
 	return 1;
 }
 
 static int l_wait(lua_State *L)
 {
-	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	lua_Integer pid = luaL_checkinteger(L, 1);
 	double timeout = luaL_optnumber(L, 2, -1);
 	double deadline = ncp_now() + timeout;
 	for (;;) {
 		int st;
-		struct rusage ru;
-		pid_t r = wait4(pid, &st, WNOHANG, &ru);
-		if (r == pid) {
-			lua_pushinteger(L, WIFEXITED(st) ? WEXITSTATUS(st) :
-					   128 + WTERMSIG(st));
+		struct ncp_usage u;
+		int r = ncp_wait((long long)pid, &st, &u);
+		if (r > 0) {
+			lua_pushinteger(L, st);
 			/* the child's resource usage (benchmarks) */
 			lua_createtable(L, 0, 3);
-			lua_pushnumber(L, (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
+			lua_pushnumber(L, u.utime);
 			lua_setfield(L, -2, "utime");
-			lua_pushnumber(L, (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+			lua_pushnumber(L, u.stime);
 			lua_setfield(L, -2, "stime");
-			lua_pushinteger(L, (lua_Integer)ru.ru_maxrss); /* KiB on Linux */
+			lua_pushinteger(L, (lua_Integer)u.maxrss_kib);
 			lua_setfield(L, -2, "maxrss_kib");
 			return 2;
 		}
@@ -312,18 +320,16 @@ static int l_wait(lua_State *L)
 			return fail(L, "waitpid");
 		if (timeout >= 0 && ncp_now() >= deadline)
 			return 0;
-		struct timespec ts = {0, 5000000L};
-		nanosleep(&ts, NULL);
+		ncp_nap(0.005);
 	}
 }
 
 static int l_kill(lua_State *L)
 {
 	static const char *const names[] = {"TERM", "KILL", "INT", NULL};
-	static const int sigs[] = {SIGTERM, SIGKILL, SIGINT};
-	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-	int s = sigs[luaL_checkoption(L, 2, "TERM", names)];
-	lua_pushboolean(L, kill(pid, s) == 0);
+	lua_Integer pid = luaL_checkinteger(L, 1);
+	int how = luaL_checkoption(L, 2, "TERM", names);
+	lua_pushboolean(L, ncp_kill((long long)pid, how) == 0);
 	return 1;
 }
 
@@ -405,6 +411,7 @@ int luaopen_ncpflash_core_sys(lua_State *L)
 		{"listdir", l_listdir},   {"stat", l_stat},
 		{"realpath", l_realpath}, {"mkdirs", l_mkdirs},
 		{"create_new", l_create_new},
+		{"replace", l_replace},
 		{"getenv", l_getenv},     {"pid", l_pid},
 		{"spawn", l_spawn},       {"wait", l_wait},
 		{"kill", l_kill},         {"error", l_error},
@@ -416,6 +423,18 @@ int luaopen_ncpflash_core_sys(lua_State *L)
 	luaL_newlib(L, fns);
 	lua_pushliteral(L, NCP_VERSION);
 	lua_setfield(L, -2, "version");
+#if defined(_WIN32)
+	lua_pushliteral(L, "windows");
+#elif defined(__linux__)
+	lua_pushliteral(L, "linux");
+#elif defined(__APPLE__)
+	lua_pushliteral(L, "macos");
+#else
+	lua_pushliteral(L, "posix");
+#endif
+	lua_setfield(L, -2, "platform");
+	lua_pushstring(L, ncp_is_sep('\\') ? "\\" : "/");
+	lua_setfield(L, -2, "path_sep");
 	luaL_getmetatable(L, NCP_ERROR_MT);
 	lua_setfield(L, -2, "error_mt");
 	return 1;

@@ -1,25 +1,15 @@
 /*
- * port.c - what all transports share: URL dispatch, read/write loops with
- * deadlines, the pushback buffer, interrupt-aware waits, the wire trace,
- * TCP connect. Backends are in port_<kind>.c.
+ * port.c - what all transports share: the table of backends (which one
+ * opens a URL), the read/write loops with deadlines, the pushback buffer,
+ * interrupt-aware sleep and the wire trace. Backends are in port_<kind>.c
+ * (port_backend.h); the stream ones share port_fd.c.
  */
-#include "port.h"
-#include "host.h"
+#include "port_backend.h"
 
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 
 #define SLICE 0.1 /* longest single wait, seconds */
 
@@ -108,69 +98,110 @@ int port_sleep(double seconds)
 	}
 }
 
-int port_wait_fd(struct port *p, int fd, short events, double deadline)
-{
-	for (;;) {
-		if (ncp_interrupt_pending())
-			return PORT_EINTR;
-		double left = deadline - ncp_now();
-		if (left < 0)
-			left = 0;
-		if (left > SLICE)
-			left = SLICE;
-		struct pollfd pfd = {.fd = fd, .events = events};
-		int r = poll(&pfd, 1, (int)(left * 1000 + 0.999));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			port_seterr(p, "%s: poll: %s", p->url, strerror(errno));
-			return PORT_EIO;
-		}
-		if (r > 0) {
-			if (pfd.revents & POLLNVAL) {
-				port_seterr(p, "%s: handle is not open", p->url);
-				return PORT_EIO;
-			}
-			/* POLLERR/POLLHUP: let the read/write report it */
-			return 1;
-		}
-		if (ncp_now() >= deadline)
-			return 0;
-	}
-}
-
 /* ---- open / close ---- */
 
-static int has_prefix(const char *s, const char *pre)
+/*
+ * The backends, tried in order. A row with a scheme takes URLs that start
+ * with it (`rest` = what follows); a row without one takes a device path
+ * when its `claims` says so (NULL: any path). A new transport is one
+ * backend file and one row here.
+ */
+static const struct port_backend {
+	const char *scheme;
+	int (*claims)(const char *path);
+	port_open_fn open;
+} backends[] = {
+	{"rfc2217://", NULL, port_rfc2217_open},
+	{"socket://", NULL, port_tcp_open},
+#if !defined(_WIN32)
+	{NULL, port_is_pty, port_pty_open},
+#endif
+	{NULL, NULL, port_serial_open}, /* port_serial_posix.c | port_serial_win.c */
+};
+
+static const struct port_backend *backend_for(const char *url,
+					      const char **rest)
 {
-	return strncmp(s, pre, strlen(pre)) == 0;
+	int is_url = strstr(url, "://") != NULL;
+
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+		const struct port_backend *b = &backends[i];
+		if (b->scheme) {
+			size_t n = strlen(b->scheme);
+			if (strncmp(url, b->scheme, n) == 0) {
+				*rest = url + n;
+				return b;
+			}
+		} else if (!is_url && (!b->claims || b->claims(url))) {
+			*rest = url;
+			return b;
+		}
+	}
+	return NULL;
 }
 
 struct port *port_open(const char *url, const struct port_opts *o,
 		       char *err, size_t errlen, enum port_open_failure *why)
 {
-	struct port *p;
+	const char *rest;
+	const struct port_backend *b = backend_for(url, &rest);
 
 	*why = PORT_FAIL_IO;
 	err[0] = '\0';
-	if (has_prefix(url, "rfc2217://"))
-		p = port_rfc2217_open(url, url + 10, o, err, errlen, why);
-	else if (has_prefix(url, "socket://"))
-		p = port_tcp_open(url, url + 9, o, err, errlen, why);
-	else if (strstr(url, "://")) {
+	if (!b) {
 		snprintf(err, errlen,
 			 "unsupported port URL '%s' (use a device path, "
 			 "rfc2217://host:port or socket://host:port)", url);
 		*why = PORT_FAIL_URL;
 		return NULL;
-	} else if (port_is_pty(url))
-		p = port_pty_open(url, o, err, errlen, why);
-	else
-		p = port_serial_open(url, o, err, errlen, why);
+	}
+	struct port *p = b->open(url, rest, o, err, errlen, why);
 	if (p)
 		port_trace_note(p, "open %s (%s) baud %d", p->url, p->kind,
 				p->baud);
 	return p;
+}
+
+/* ---- port_list_names (on the backend's port_list) ---- */
+
+struct names {
+	char *buf;
+	size_t len, used;
+	int n;
+};
+
+static void add_name(void *ctx, const struct port_listing *e)
+{
+	struct names *nm = ctx;
+
+	if (nm->used >= nm->len)
+		return;
+	int w = snprintf(nm->buf + nm->used, nm->len - nm->used, "%s%s",
+			 nm->n ? ", " : "", e->name);
+	if (w > 0)
+		nm->used += (size_t)w;
+	nm->n++;
+}
+
+void port_list_names(char *buf, size_t len)
+{
+	char err[160];
+	struct names nm = {buf, len, 0, 0};
+
+	buf[0] = '\0';
+	if (port_list(add_name, &nm, err, sizeof err) != PORT_OK || nm.n == 0)
+		snprintf(buf, len, "none found");
+}
+
+void port_missing(const char *path, char *err, size_t errlen,
+		  enum port_open_failure *why)
+{
+	char names[512];
+
+	port_list_names(names, sizeof names);
+	snprintf(err, errlen, "no such port %s (serial ports present: %s)", path,
+		 names);
+	*why = PORT_FAIL_MISSING;
 }
 
 void port_close(struct port *p)
@@ -322,6 +353,13 @@ int port_set_lines(struct port *p, int dtr, int rts)
 	return r;
 }
 
+void port_get_info(struct port *p, struct port_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->usb_vid = out->usb_pid = out->tcp_port = -1;
+	p->ops->info(p, out);
+}
+
 int port_send_break(struct port *p, double seconds)
 {
 	int r = p->ops->send_break(p, seconds);
@@ -329,205 +367,4 @@ int port_send_break(struct port *p, double seconds)
 	port_trace_note(p, "break %.3f s%s%s", seconds,
 			r == PORT_OK ? "" : ": ", r == PORT_OK ? "" : p->err);
 	return r;
-}
-
-/* ---- fd helpers (pty, socket://, rfc2217://) ---- */
-
-int port_fd_read(struct port *p, int fd, int sock, uint8_t *buf, size_t n,
-		 double deadline)
-{
-	for (;;) {
-		ssize_t r = sock ? recv(fd, buf, n, MSG_DONTWAIT) : read(fd, buf, n);
-		if (r > 0)
-			return (int)r;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0 || (!sock && errno == EIO)) {
-			if (sock)
-				port_seterr(p, "%s: connection closed by the peer", p->url);
-			else
-				port_seterr(p, "%s: the other end of the pseudo-terminal "
-					       "was closed", p->url);
-			return PORT_EIO;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			port_seterr(p, "%s: read failed: %s", p->url,
-				    strerror(errno));
-			return PORT_EIO;
-		}
-		int w = port_wait_fd(p, fd, POLLIN, deadline);
-		if (w <= 0)
-			return w;
-	}
-}
-
-int port_fd_write(struct port *p, int fd, int sock, const uint8_t *buf,
-		  size_t n, double deadline)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t w = sock ? send(fd, buf + done, n - done, MSG_NOSIGNAL)
-				 : write(fd, buf + done, n - done);
-		if (w > 0) {
-			done += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			port_seterr(p, "%s: write failed: %s%s", p->url,
-				    strerror(errno),
-				    errno == EPIPE || errno == ECONNRESET ?
-					    " (peer disconnected)" : "");
-			return PORT_EIO;
-		}
-		int r = port_wait_fd(p, fd, POLLOUT, deadline);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-	}
-	return (int)done;
-}
-
-int port_fd_drain(struct port *p, int fd, double deadline)
-{
-	for (;;) {
-		int q = 0;
-		if (ioctl(fd, TIOCOUTQ, &q) < 0) {
-			port_seterr(p, "%s: cannot query output queue: %s",
-				    p->url, strerror(errno));
-			return PORT_EIO;
-		}
-		if (q <= 0)
-			return PORT_OK;
-		if (ncp_now() >= deadline) {
-			port_seterr(p, "%s: %d bytes still queued at the deadline",
-				    p->url, q);
-			return PORT_ETIMEDOUT;
-		}
-		if (port_sleep(0.002) == PORT_EINTR)
-			return PORT_EINTR;
-	}
-}
-
-/* ---- TCP helpers (socket:// and rfc2217://) ---- */
-
-int port_split_hostport(const char *s, char *host, size_t hostlen, int *tcp_port)
-{
-	const char *colon;
-	const char *h = s;
-	size_t hl;
-
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':')
-			return -1;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -1;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= hostlen)
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	char *end;
-	long v = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || (*end && *end != '/') || v <= 0 || v > 65535)
-		return -1;
-	*tcp_port = (int)v;
-	return 0;
-}
-
-int port_tcp_connect(const char *host, int tcp_port, double timeout_s,
-		     char *err, size_t errlen, enum port_open_failure *why)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res, *ai;
-	char service[16];
-	int fd = -1, last = ECONNREFUSED;
-	double deadline = ncp_now() + (timeout_s > 0 ? timeout_s : 5.0);
-
-	snprintf(service, sizeof service, "%d", tcp_port);
-	int g = getaddrinfo(host, service, &hints, &res);
-	if (g != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host,
-			 gai_strerror(g));
-		*why = PORT_FAIL_MISSING;
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-						   SOCK_NONBLOCK,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			last = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS) {
-			int ready = 0;
-			while (!ready) {
-				if (ncp_interrupt_pending()) {
-					last = EINTR;
-					break;
-				}
-				double left = deadline - ncp_now();
-				if (left <= 0) {
-					last = ETIMEDOUT;
-					break;
-				}
-				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-				int r = poll(&pfd, 1,
-					     (int)((left > SLICE ? SLICE : left) *
-						   1000) + 1);
-				if (r > 0)
-					ready = 1;
-				else if (r < 0 && errno != EINTR) {
-					last = errno;
-					break;
-				}
-			}
-			if (ready) {
-				int soerr = 0;
-				socklen_t sl = sizeof soerr;
-				getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-				if (soerr == 0)
-					break;
-				last = soerr;
-			}
-		} else
-			last = errno;
-		close(fd);
-		fd = -1;
-		if (last == EINTR)
-			break;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		if (last == ECONNREFUSED)
-			*why = PORT_FAIL_REFUSED;
-		else if (last == EINTR)
-			*why = PORT_FAIL_INTERRUPTED;
-		snprintf(err, errlen, "cannot connect to %s:%d: %s%s", host,
-			 tcp_port,
-			 last == ECONNREFUSED ? "connection refused" :
-			 last == EINTR        ? "interrupted" :
-			 last == ETIMEDOUT    ? "timed out" :
-						strerror(last),
-			 last == ECONNREFUSED ? " (is the server running?)" : "");
-		return -1;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	return fd;
 }

@@ -21,15 +21,10 @@
  *                     reset worked)
  *   timeout=S         seconds for the TCP connect and the negotiation
  */
-#include "port.h"
-#include "host.h"
+#include "port_backend.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 enum {
 	IAC = 255, DONT = 254, DO = 253, WONT = 252, WILL = 251,
@@ -53,8 +48,7 @@ enum {
 enum { S_DATA, S_IAC, S_OPT, S_SB, S_SB_IAC };
 
 struct rfc_port {
-	struct port base;
-	int fd;
+	struct port_fd fd; /* the byte stream: port_fd.c */
 	char host[128];
 	int tcp_port;
 	/* decoded data not yet returned */
@@ -84,13 +78,13 @@ static int is_wanted(uint8_t opt)
 /* Sends raw (already escaped) bytes. */
 static int send_raw(struct rfc_port *r, const uint8_t *buf, size_t n)
 {
-	int w = port_fd_write(&r->base, r->fd, 1, buf, n, ncp_now() + 5.0);
+	int w = port_fd_write(&r->fd, buf, n, ncp_now() + 5.0);
 
 	if (w < 0)
 		return w;
 	if ((size_t)w < n) {
-		port_seterr(&r->base, "%s: server is not reading (send timed out)",
-			    r->base.url);
+		port_seterr(&r->fd.base, "%s: server is not reading (send timed out)",
+			    r->fd.base.url);
 		return PORT_EIO;
 	}
 	return PORT_OK;
@@ -143,7 +137,7 @@ static int rx_push(struct rfc_port *r, uint8_t c)
 		size_t cap = r->rx_cap ? r->rx_cap * 2 : 4096;
 		uint8_t *nb = realloc(r->rx, cap);
 		if (!nb) {
-			port_seterr(&r->base, "%s: out of memory", r->base.url);
+			port_seterr(&r->fd.base, "%s: out of memory", r->fd.base.url);
 			return PORT_EIO;
 		}
 		r->rx = nb;
@@ -291,29 +285,12 @@ static int decode(struct rfc_port *r, const uint8_t *buf, size_t n)
 static int pump(struct rfc_port *r, double deadline)
 {
 	uint8_t buf[4096];
+	int n = port_fd_read(&r->fd, buf, sizeof buf, deadline);
 
-	for (;;) {
-		ssize_t n = recv(r->fd, buf, sizeof buf, MSG_DONTWAIT);
-		if (n > 0) {
-			int rc = decode(r, buf, (size_t)n);
-			return rc < 0 ? rc : 1;
-		}
-		if (n == 0) {
-			port_seterr(&r->base, "%s: connection closed by the server",
-				    r->base.url);
-			return PORT_EIO;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			port_seterr(&r->base, "%s: read failed: %s", r->base.url,
-				    strerror(errno));
-			return PORT_EIO;
-		}
-		int w = port_wait_fd(&r->base, r->fd, POLLIN, deadline);
-		if (w <= 0)
-			return w;
-	}
+	if (n <= 0)
+		return n;
+	int rc = decode(r, buf, (size_t)n);
+	return rc < 0 ? rc : 1;
 }
 
 /* Pumps until *counter exceeds `want` or the deadline: 1 reached, 0 not. */
@@ -366,7 +343,7 @@ static int rfc_write(struct port *p, const uint8_t *buf, size_t n,
 			if (c == IAC)
 				esc[k++] = IAC;
 		}
-		int w = port_fd_write(p, r->fd, 1, esc, k, deadline);
+		int w = port_fd_write(&r->fd, esc, k, deadline);
 		if (w < 0)
 			return w;
 		if ((size_t)w < k) {
@@ -380,11 +357,6 @@ static int rfc_write(struct port *p, const uint8_t *buf, size_t n,
 		done += take;
 	}
 	return (int)n;
-}
-
-static int rfc_drain(struct port *p, double deadline)
-{
-	return port_fd_drain(p, ((struct rfc_port *)p)->fd, deadline);
 }
 
 static int rfc_flush_input(struct port *p)
@@ -433,7 +405,7 @@ static int rfc_set_baud(struct port *p, int baud)
 
 static int no_control(struct rfc_port *r)
 {
-	port_seterr(&r->base, "the RFC 2217 server at %s:%d did not acknowledge "
+	port_seterr(&r->fd.base, "the RFC 2217 server at %s:%d did not acknowledge "
 			      "SET-CONTROL (a port without modem lines?); DTR, "
 			      "RTS and BREAK may not change",
 		    r->host, r->tcp_port);
@@ -453,7 +425,7 @@ static int control(struct rfc_port *r, const uint8_t *vals, int n)
 	}
 	if (r->ign_control) {
 		if (!r->ign_noted++)
-			port_trace_note(&r->base, "SET-CONTROL sent; its answer "
+			port_trace_note(&r->fd.base, "SET-CONTROL sent; its answer "
 				       "is not awaited (ign_set_control)");
 		return PORT_OK;
 	}
@@ -465,7 +437,7 @@ static int control(struct rfc_port *r, const uint8_t *vals, int n)
 		return rc;
 	if (rc == 0) {
 		r->control_noack = 1;
-		r->base.lines = 0;
+		r->fd.base.lines = 0;
 		return no_control(r);
 	}
 	return PORT_OK;
@@ -501,7 +473,7 @@ static void rfc_close(struct port *p)
 {
 	struct rfc_port *r = (struct rfc_port *)p;
 
-	close(r->fd);
+	port_fd_close(&r->fd);
 	free(r->rx);
 	free(r);
 }
@@ -517,7 +489,7 @@ static void rfc_info(struct port *p, struct port_info *out)
 static const struct port_ops rfc_ops = {
 	.read = rfc_read,
 	.write = rfc_write,
-	.drain = rfc_drain,
+	.drain = port_fd_op_drain,
 	.flush_input = rfc_flush_input,
 	.set_baud = rfc_set_baud,
 	.set_lines = rfc_set_lines,
@@ -553,7 +525,7 @@ static int negotiate(struct rfc_port *r, double timeout, char *err,
 		return -1;
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "%s", r->base.err);
+		snprintf(err, errlen, "%s", r->fd.base.err);
 		return -1;
 	}
 	if (!r->comport_ok) {
@@ -569,7 +541,7 @@ static int negotiate(struct rfc_port *r, double timeout, char *err,
 	}
 	/* Line settings: 8N1 at the requested baud. */
 	unsigned want = r->baud_acks + 1;
-	if ((rc = send_baud(r, r->base.baud)) < 0 ||
+	if ((rc = send_baud(r, r->fd.base.baud)) < 0 ||
 	    (rc = send_cpo1(r, CPO_SET_DATASIZE, 8)) < 0 ||
 	    (rc = send_cpo1(r, CPO_SET_PARITY, 1)) < 0 ||
 	    (rc = send_cpo1(r, CPO_SET_STOPSIZE, 1)) < 0 ||
@@ -577,7 +549,7 @@ static int negotiate(struct rfc_port *r, double timeout, char *err,
 			     ncp_now() + BAUD_ACK_WAIT)) < 0) {
 		if (rc == PORT_EINTR)
 			*why = PORT_FAIL_INTERRUPTED;
-		snprintf(err, errlen, "%s", r->base.err);
+		snprintf(err, errlen, "%s", r->fd.base.err);
 		return -1;
 	}
 	return 0;
@@ -649,29 +621,31 @@ struct port *port_rfc2217_open(const char *url, const char *hostport,
 		free(r);
 		return NULL;
 	}
-	r->fd = port_tcp_connect(r->host, r->tcp_port, opts.connect_timeout, err,
-				 errlen, why);
-	if (r->fd < 0) {
+	if (port_tcp_connect(&r->fd, r->host, r->tcp_port, opts.connect_timeout,
+			     err, errlen, why) < 0) {
 		free(r);
 		return NULL;
 	}
 	return rfc_start(r, url, &opts, err, errlen, why);
 }
 
-struct port *port_rfc2217_attach(int fd, const char *url,
+struct port *port_rfc2217_attach(port_sock fd, const char *url,
 				 const struct port_opts *o, char *err,
 				 size_t errlen, enum port_open_failure *why)
 {
 	struct rfc_port *r = calloc(1, sizeof *r);
 
 	if (!r) {
-		close(fd);
+		struct port_fd tmp = {.fd = fd, .sock = 1};
+		port_fd_close(&tmp);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	snprintf(r->host, sizeof r->host, "attached");
 	r->tcp_port = -1;
-	r->fd = fd;
+	r->fd.fd = fd;
+	r->fd.sock = 1;
+	port_sock_adopt(fd);
 	return rfc_start(r, url, o, err, errlen, why);
 }
 
@@ -680,12 +654,13 @@ static struct port *rfc_start(struct rfc_port *r, const char *url,
 			      const struct port_opts *o, char *err,
 			      size_t errlen, enum port_open_failure *why)
 {
-	port_init(&r->base, &rfc_ops, "rfc2217", url, o);
-	r->base.lines = 1;
+	r->fd.closed_msg = "connection closed by the server";
+	port_init(&r->fd.base, &rfc_ops, "rfc2217", url, o);
+	r->fd.base.lines = 1;
 	double t = o->connect_timeout > 0 ? o->connect_timeout : NEGOTIATE_WAIT;
 	if (negotiate(r, t, err, errlen, why) < 0) {
-		rfc_close(&r->base);
+		rfc_close(&r->fd.base);
 		return NULL;
 	}
-	return &r->base;
+	return &r->fd.base;
 }

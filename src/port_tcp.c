@@ -1,48 +1,23 @@
 /*
  * port_tcp.c - socket://host:port, raw TCP (e.g. ser2net in raw mode).
  * Data only: the baud rate is whatever the server is set to, and there are
- * no modem lines; both are reported as unsupported.
+ * no modem lines; both are reported as unsupported. The byte stream is the
+ * fd backend's (port_fd.c).
  */
-#include "port.h"
-#include "host.h"
+#include "port_backend.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 struct tcp_port {
-	struct port base;
-	int fd;
+	struct port_fd fd;
 	char host[128];
 	int tcp_port;
 };
 
-static int tcp_read(struct port *p, uint8_t *buf, size_t n, double deadline)
-{
-	return port_fd_read(p, ((struct tcp_port *)p)->fd, 1, buf, n, deadline);
-}
-
-static int tcp_write(struct port *p, const uint8_t *buf, size_t n,
-		     double deadline)
-{
-	return port_fd_write(p, ((struct tcp_port *)p)->fd, 1, buf, n, deadline);
-}
-
-static int tcp_drain(struct port *p, double deadline)
-{
-	return port_fd_drain(p, ((struct tcp_port *)p)->fd, deadline);
-}
-
 static int tcp_flush_input(struct port *p)
 {
-	struct tcp_port *t = (struct tcp_port *)p;
-	uint8_t junk[512];
-
-	while (recv(t->fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
-		;
+	port_fd_discard((struct port_fd *)p);
 	return PORT_OK;
 }
 
@@ -71,10 +46,8 @@ static int tcp_send_break(struct port *p, double seconds)
 
 static void tcp_close(struct port *p)
 {
-	struct tcp_port *t = (struct tcp_port *)p;
-
-	close(t->fd);
-	free(t);
+	port_fd_close((struct port_fd *)p);
+	free(p);
 }
 
 static void tcp_info(struct port *p, struct port_info *out)
@@ -86,9 +59,9 @@ static void tcp_info(struct port *p, struct port_info *out)
 }
 
 static const struct port_ops tcp_ops = {
-	.read = tcp_read,
-	.write = tcp_write,
-	.drain = tcp_drain,
+	.read = port_fd_op_read,
+	.write = port_fd_op_write,
+	.drain = port_fd_op_drain,
 	.flush_input = tcp_flush_input,
 	.set_baud = tcp_set_baud,
 	.set_lines = tcp_set_lines,
@@ -115,12 +88,12 @@ struct port *port_tcp_open(const char *url, const char *hostport,
 		free(t);
 		return NULL;
 	}
-	t->fd = port_tcp_connect(t->host, t->tcp_port, o->connect_timeout, err,
-				 errlen, why);
-	if (t->fd < 0) {
+	if (port_tcp_connect(&t->fd, t->host, t->tcp_port, o->connect_timeout,
+			     err, errlen, why) < 0) {
 		free(t);
 		return NULL;
 	}
-	port_init(&t->base, &tcp_ops, "socket", url, o);
-	return &t->base;
+	t->fd.closed_msg = "connection closed by the peer";
+	port_init(&t->fd.base, &tcp_ops, "socket", url, o);
+	return &t->fd.base;
 }

@@ -19,7 +19,12 @@ local resolved = setmetatable({}, { __mode = "k" })   -- chip file table -> reso
 
 local function module(name) return "ncpflash.chips." .. name end
 
-local function user_dir() return "$XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/)" end
+--- Where a user chip file goes, for messages.
+local function user_dir()
+  if require("ncpflash.path").windows then return "%APPDATA%\\ncpflash\\chips\\NAME.lua" end
+  return "$XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/)"
+end
+M.user_dir = user_dir
 
 function M.exists(name)
   return type(name) == "string" and name:match("^[%w_%-]+$") ~= nil and util.module_exists(module(name))

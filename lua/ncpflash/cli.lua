@@ -128,6 +128,14 @@ function M.parse_globals(argv)
       local k = key_of(spec)
       local first, prev, prev_list = i, opts[k], opts[k .. "_list"] and table.move(opts[k .. "_list"], 1,
         #opts[k .. "_list"], 1, {})
+      if spec.flag and inline and #rest > 0 then
+        -- after the command name a value may be the command's own option (recipe --version X.Y.Z):
+        -- decided by give_back, which raises this usage error when the command has no such option
+        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list, at = #rest, words = { a },
+          invalid = ("option %s takes no value"):format(name) }
+        i = i + 1
+        goto next
+      end
       if spec.flag then
         if inline then usage(("option %s takes no value"):format(name)) end
         opts[k] = spec.count and (opts[k] or 0) + 1 or true
@@ -147,7 +155,7 @@ function M.parse_globals(argv)
       -- after the command name: the command may declare an option of the same name (station
       -- report --junit FILE); main gives these words back to it (M.give_back)
       if #rest > 0 then
-        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list,
+        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list, at = #rest,
           words = table.move(argv, first, i, 1, {}) }
       end
     elseif a:match("^%-v+$") then
@@ -156,7 +164,10 @@ function M.parse_globals(argv)
       rest[#rest + 1] = a
     end
     i = i + 1
+    ::next::
   end
+  -- where each late option was, counted from the end (the caller drops the command name in front)
+  for _, l in ipairs(late) do l.back = #rest - l.at end
   for _, spec in ipairs(M.globals) do
     local k = key_of(spec)
     if opts[k] == nil and spec.env then
@@ -172,6 +183,8 @@ end
 --- its own `args` declare an option of that name (its option wins there: `station report DB
 --- --junit F` is the report's JUnit export, `--junit F station report DB` the run's).  `late` is
 --- parse_globals' third result; the options' earlier values (before the command) are restored.
+--- The words go back where they were, so that a global flag the command declares with a value
+--- (`st67w611m1/mission_t02 DIR --version 2.0.97`) gets the word that followed it.
 function M.give_back(args, late, opts, rest)
   local declared = {}
   for _, spec in ipairs(args or {}) do
@@ -179,12 +192,19 @@ function M.give_back(args, late, opts, rest)
   end
   local restored = {}
   for _, l in ipairs(late or {}) do
+    if declared[l.name] and not restored[l.key] then
+      restored[l.key] = true
+      opts[l.key], opts[l.key .. "_list"] = l.prev, l.prev_list
+    elseif l.invalid and not declared[l.name] then
+      usage(l.invalid)
+    end
+  end
+  local n = #rest
+  for j = #(late or {}), 1, -1 do       -- the last first: earlier positions stay valid
+    local l = late[j]
     if declared[l.name] then
-      table.move(l.words, 1, #l.words, #rest + 1, rest)
-      if not restored[l.key] then
-        restored[l.key] = true
-        opts[l.key], opts[l.key .. "_list"] = l.prev, l.prev_list
-      end
+      local at = math.max(0, n - (l.back or 0))
+      for w = #l.words, 1, -1 do table.insert(rest, at + 1, l.words[w]) end
     end
   end
 end

@@ -31,9 +31,9 @@ function M.unknown_message(raw, current)
   local ver = #raw >= 4 and string.unpack("<I4", raw, 1) or 0
   return string.format("unknown boot ROM: version 0x%08X, %d bytes of boot info: %s. No chip file lists it. "
     .. "Pass --chip NAME if you know the chip (built in: %s), or describe it in a chip file: copy a built-in "
-    .. "one (`%s`) to $XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/), add "
+    .. "one (`%s`) to %s, add "
     .. "[0x%08X] to its rom_versions and adjust boot_info (length %d, field offsets) - see docs/new-module.md",
-    ver, #raw, codec.hex(raw), table.concat(chips.names(), ", "), current or "bl616", ver, #raw)
+    ver, #raw, codec.hex(raw), table.concat(chips.names(), ", "), current or "bl616", chips.user_dir(), ver, #raw)
 end
 
 -- Decide the chip for `raw`. current = the chip in use (board's or --chip); forced = --chip was

@@ -18,19 +18,15 @@ local sys = require "ncpflash.core.sys"
 local codec = require "ncpflash.core.codec"
 local util = require "ncpflash.util"
 local json = require "ncpflash.json"
+local fpath = require "ncpflash.path"
 
 local M = {}
 
 function M.dir()
   local d = sys.getenv("NCPFLASH_JOURNAL_DIR")
   if d and d ~= "" then return d end
-  local x = sys.getenv("XDG_STATE_HOME")
-  if not x or x == "" then
-    local home = sys.getenv("HOME")
-    if not home then return nil end
-    x = home .. "/.local/state"
-  end
-  return x .. "/ncpflash/journal"
+  local state = fpath.state_dir() -- $XDG_STATE_HOME/ncpflash; Windows: %APPDATA%\ncpflash\state
+  return state and (state .. "/journal") or nil
 end
 
 local function key(r)
@@ -100,7 +96,8 @@ function J:save()
   local f = io.open(tmp, "wb")
   local ok = f and f:write(json.encode(self.rec), "\n")
   if f then f:close() end
-  if not ok or not os.rename(tmp, self.path) then
+  -- sys.replace: atomic over the old journal on Windows too (MoveFileEx), where os.rename fails
+  if not ok or not sys.replace(tmp, self.path) then
     os.remove(tmp)
     self.ev:warn("--resume: cannot write the journal " .. self.path)
   end

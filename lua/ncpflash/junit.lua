@@ -190,7 +190,8 @@ function M.write(path, what)
     ok, werr = f:write(xml)
     ok = f:close() and ok
   end
-  if not ok or not os.rename(tmp, path) then
+  -- sys.replace: atomic over an old report on Windows too (MoveFileEx)
+  if not ok or not require("ncpflash.core.sys").replace(tmp, path) then
     os.remove(tmp)
     require("ncpflash.errors").raise("input", ("cannot write JUnit report %s: %s"):format(path,
       tostring(werr or "rename failed")), { file = path })

@@ -16,12 +16,8 @@ local BUILTIN_COMMANDS = {
   run = "run a Lua file: ncpflash run FILE.lua [args]",
 }
 
-local function config_dir()
-  local x = sys.getenv("XDG_CONFIG_HOME")
-  if x and x ~= "" then return x .. "/ncpflash" end
-  local home = sys.getenv("HOME")
-  return home and (home .. "/.config/ncpflash") or nil
-end
+-- $XDG_CONFIG_HOME/ncpflash (~/.config/ncpflash); Windows: %APPDATA%\ncpflash
+local config_dir = require("ncpflash.path").config_dir
 
 --- Where recipes, boards and chips come from, highest precedence first.
 function M.roots(opts)
@@ -323,7 +319,9 @@ local function run(opts, rest, ev, late)
   end
   local roots = M.roots(opts)
   install_roots(roots)
-  if opts.version then
+  local late_version = false    -- --version after the command name may be the command's own option
+  for _, l in ipairs(late or {}) do if l.key == "version" then late_version = true end end
+  if opts.version and not late_version then
     ev:info("ncpflash " .. sys.version, { version = sys.version })
     return
   end
@@ -374,6 +372,10 @@ local function run(opts, rest, ev, late)
   if not recipe then return end
   ctx.exec = exec
   cli.give_back(recipe.args, late, opts, rest)
+  if opts.version then            -- a --version the command does not declare: the program's version
+    ev:info("ncpflash " .. sys.version, { version = sys.version })
+    return
+  end
   local args = cli.parse_args(entry.name, recipe.args, rest)
   ctx.default_board = recipe.board
   return recipe.run(ctx, args)

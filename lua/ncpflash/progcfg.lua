@@ -1,11 +1,13 @@
 -- QConn_Flash / BLFlashCommand `flash_prog_cfg.ini` (protocol.md §5.4, st67w611m1.md §2.1).
 --   [cfg]      erase = 0|1|2, skip_mode = addr, len[; addr, len ...], boot2_isp_mode = 0|1
---   [<name>]   filedir = path (relative to the ini; `*` matches exactly one file; $(CHIPNAME))
+--   [<name>]   filedir = path (relative to the ini; `*` matches exactly one file; $(CHIPNAME);
+--              "/" or "\" separate on every platform; on Windows also a drive letter)
 --              address = hex | @partition   (the entry called <name> in the [partition] table)
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
 local partition = require("ncpflash.partition")
 local util = require("ncpflash.util")
+local fpath = require("ncpflash.path")
 
 local M = {}
 
@@ -18,24 +20,9 @@ end
 
 local function q(s) return util.quote(s) end
 
-local function join(dir, rel)
-  if rel:sub(1, 1) == "/" then return rel end
-  rel = rel:gsub("^%./", "")
-  return dir .. "/" .. rel
-end
-
--- Tidy "a/./b/../c" (lexically; good enough for messages and comparisons).
-local function normalize(path)
-  local abs = path:sub(1, 1) == "/"
-  local parts = {}
-  for p in path:gmatch("[^/]+") do
-    if p == ".." and #parts > 0 and parts[#parts] ~= ".." then parts[#parts] = nil
-    elseif p ~= "." then parts[#parts + 1] = p end
-  end
-  local s = table.concat(parts, "/")
-  if abs then return "/" .. s end
-  return s ~= "" and s or "."
-end
+-- Paths in an ini: "/" or, on Windows, also "\" and drive letters (ncpflash.path), so an ini
+-- written on Windows (".\bin\app.bin") resolves as it does there.
+local dirname, join, normalize = fpath.dirname, fpath.join, fpath.normalize
 
 -- Region r (from ini `path`) goes into partition entry e: e's size becomes its limit.
 local function fit_entry(path, r, e)
@@ -154,8 +141,7 @@ M.glob_match = glob_match
 -- Resolve a path that may contain `*` in its last component; exactly one match required.
 local function resolve_file(ini, line, section, path)
   if not path:find("*", 1, true) then return path end
-  local dir, base = path:match("^(.*)/([^/]*)$")
-  if not dir then dir, base = ".", path end
+  local dir, base = dirname(path), fpath.basename(path)
   if dir:find("*", 1, true) then
     fail(ini, line, section .. ".filedir", "wildcard only allowed in the file name: " .. path)
   end
@@ -175,15 +161,13 @@ end
 -- (ST67W6X_Scripts/Binaries/NCP_Binaries/x.ini names ./../../LittleFS/littlefs/littlefs.bin, so
 -- the root is ST67W6X_Scripts). Compared on real paths: a symlink cannot lead out either.
 function M.release_root(dir)
-  local real = sys.realpath(dir) or dir
+  local real = normalize(sys.realpath(dir) or dir)
   local r = real:match("^(.*)/Binaries/") or real:match("^(.*)/Binaries$")
   if r == "" then return "/" end
   return r or real
 end
 
-local function inside(path, root)
-  return root == "/" or path == root or path:sub(1, #root + 1) == root .. "/"
-end
+local inside = fpath.inside
 
 local function file_size(path)
   local st = sys.stat(path)
@@ -246,7 +230,9 @@ function M.load(path, opts)
       local fd, ad = s.keys.filedir, s.keys.address
       if not fd then fail(path, s.line, s.name, "section has no filedir") end
       if not ad then fail(path, s.line, s.name, "section has no address") end
-      local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname)
+      -- "\" separates too, on every platform: an ini written on Windows (".\bin\app.bin") works
+      -- on Linux as it does there (a Linux file name with a backslash cannot be named here)
+      local rel = fd.value:gsub("%$%(CHIPNAME%)", chipname):gsub("\\", "/")
       -- opts.template: plain substitutions tried when the named file is absent
       -- (e.g. ST's "..._vxxx.bin" templates -> "..._v*.bin")
       if opts.template and not sys.stat(join(dir, rel)) then

@@ -112,9 +112,11 @@ function Csv:_write(header, rows)
     errors.raise("input", "cannot write " .. tmp, { file = self.path })
   end
   f:close()
-  if not os.rename(tmp, self.path) then
+  -- sys.replace: atomic over the old file on Windows too (MoveFileEx), where os.rename fails
+  local replaced, rerr = sys.replace(tmp, self.path)
+  if not replaced then
     os.remove(tmp)
-    errors.raise("input", "cannot replace " .. self.path, { file = self.path })
+    errors.raise("input", "cannot replace " .. self.path .. ": " .. tostring(rerr), { file = self.path })
   end
 end
 

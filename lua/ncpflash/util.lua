@@ -205,13 +205,8 @@ function M.problem_lines(out, problems)
   return out
 end
 
---- The directory part of a path: "/x" -> "/", "a/b" -> "a", "b" -> ".".
-function M.dirname(path)
-  local d = path:match("^(.*)/[^/]*$")
-  if d == nil then return "." end
-  if d == "" then return "/" end
-  return d
-end
+-- the folder part of a path, "/" and (on Windows) "\\" separating: ncpflash.path
+M.dirname = require("ncpflash.path").dirname
 
 --- Names NAME of the modules ncpflash.SUB.NAME that can be required: files SUB/NAME.lua under
 --- the --lua-path/config roots (ROOT/SUB/ or ROOT/ncpflash/SUB/) and in the built-in library

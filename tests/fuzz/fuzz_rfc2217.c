@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "port.h"
+#include "port_backend.h"
 
 static void fz_rfc_drain(int fd)
 {

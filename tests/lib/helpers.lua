@@ -6,6 +6,34 @@ M.root = sys.realpath(".")
 -- the build directory: NCPFLASH_BUILD (set by `make test B=dir`), else ./build
 M.build = sys.realpath(sys.getenv("NCPFLASH_BUILD") or (M.root .. "/build")) or (M.root .. "/build")
 M.ncpflash = M.build .. "/ncpflash"
+-- make test-win: NCPFLASH_EXE is the binary under test (build-win/ncpflash.exe) and
+-- NCPFLASH_LAUNCHER what starts it ("wine"); this runner, ncpsim and the peers stay native.
+M.exe = sys.getenv("NCPFLASH_EXE")
+if M.exe and M.exe ~= "" then M.ncpflash = sys.realpath(M.exe) or M.exe end
+--- true inside ncpflash.exe itself (the in-process part of make test-win)
+M.in_windows = sys.platform == "windows"
+M.launcher = not M.in_windows and sys.getenv("NCPFLASH_LAUNCHER") or ""
+--- true when the ncpflash under test is the Windows build (driven through wine)
+M.windows = M.ncpflash:match("%.exe$") ~= nil
+--- how many times a test started the ncpflash under test (the runner reads it)
+M.ncpflash_runs = 0
+
+--- The argv that starts the ncpflash under test with args (a list): {ncpflash, args...},
+--- or {launcher..., ncpflash.exe, args...} under make test-win.
+function M.ncpflash_argv(args)
+  local argv = {}
+  for w in M.launcher:gmatch("%S+") do argv[#argv + 1] = w end
+  argv[#argv + 1] = M.ncpflash
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = tostring(a) end
+  M.ncpflash_runs = M.ncpflash_runs + 1
+  return argv
+end
+
+--- Skip the running test when the ncpflash under test is the Windows build (make test-win)
+--- and the test needs what wine cannot give; `why` says what.
+function M.skip_on_windows(why)
+  if M.windows or M.in_windows then M.skip("Windows build: " .. why) end
+end
 M.fixtures = sys.realpath(M.root .. "/../shared/fixtures/st67w611m1/ST67W6X_Scripts")
 M.ncp_binaries = M.fixtures and (M.fixtures .. "/Binaries/NCP_Binaries")
 
@@ -36,8 +64,26 @@ function M.tmpdir()
   local base = sys.getenv("TMPDIR") or "/tmp"
   local dir = ("%s/ncpflash-test-%d-%d-%d"):format(base, sys.pid(), tmp_seq, math.random(1, 1e9))
   assert(sys.mkdirs(dir))
-  live[#live + 1] = function() os.execute("rm -rf '" .. dir .. "'") end
+  live[#live + 1] = function() M.rmtree(dir) end
   return dir
+end
+
+--- A shell command line that creates the file `path`, for the shell of the ncpflash under test
+--- (/bin/sh; cmd.exe for the Windows build).
+function M.touch_command(path)
+  if M.windows then return ('type nul > "%s"'):format((path:gsub("/", "\\"))) end
+  return "touch '" .. path .. "'"
+end
+
+--- Remove a directory tree: rm -rf (it does not follow symlinks); inside ncpflash.exe, where
+--- there is no rm, by hand (the tests make no links there).
+function M.rmtree(path)
+  if not M.in_windows then os.execute("rm -rf '" .. path .. "'"); return end
+  local st = sys.stat(path)
+  if st and st.type == "dir" then
+    for _, n in ipairs(sys.listdir(path) or {}) do M.rmtree(path .. "/" .. n) end
+  end
+  os.remove(path)
 end
 
 -- The state directory (journals, pending eFuse records) of the runs of one test: never the
@@ -54,12 +100,16 @@ end
 function M.run(argv, opts)
   opts = opts or {}
   local dir = M.tmpdir()
-  local cmd = { "env" }
-  local env = opts.env or {}
-  if env.XDG_STATE_HOME == nil then cmd[#cmd + 1] = "XDG_STATE_HOME=" .. state_home() end
-  for k, v in pairs(env) do cmd[#cmd + 1] = k .. "=" .. v end
-  cmd[#cmd + 1] = M.ncpflash
-  for _, a in ipairs(argv) do cmd[#cmd + 1] = tostring(a) end
+  local cmd = {}
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  -- the state directory of the test (not inside ncpflash.exe, where there is no env program)
+  if env.XDG_STATE_HOME == nil and not M.in_windows then env.XDG_STATE_HOME = state_home() end
+  if next(env) then
+    cmd[1] = "env"
+    for k, v in pairs(env) do cmd[#cmd + 1] = k .. "=" .. v end
+  end
+  for _, a in ipairs(M.ncpflash_argv(argv)) do cmd[#cmd + 1] = a end
   local stdin = "null"
   if opts.stdin then stdin = M.writefile(dir .. "/stdin", opts.stdin) end
   local pid = assert(sys.spawn(cmd, { stdout = dir .. "/out", stderr = dir .. "/err", stdin = stdin }))
@@ -120,6 +170,7 @@ end
 --- A socat pty pair: the M.spawn handle (also <close>) with .a and .b, the two links in its
 --- dir, once both exist or 5 s passed; nil when socat is not installed.
 function M.pty_pair()
+  if M.in_windows then M.skip("inside ncpflash.exe: no socat pty pair under wine") end
   local found, _, code = os.execute("command -v socat >/dev/null 2>&1")
   if not (found == true and (code or 0) == 0) then return nil end
   local dir = M.tmpdir()
@@ -137,6 +188,7 @@ M.ncppeer = M.build .. "/tests/ncppeer"
 --- Start ncppeer with extra args (list), logging to a temporary file; waits for the URL it
 --- prints. Returns the M.spawn handle with .url and .log (path).
 function M.peer(args)
+  if M.in_windows then M.skip("inside ncpflash.exe: ncppeer is a Linux program wine cannot start from it") end
   local log = M.tmpdir() .. "/peer.log"
   local argv = { M.ncppeer, "--log", log, "--timeout", "20" }
   table.move(args, 1, #args, #argv + 1, argv)
@@ -158,6 +210,7 @@ Sim.__close = function(self) self:stop() end
 --- --state, a temporary state dir is used.  Returns a handle:
 ---   url, state, pid, log (path of --log), stop(), flash(), efuse(), lines()
 function M.ncpsim(args, opts)
+  if M.in_windows then M.skip("inside ncpflash.exe: ncpsim is a Linux program wine cannot start from it") end
   args = args or {}
   opts = opts or {}
   local dir = M.tmpdir()
@@ -221,6 +274,17 @@ function Sim:log_lines()
   for l in f:lines() do out[#out + 1] = l end
   f:close()
   return out
+end
+
+--- Raise unless ncpsim's flash `got` equals `want`, naming the first 4 KiB sector that differs.
+function M.same_flash(got, want)
+  if #got ~= #want then error(("flash size: expected %d, found %d"):format(#want, #got), 2) end
+  if got == want then return end
+  for a = 0, #want - 1, 4096 do
+    if got:sub(a + 1, a + 4096) ~= want:sub(a + 1, a + 4096) then
+      error(("flash differs in the sector at 0x%X"):format(a), 2)
+    end
+  end
 end
 
 --- Deterministic pseudo-random bytes (xorshift), for synthetic images.

@@ -228,7 +228,7 @@ test("SIGINT interrupts a running recipe with exit 130", function()
   local dir = helpers.tmpdir()
   local f = helpers.writefile(dir .. "/slow.lua", [[
     return { run = function() require("ncpflash.core.sys").sleep(30) end }]])
-  local pid = sys.spawn({ helpers.ncpflash, f }, { stdout = dir .. "/o", stderr = dir .. "/e" })
+  local pid = sys.spawn(helpers.ncpflash_argv{ f }, { stdout = dir .. "/o", stderr = dir .. "/e" })
   sys.sleep(0.3)
   sys.kill(pid, "INT")
   local st = sys.wait(pid, 5)

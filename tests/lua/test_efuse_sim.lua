@@ -355,6 +355,7 @@ test("flash --efuse burns after a successful flash; a refused job flashes nothin
 end)
 
 test("interactive confirmation: only typing BURN on a terminal burns", function()
+  helpers.skip_on_windows("the prompt needs script(1)'s pseudo-terminal, and the .exe sees no Windows console")
   local script = sys.stat("/usr/bin/script") and "/usr/bin/script"
   if not script then skip("util-linux script(1) absent: no pseudo-terminal for the prompt") end
   local dir = helpers.tmpdir()

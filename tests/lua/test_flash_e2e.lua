@@ -78,15 +78,7 @@ local function expected(regions, base, erase_ranges)
   return img
 end
 
-local function same_flash(got, want)
-  eq(#got, #want, "flash size")
-  if got == want then return end
-  for a = 0, #want - 1, SECTOR do
-    if got:sub(a + 1, a + SECTOR) ~= want:sub(a + 1, a + SECTOR) then
-      error(("flash differs in the sector at 0x%X"):format(a), 2)
-    end
-  end
-end
+local same_flash = helpers.same_flash
 
 local function count_writes(lines, from)
   local n = 0

@@ -25,7 +25,7 @@ end
 -- dir/set/prog.ini with fw.bin and partition.bin next to it
 local function release(sections, files)
   local dir = helpers.tmpdir()
-  os.execute("mkdir -p '" .. dir .. "/set'")
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/set"))
   helpers.writefile(dir .. "/set/fw.bin", helpers.compressible_bytes(20000, 4))
   helpers.writefile(dir .. "/set/partition.bin", partition.build(PT))
   for name, data in pairs(files or {}) do helpers.writefile(dir .. "/set/" .. name, data) end
@@ -67,7 +67,8 @@ end)
 test("ST's layout (Binaries/NCP_Binaries/x.ini naming ./../../LittleFS/...) is accepted", function()
   local sim <close> = helpers.ncpsim{}
   local dir = helpers.tmpdir()
-  os.execute(("mkdir -p '%s/Scripts/Binaries/NCP_Binaries' '%s/Scripts/LittleFS/littlefs'"):format(dir, dir))
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/Scripts/Binaries/NCP_Binaries"))
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/Scripts/LittleFS/littlefs"))
   local lfs = helpers.random_bytes(5000, 9)
   helpers.writefile(dir .. "/Scripts/LittleFS/littlefs/littlefs.bin", lfs)
   local ini = helpers.writefile(dir .. "/Scripts/Binaries/NCP_Binaries/t.ini",

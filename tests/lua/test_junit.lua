@@ -182,8 +182,8 @@ test("Ctrl-C during a flash: exit 130, and the report is still written with the 
   local fw = fw_file(dir, 16 * 1024, 12)
   local sim <close> = helpers.ncpsim{ "--boot-info", boot_info(9), "--fault", "stall:31:20" }
   local report = dir .. "/report.xml"
-  local p <close> = helpers.spawn{ helpers.ncpflash, "--junit", report, "--port", sim.url, "flash",
-    ("0x%x"):format(FW_ADDR), fw }
+  local p <close> = helpers.spawn(helpers.ncpflash_argv{ "--junit", report, "--port", sim.url, "flash",
+    ("0x%x"):format(FW_ADDR), fw })
   local deadline = sys.now() + 10
   while not helpers.readfile(p.out):find("==> write", 1, true) and sys.now() < deadline do sys.sleep(0.05) end
   sys.sleep(0.2)

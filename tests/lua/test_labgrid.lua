@@ -2,6 +2,7 @@
 -- mode: pytest with labgrid's plugin runs tests/labgrid/test_ncpflash_driver.py against three
 -- ncpsims (RFC 2217 good and faulty, a pty as RawSerialPort); then the flash is checked here.
 -- `make test` runs `tools/deps.sh lab` first, which installs python3-labgrid and python3-pytest.
+skip_if(helpers.windows, "labgrid's driver starts ncpflash as a Linux program, not ncpflash.exe through wine")
 local sys = require "ncpflash.core.sys"
 local boot_info = helpers.boot_info
 

@@ -126,7 +126,7 @@ test("Ctrl-C stops every job; the summary still comes, exit 130", function()
   helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(64 * 1024, 5))
   local a <close> = helpers.ncpsim{ "--boot-info", boot_info(1), "--fault", "stall:31:20:3" }
   local b <close> = helpers.ncpsim{ "--boot-info", boot_info(2), "--fault", "stall:31:20:3" }
-  local pid = assert(sys.spawn({ helpers.ncpflash, "--json", "--port", a.url, "--port", b.url, "flash", "0x10000",
+  local pid = assert(sys.spawn(helpers.ncpflash_argv{ "--json", "--port", a.url, "--port", b.url, "flash", "0x10000",
     dir .. "/fw.bin" }, { stdout = dir .. "/out", stderr = dir .. "/err" }))
   local deadline = sys.now() + 10
   repeat   -- wait until both are writing

@@ -1,5 +1,6 @@
 -- ncpsim, the virtual ST67W611M1, driven with frames built here (string.pack), not with
 -- ncpflash's isp module: a misreading of protocol.md by either side shows up as a failure.
+skip_if(helpers.windows, "make test-win: this file tests ncpsim (a native program), not ncpflash.exe")
 local sys = require "ncpflash.core.sys"
 local port = require "ncpflash.core.port"
 local codec = require "ncpflash.core.codec"

@@ -289,7 +289,7 @@ test("SIGINT during a long read ends it promptly with exit 130", function()
     io.stdout:write("open\n"); io.stdout:flush()
     p:read(1, 20)
   ]]):format(pr.url))
-  local child <close> = spawn{ helpers.ncpflash, "run", script }
+  local child <close> = spawn(helpers.ncpflash_argv{ "run", script })
   local deadline = sys.now() + 5
   while sys.now() < deadline and not helpers.readfile(child.out):find("open") do sys.sleep(0.02) end
   sys.sleep(0.1)

@@ -14,7 +14,8 @@ local PT = {
 local function release(ini_text, opts)
   opts = opts or {}
   local dir = helpers.tmpdir() .. "/Binaries"
-  os.execute("mkdir -p '" .. dir .. "/bin' '" .. dir .. "/fs'")
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/bin"))
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/fs"))
   helpers.writefile(dir .. "/bin/partition.bin", opts.pt or partition.build(PT))
   helpers.writefile(dir .. "/bin/boot2_v1.bin", helpers.random_bytes(9000, 1))
   helpers.writefile(dir .. "/bin/fw_v2.0.1.bin", helpers.random_bytes(opts.fw_size or 70000, 2))
@@ -72,6 +73,16 @@ test("CRLF line endings and $(CHIPNAME)", function()
   eq(c.regions[4].file, dir .. "/bin/fw_qcc743.bin")
   local e = raises(function() progcfg.load(ini, { chipname = "bl616" }) end, "input")
   match(e.message, "fw_bl616%.bin: missing")
+end)
+
+test("an ini written on Windows: backslashes separate, .\\ and ..\\ resolve as with /", function()
+  local text = INI:gsub("filedir = %./", "filedir = .\\"):gsub("%.%./fs/", "..\\fs\\")
+  match(text, "filedir = %.\\%.%.\\fs\\lfs%.bin")
+  local ini, dir = release(text)
+  local c = progcfg.load(ini)
+  eq(#c.regions, 4)
+  eq(c.regions[3].file, dir .. "/fs/lfs.bin")
+  eq(c.regions[4].file, dir .. "/bin/fw_v2.0.1.bin")
 end)
 
 test("addresses are hex with or without 0x", function()
@@ -201,7 +212,7 @@ end)
 test("board recipe finds exactly one profile ini", function()
   local flash = require "ncpflash.flash"
   local dir = helpers.tmpdir()
-  os.execute("mkdir -p '" .. dir .. "/Binaries/NCP_Binaries'")
+  assert(require("ncpflash.core.sys").mkdirs(dir .. "/Binaries/NCP_Binaries"))
   helpers.writefile(dir .. "/Binaries/NCP_Binaries/mfg_flash_prog_cfg_v2.0.89.ini", "")
   local subdirs = { "", "Binaries/NCP_Binaries" }
   eq(flash.find_file(dir, "^mfg_flash_prog_cfg.*%.ini$", subdirs),

@@ -39,8 +39,9 @@ test("a recipe that declares needs = {'exec'} can; its top level cannot", functi
   local marker = helpers.tmpdir() .. "/ran"
   local dir = user_recipes{
     exec = ("local top = os.execute ~= nil\nreturn { help = 'e', needs = { 'exec' }, run = function() "
-      .. "print('top=' .. tostring(top)); os.execute('touch %s'); print(io.popen('echo popen-ok'):read('l')); "
-      .. "print('spawn=' .. tostring(require('ncpflash.core.sys').spawn ~= nil)) end }"):format(marker),
+      .. "print('top=' .. tostring(top)); os.execute(%q); print(io.popen('echo popen-ok'):read('l')); "
+      .. "print('spawn=' .. tostring(require('ncpflash.core.sys').spawn ~= nil)) end }"):format(
+      helpers.touch_command(marker)),
   }
   local r = helpers.run{ "--lua-path", dir, "exec" }
   eq(r.code, 0, r.err)
@@ -67,11 +68,11 @@ skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 test("reset strategy 'cmd:': allowed from --reset, refused when a recipe passes it undeclared", function()
   local tmp = helpers.tmpdir()
   local sim <close> = helpers.ncpsim{}
-  local r = helpers.run{ "--port", sim.url, "--reset", "cmd:touch " .. tmp .. "/user", "info" }
+  local r = helpers.run{ "--port", sim.url, "--reset", "cmd:" .. helpers.touch_command(tmp .. "/user"), "info" }
   eq(r.code, 0, r.err)
   ok(sys.stat(tmp .. "/user"), "the user's reset command ran")
-  local body = ("run = function(ctx) local s <close> = ctx:connect{ reset = 'cmd:touch %s/recipe' } end")
-    :format(tmp)
+  local body = ("run = function(ctx) local s <close> = ctx:connect{ reset = %q } end")
+    :format("cmd:" .. helpers.touch_command(tmp .. "/recipe"))
   local dir = user_recipes{
     undeclared = "return { help = 'u', " .. body .. " }",
     declared = "return { help = 'd', needs = { 'exec' }, " .. body .. " }",

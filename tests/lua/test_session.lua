@@ -137,7 +137,7 @@ end)
 
 test("reset wiring is board data: a user board with swapped lines", function()
   local xdg = helpers.tmpdir()
-  os.execute("mkdir -p '" .. xdg .. "/ncpflash/boards'")
+  assert(require("ncpflash.core.sys").mkdirs(xdg .. "/ncpflash/boards"))
   helpers.writefile(xdg .. "/ncpflash/boards/swapped.lua", [[
     local b = {}
     for k, v in pairs(require("ncpflash.boards.st67w611m1")) do b[k] = v end

@@ -1,5 +1,6 @@
 -- The production station end to end: three ncpsims (a unit plugged in late, a unit that fails, a
 -- unit flashed twice), the records field by field, the JSON API and its token, the report.
+skip_if(helpers.windows or helpers.in_windows, "the factory station is Linux-only (not in the Windows build)")
 local sys = require "ncpflash.core.sys"
 local image = require "ncpflash.core.codec"
 local SL = require "stationlib"

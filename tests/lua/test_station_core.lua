@@ -1,5 +1,6 @@
 -- The station's C bindings (ncpflash.core.db: SQLite; ncpflash.core.http: libmicrohttpd) and its
 -- report arithmetic on a database built by hand.
+skip_if(helpers.windows or helpers.in_windows, "the factory station is Linux-only (not in the Windows build)")
 local sys = require "ncpflash.core.sys"
 local db = require "ncpflash.core.db"
 local http = require "ncpflash.core.http"

@@ -1,5 +1,6 @@
 -- The station killed mid-job (kill -9, as a crash or a power cut): the database stays consistent,
 -- finished attempts are intact, and the next start marks the running attempt interrupted.
+skip_if(helpers.windows or helpers.in_windows, "the factory station is Linux-only (not in the Windows build)")
 local sys = require "ncpflash.core.sys"
 local SL = require "stationlib"
 

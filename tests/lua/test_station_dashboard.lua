@@ -1,6 +1,7 @@
 -- The station's dashboard in headless Chromium (Debian's chromium): the tiles' states and units
 -- read from the page's DOM (after the event stream has updated it), and a screenshot kept in the
 -- build folder (build/station-dashboard.png).  Skipped, saying so, when Chromium is not installed.
+skip_if(helpers.windows or helpers.in_windows, "the factory station is Linux-only (not in the Windows build)")
 local sys = require "ncpflash.core.sys"
 local SL = require "stationlib"
 

@@ -149,7 +149,7 @@ test("unknown ROM: exit 2, the boot info and how to write a chip file; a user ch
   eq(r.code, 2, r.err)
   match(r.err, "unknown boot ROM: version 0x12345678")
   match(r.err, bi, "the boot info in hex")
-  match(r.err, "chips/NAME%.lua")
+  match(r.err, "chips[/\\]NAME%.lua")
   match(r.err, "%-%-chip")
   -- --chip overrides the detection
   r = helpers.run({ "--port", sim.url, "--chip", "bl808", "info", "--no-images" })

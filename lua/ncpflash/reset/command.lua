@@ -1,7 +1,9 @@
 -- Reset kind "command": an external program puts the chip in download mode (a host MCU, a
 -- debugger, a relay board).
 --   { kind="command", enter = argv table or a shell string, run = idem, timeout = seconds (10) }
--- --reset: "cmd:COMMAND" (run with /bin/sh -c). A non-zero exit or the deadline is a failed reset.
+-- --reset: "cmd:COMMAND". A string runs through the platform's shell (/bin/sh -c; on Windows
+-- cmd.exe /c), an argv table directly (CreateProcess on Windows). A non-zero exit or the deadline
+-- is a failed reset.
 local sys = require("ncpflash.core.sys")
 local steps = require("ncpflash.reset._steps")
 
@@ -17,7 +19,7 @@ local function check_argv(where, v)
   if v == nil then return nil end
   if type(v) == "string" then
     if v == "" then steps.bad(where, "empty command") end
-    return { "/bin/sh", "-c", v }
+    return v -- sys.spawn runs a string through the shell
   end
   if type(v) ~= "table" or #v == 0 then steps.bad(where, "a command is a string or an argv list") end
   for i, a in ipairs(v) do
@@ -39,12 +41,13 @@ function K.validate(st, where, n)
 end
 
 function K.describe(st)
-  return "external command: " .. table.concat(st.enter, " "):gsub("^/bin/sh %-c ", "")
+  return "external command: " .. (type(st.enter) == "string" and st.enter or table.concat(st.enter, " "))
 end
 
 local function run_argv(d, argv)
   if not argv then return false, "no run sequence" end
-  local pid = sys.spawn(argv, { stdout = "null", stdin = "null" })
+  local pid, err = sys.spawn(argv, { stdout = "null", stdin = "null" })
+  if not pid then return false, "cannot start the reset command: " .. tostring(err) end
   local status = sys.wait(pid, d.st.timeout)
   if not status then
     sys.kill(pid, "KILL")

@@ -125,7 +125,7 @@ end
 function K.close(d)
   if d.gpio then
     if d.fake_path then
-      local f = io.open(d.fake_path, "a")
+      local f = io.open(d.fake_path, "ab")
       if f then
         for _, e in ipairs(K.methods.gpio_log(d)) do
           f:write(string.format("%.6f %s %s %d\n", e.t, e.line, e.signal or "?", e.value and 1 or 0))

@@ -1,27 +1,26 @@
 /*
- * port_pty.c - a pseudo-terminal path (e.g. one end of a socat pty pair),
+ * port_pty_posix.c - a pseudo-terminal path (e.g. one end of a socat pty pair),
  * which libserialport refuses. termios raw mode, data only: baud changes
  * are applied to termios (a pty ignores them), lines and break are
  * reported unsupported.
  */
-#include "port.h"
-#include "host.h"
+#include "port_backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
+#if defined(__linux__)
+#include <sys/sysmacros.h> /* major() */
+#endif
 #include <termios.h>
 #include <unistd.h>
 
 struct pty_port {
-	struct port base;
-	int fd;
+	struct port_fd fd; /* the byte stream: port_fd.c */
 	char path[PATH_MAX];
 };
 
@@ -38,9 +37,15 @@ int port_is_pty(const char *path)
 		return 1;
 	if (realpath(path, real) && strncmp(real, "/dev/pts/", 9) == 0)
 		return 1;
+#if defined(__APPLE__)
+	if (realpath(path, real) && strncmp(real, "/dev/ttys", 9) == 0)
+		return 1; /* untested: no macOS here */
+#endif
 	return 0;
 }
 
+/* The rates above 230400 are not POSIX: each is used where termios has it
+ * (Linux has all; macOS none). */
 static speed_t speed_of(int baud)
 {
 	switch (baud) {
@@ -50,37 +55,37 @@ static speed_t speed_of(int baud)
 	case 57600: return B57600;
 	case 115200: return B115200;
 	case 230400: return B230400;
+#ifdef B460800
 	case 460800: return B460800;
+#endif
+#ifdef B500000
 	case 500000: return B500000;
+#endif
+#ifdef B576000
 	case 576000: return B576000;
+#endif
+#ifdef B921600
 	case 921600: return B921600;
+#endif
+#ifdef B1000000
 	case 1000000: return B1000000;
+#endif
+#ifdef B1500000
 	case 1500000: return B1500000;
+#endif
+#ifdef B2000000
 	case 2000000: return B2000000;
+#endif
+#ifdef B3000000
 	case 3000000: return B3000000;
+#endif
 	default: return 0;
 	}
 }
 
-static int pty_read(struct port *p, uint8_t *buf, size_t n, double deadline)
-{
-	return port_fd_read(p, ((struct pty_port *)p)->fd, 0, buf, n, deadline);
-}
-
-static int pty_write(struct port *p, const uint8_t *buf, size_t n,
-		     double deadline)
-{
-	return port_fd_write(p, ((struct pty_port *)p)->fd, 0, buf, n, deadline);
-}
-
-static int pty_drain(struct port *p, double deadline)
-{
-	return port_fd_drain(p, ((struct pty_port *)p)->fd, deadline);
-}
-
 static int pty_flush_input(struct port *p)
 {
-	if (tcflush(((struct pty_port *)p)->fd, TCIFLUSH) < 0) {
+	if (tcflush(((struct pty_port *)p)->fd.fd, TCIFLUSH) < 0) {
 		port_seterr(p, "%s: flush failed: %s", p->url, strerror(errno));
 		return PORT_EIO;
 	}
@@ -95,10 +100,10 @@ static int pty_set_baud(struct port *p, int baud)
 
 	/* A pty has no wire: any rate is accepted; standard ones are also
 	 * written to termios so the other end can see them. */
-	if (s && tcgetattr(t->fd, &tio) == 0) {
+	if (s && tcgetattr(t->fd.fd, &tio) == 0) {
 		cfsetispeed(&tio, s);
 		cfsetospeed(&tio, s);
-		tcsetattr(t->fd, TCSANOW, &tio);
+		tcsetattr(t->fd.fd, TCSANOW, &tio);
 	}
 	return PORT_OK;
 }
@@ -122,7 +127,7 @@ static void pty_close(struct port *p)
 {
 	struct pty_port *t = (struct pty_port *)p;
 
-	close(t->fd);
+	port_fd_close(&t->fd);
 	free(t);
 }
 
@@ -133,9 +138,9 @@ static void pty_info(struct port *p, struct port_info *out)
 }
 
 static const struct port_ops pty_ops = {
-	.read = pty_read,
-	.write = pty_write,
-	.drain = pty_drain,
+	.read = port_fd_op_read,
+	.write = port_fd_op_write,
+	.drain = port_fd_op_drain,
 	.flush_input = pty_flush_input,
 	.set_baud = pty_set_baud,
 	.set_lines = pty_set_lines,
@@ -144,8 +149,9 @@ static const struct port_ops pty_ops = {
 	.info = pty_info,
 };
 
-struct port *port_pty_open(const char *path, const struct port_opts *o,
-			   char *err, size_t errlen, enum port_open_failure *why)
+struct port *port_pty_open(const char *url, const char *path,
+			   const struct port_opts *o, char *err, size_t errlen,
+			   enum port_open_failure *why)
 {
 	struct pty_port *t = calloc(1, sizeof *t);
 	struct termios tio;
@@ -154,8 +160,8 @@ struct port *port_pty_open(const char *path, const struct port_opts *o,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	t->fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (t->fd < 0) {
+	t->fd.fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd.fd < 0) {
 		int e = errno;
 		*why = e == ENOENT ? PORT_FAIL_MISSING :
 		       e == EBUSY  ? PORT_FAIL_BUSY : PORT_FAIL_IO;
@@ -163,24 +169,25 @@ struct port *port_pty_open(const char *path, const struct port_opts *o,
 		free(t);
 		return NULL;
 	}
-	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
+	if (flock(t->fd.fd, LOCK_EX | LOCK_NB) < 0) {
 		*why = PORT_FAIL_BUSY;
 		snprintf(err, errlen, "%s is busy (locked by another program)",
 			 path);
-		close(t->fd);
+		close(t->fd.fd);
 		free(t);
 		return NULL;
 	}
-	if (tcgetattr(t->fd, &tio) == 0) {
+	if (tcgetattr(t->fd.fd, &tio) == 0) {
 		cfmakeraw(&tio);
 		tio.c_cflag |= CLOCAL | CREAD;
 		tio.c_cc[VMIN] = 1; /* with O_NONBLOCK: EAGAIN, not 0, when idle */
 		tio.c_cc[VTIME] = 0;
-		tcsetattr(t->fd, TCSANOW, &tio);
+		tcsetattr(t->fd.fd, TCSANOW, &tio);
 	}
 	if (!realpath(path, t->path))
 		snprintf(t->path, sizeof t->path, "%s", path);
-	port_init(&t->base, &pty_ops, "pty", path, o);
-	pty_set_baud(&t->base, t->base.baud);
-	return &t->base;
+	t->fd.closed_msg = "the other end of the pseudo-terminal was closed";
+	port_init(&t->fd.base, &pty_ops, "pty", url, o);
+	pty_set_baud(&t->fd.base, t->fd.base.baud);
+	return &t->fd.base;
 }

@@ -1,10 +1,10 @@
 /*
- * port_serial.c - real serial ports through libserialport, and port
- * enumeration (port.list()). 8N1, no flow control; DTR/RTS are left as the
- * OS sets them at open until the caller changes them.
+ * port_serial_posix.c - serial ports on Linux (and macOS, untested) through
+ * libserialport, and port enumeration (port.list()). 8N1, no flow control;
+ * DTR/RTS are left as the OS sets them at open until the caller changes
+ * them. The Windows sibling is port_serial_win.c.
  */
-#include "port.h"
-#include "host.h"
+#include "port_backend.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,9 +26,8 @@
 #define BY_ID_DIR "/dev/serial/by-id"
 
 struct serial_port {
-	struct port base;
+	struct port_fd fd; /* libserialport's descriptor: waits and drain */
 	struct sp_port *sp;
-	int fd;
 	char by_id[PATH_MAX];
 	int ll_restore;    /* we set ASYNC_LOW_LATENCY: clear it on close */
 	char ll_state[96]; /* p:info().low_latency */
@@ -46,7 +45,7 @@ static void low_latency_on(struct serial_port *s)
 {
 #if defined(__linux__) && defined(TIOCGSERIAL) && defined(ASYNC_LOW_LATENCY)
 	struct serial_struct ss;
-	if (ioctl(s->fd, TIOCGSERIAL, &ss) < 0) {
+	if (ioctl(s->fd.fd, TIOCGSERIAL, &ss) < 0) {
 		snprintf(s->ll_state, sizeof s->ll_state, "unsupported by the driver (%s)",
 			 strerror(errno));
 		return;
@@ -56,7 +55,7 @@ static void low_latency_on(struct serial_port *s)
 		return;
 	}
 	ss.flags |= ASYNC_LOW_LATENCY;
-	if (ioctl(s->fd, TIOCSSERIAL, &ss) < 0) {
+	if (ioctl(s->fd.fd, TIOCSSERIAL, &ss) < 0) {
 		snprintf(s->ll_state, sizeof s->ll_state, "unsupported by the driver (%s)",
 			 strerror(errno));
 		return;
@@ -74,9 +73,9 @@ static void low_latency_restore(struct serial_port *s)
 	struct serial_struct ss;
 	if (!s->ll_restore)
 		return;
-	if (ioctl(s->fd, TIOCGSERIAL, &ss) == 0) {
+	if (ioctl(s->fd.fd, TIOCGSERIAL, &ss) == 0) {
 		ss.flags &= ~ASYNC_LOW_LATENCY;
-		(void)ioctl(s->fd, TIOCSSERIAL, &ss);
+		(void)ioctl(s->fd.fd, TIOCSSERIAL, &ss);
 	}
 	s->ll_restore = 0;
 #else
@@ -128,7 +127,7 @@ static int ser_read(struct port *p, uint8_t *buf, size_t n, double deadline)
 		/* poll said readable but read found nothing: a hung-up device
 		 * (unplugged adapter) keeps doing that */
 		if (idle_wakeups > 1) {
-			struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+			struct pollfd pfd = {.fd = s->fd.fd, .events = POLLIN};
 			if (poll(&pfd, 1, 0) > 0 &&
 			    (pfd.revents & (POLLHUP | POLLERR))) {
 				port_seterr(p, "%s: the device was disconnected",
@@ -136,7 +135,7 @@ static int ser_read(struct port *p, uint8_t *buf, size_t n, double deadline)
 				return PORT_EIO;
 			}
 		}
-		int w = port_wait_fd(p, s->fd, POLLIN, deadline);
+		int w = port_fd_wait(p, s->fd.fd, 0, PORT_WAIT_IN, deadline);
 		if (w <= 0)
 			return w;
 		idle_wakeups++;
@@ -158,7 +157,7 @@ static int ser_write(struct port *p, const uint8_t *buf, size_t n,
 		done += (size_t)r;
 		if (done == n)
 			break;
-		int w = port_wait_fd(p, s->fd, POLLOUT, deadline);
+		int w = port_fd_wait(p, s->fd.fd, 0, PORT_WAIT_OUT, deadline);
 		if (w < 0)
 			return w;
 		if (w == 0)
@@ -170,7 +169,7 @@ static int ser_write(struct port *p, const uint8_t *buf, size_t n,
 static int ser_drain(struct port *p, double deadline)
 {
 	struct serial_port *s = (struct serial_port *)p;
-	int r = port_fd_drain(p, s->fd, deadline);
+	int r = port_fd_drain(&s->fd, deadline);
 
 	if (r == PORT_OK)
 		sp_drain(s->sp); /* queue is empty: returns promptly */
@@ -265,7 +264,8 @@ static const struct port_ops serial_ops = {
 	.info = ser_info,
 };
 
-void port_find_by_id(const char *path, char *out, size_t len)
+/* The /dev/serial/by-id link pointing at path into out (empty if none). */
+static void find_by_id(const char *path, char *out, size_t len)
 {
 	char want[PATH_MAX], got[PATH_MAX], link[PATH_MAX];
 	DIR *d;
@@ -317,7 +317,7 @@ int port_list(void (*fn)(void *ctx, const struct port_listing *e), void *ctx,
 			e.product = sp_get_port_usb_product(sp);
 			e.serial = sp_get_port_usb_serial(sp);
 		}
-		port_find_by_id(e.name, by_id, sizeof by_id);
+		find_by_id(e.name, by_id, sizeof by_id);
 		e.by_id = by_id[0] ? by_id : NULL;
 		fn(ctx, &e);
 	}
@@ -325,49 +325,9 @@ int port_list(void (*fn)(void *ctx, const struct port_listing *e), void *ctx,
 	return PORT_OK;
 }
 
-struct names {
-	char *buf;
-	size_t len, used;
-	int n;
-};
-
-static void add_name(void *ctx, const struct port_listing *e)
-{
-	struct names *nm = ctx;
-
-	if (nm->used >= nm->len)
-		return;
-	int w = snprintf(nm->buf + nm->used, nm->len - nm->used, "%s%s",
-			 nm->n ? ", " : "", e->name);
-	if (w > 0)
-		nm->used += (size_t)w;
-	nm->n++;
-}
-
-void port_list_names(char *buf, size_t len)
-{
-	char err[160];
-	struct names nm = {buf, len, 0, 0};
-
-	buf[0] = '\0';
-	if (port_list(add_name, &nm, err, sizeof err) != PORT_OK || nm.n == 0)
-		snprintf(buf, len, "none found");
-}
-
-static void missing(const char *path, char *err, size_t errlen,
-		    enum port_open_failure *why)
-{
-	char names[512];
-
-	port_list_names(names, sizeof names);
-	snprintf(err, errlen, "no such port %s (serial ports present: %s)", path,
-		 names);
-	*why = PORT_FAIL_MISSING;
-}
-
-struct port *port_serial_open(const char *path, const struct port_opts *o,
-			      char *err, size_t errlen,
-			      enum port_open_failure *why)
+struct port *port_serial_open(const char *url, const char *path,
+			      const struct port_opts *o, char *err,
+			      size_t errlen, enum port_open_failure *why)
 {
 	struct serial_port *s;
 	struct sp_port_config *cfg = NULL;
@@ -378,7 +338,7 @@ struct port *port_serial_open(const char *path, const struct port_opts *o,
 
 	if (stat(path, &st) != 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			missing(path, err, errlen, why);
+			port_missing(path, err, errlen, why);
 		else
 			snprintf(err, errlen, "cannot open %s: %s", path,
 				 strerror(errno));
@@ -403,7 +363,7 @@ struct port *port_serial_open(const char *path, const struct port_opts *o,
 			snprintf(err, errlen, "%s is busy (in use by another "
 					      "program)", path);
 		} else if (e == ENOENT || e == ENODEV || e == ENXIO) {
-			missing(path, err, errlen, why);
+			port_missing(path, err, errlen, why);
 		} else {
 			snprintf(err, errlen, "cannot open %s: %s%s", path,
 				 sp_msg(m, sizeof m),
@@ -414,8 +374,8 @@ struct port *port_serial_open(const char *path, const struct port_opts *o,
 		free(s);
 		return NULL;
 	}
-	if (sp_get_port_handle(s->sp, &s->fd) != SP_OK ||
-	    flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
+	if (sp_get_port_handle(s->sp, &s->fd.fd) != SP_OK ||
+	    flock(s->fd.fd, LOCK_EX | LOCK_NB) < 0) {
 		*why = PORT_FAIL_BUSY;
 		snprintf(err, errlen, "%s is busy (locked by another program)",
 			 path);
@@ -433,11 +393,11 @@ struct port *port_serial_open(const char *path, const struct port_opts *o,
 		goto fail;
 	}
 	sp_free_config(cfg);
-	port_find_by_id(path, s->by_id, sizeof s->by_id);
+	find_by_id(path, s->by_id, sizeof s->by_id);
 	low_latency_on(s);
-	port_init(&s->base, &serial_ops, "serial", path, o);
-	s->base.lines = 1;
-	return &s->base;
+	port_init(&s->fd.base, &serial_ops, "serial", url, o);
+	s->fd.base.lines = 1;
+	return &s->fd.base;
 fail:
 	if (cfg)
 		sp_free_config(cfg);

@@ -1,0 +1,72 @@
+-- ncpflash.path: both rule sets (Linux and Windows) checked on any machine; the platform's own
+-- set and the user folders end to end.
+local path = require "ncpflash.path"
+local L, W = path.rules(false), path.rules(true)
+
+test("Linux rules: only / separates, nothing has a drive", function()
+  eq(L.is_abs("/a/b"), true)
+  eq(L.is_abs("a\\b"), false)
+  eq(L.is_abs("C:\\x"), false)
+  eq(L.normalize("/a/./b/../c//d/"), "/a/c/d")
+  eq(L.normalize("a\\b/../c"), "c")
+  eq(L.normalize("../x"), "../x")
+  eq(L.normalize("/../x"), "/x")
+  eq(L.dirname("/a/b.bin"), "/a")
+  eq(L.dirname("b.bin"), ".")
+  eq(L.dirname("/b"), "/")
+  eq(L.basename("/a/b.bin"), "b.bin")
+  eq(L.join("/d", "./x/y.bin"), "/d/x/y.bin")
+  eq(L.join("/d", "/abs"), "/abs")
+  eq(L.join("/", "x"), "/x")
+  ok(L.inside("/rel/a/../b/x", "/rel/b"))
+  ok(not L.inside("/rel/bx", "/rel/b"))
+  ok(not L.inside("/REL/b/x", "/rel/b"), "case matters")
+  ok(L.inside("/anything", "/"))
+end)
+
+test("Windows rules: \\ and / separate; drive letters and UNC are roots; case does not matter", function()
+  eq(W.is_abs("C:\\x"), true)
+  eq(W.is_abs("c:/x"), true)
+  eq(W.is_abs("\\\\srv\\share\\x"), true)
+  eq(W.is_abs("\\x"), true)
+  eq(W.is_abs(".\\bin\\a.bin"), false)
+  eq(W.normalize("C:\\Rel\\Binaries\\..\\LittleFS\\.\\x.bin"), "C:/Rel/LittleFS/x.bin")
+  eq(W.normalize("c:\\..\\x"), "C:/x")
+  eq(W.normalize("\\\\srv\\share\\a\\..\\b"), "//srv/share/b")
+  eq(W.normalize("a\\b/c"), "a/b/c")
+  eq(W.dirname("C:\\rel\\x.ini"), "C:\\rel")
+  eq(W.dirname("C:\\x.ini"), "C:\\")
+  eq(W.dirname("x.ini"), ".")
+  eq(W.dirname("a/b\\c"), "a/b")
+  eq(W.basename("C:\\rel\\x.ini"), "x.ini")
+  -- an ini written on Windows names its files with backslashes
+  eq(W.normalize(W.join("C:\\rel\\Binaries\\NCP_Binaries", ".\\..\\..\\LittleFS\\littlefs.bin")),
+    "C:/rel/LittleFS/littlefs.bin")
+  eq(W.join("C:\\d", "D:\\abs.bin"), "D:\\abs.bin")
+  ok(W.inside("c:\\REL\\Binaries\\x.bin", "C:/rel"))
+  ok(W.inside("C:/rel", "c:\\rel\\"))
+  ok(not W.inside("C:\\relx\\y", "C:\\rel"))
+  ok(not W.inside("D:\\rel\\y", "C:\\rel"))
+end)
+
+test("the module is the running platform's rule set", function()
+  eq(path.windows, require("ncpflash.core.sys").platform == "windows")
+end)
+
+test("user folders: XDG on Linux, %APPDATA%\\ncpflash on Windows, XDG winning when set", function()
+  local dir = helpers.tmpdir()
+  local probe = helpers.writefile(dir .. "/p.lua",
+    "local p = require 'ncpflash.path'; print(p.config_dir()); print(p.state_dir())")
+  local r = helpers.run({ "run", probe }, { env = { XDG_CONFIG_HOME = dir .. "/cfg", XDG_STATE_HOME = dir .. "/st" } })
+  eq(r.code, 0, r.err)
+  match(r.out, "cfg[/\\]ncpflash\r?\n")
+  match(r.out, "st[/\\]ncpflash\r?\n")
+  r = helpers.run({ "run", probe }, { env = { XDG_CONFIG_HOME = "", XDG_STATE_HOME = "", HOME = dir,
+    APPDATA = "C:\\Users\\u\\AppData\\Roaming" } })
+  eq(r.code, 0, r.err)
+  if helpers.windows then -- (wine sets APPDATA itself: C:\users\<name>\AppData\Roaming)
+    match(r.out, "^%a:\\.-\\AppData\\Roaming/ncpflash\r?\n%a:\\.-\\AppData\\Roaming/ncpflash/state\r?\n$")
+  else
+    eq(r.out, dir .. "/.config/ncpflash\n" .. dir .. "/.local/state/ncpflash\n")
+  end
+end)
