@@ -321,9 +321,22 @@ local function keep_skipped(s, u, skip)
   for _, sk in ipairs(skip or {}) do
     local lo, hi = math.max(sk.address, u.lo), math.min(sk.address + sk.length, u.hi)
     if lo < hi then
-      local data = s:read(lo, hi - lo)
+      -- a read reply carries no checksum: the bytes count only when the chip's own SHA-256 of
+      -- the range agrees (else read again; nothing is erased before they are known)
+      local data, want
+      for _ = 1, 3 do
+        data = s:read(lo, hi - lo)
+        want = want or s:sha256(lo, hi - lo)
+        if codec.sha256(data) == want then break end
+        data = nil
+      end
+      if not data then
+        errors.raise("protocol", string.format("%s: skip_mode 0x%X..0x%X: three reads of the bytes to keep disagree "
+          .. "with the chip's SHA-256; its sectors were not erased", label(u.regions[1]), lo, hi - 1),
+          { op = "flash_read", region = u.regions[1].name, address = u.regions[1].address })
+      end
       local k = { name = string.format("skip_mode 0x%X..0x%X (kept)", lo, hi - 1), address = lo, data = data,
-        size = #data, sha256 = codec.sha256(data), kept = true }
+        size = #data, sha256 = want, kept = true }
       u.regions[#u.regions + 1] = k
       u.kept = (u.kept or 0) + 1
     end
@@ -358,7 +371,11 @@ local function erase_unit(ctx, s, u, sector, fresh, attempt)
     end)
     if k <= #blocks then keep[1] = { lo = blocks[k].lo, hi = last } end
   end
-  for _, piece in ipairs(M.complement(keep, size)) do
+  local pieces = M.complement(keep, size)
+  if #pieces > 0 then   -- from the first erase command on, the unit's content is not known
+    for _, r in ipairs(u.regions) do r.state = { erase_sent = true } end
+  end
+  for _, piece in ipairs(pieces) do
     s:erase(u.lo + piece.lo, piece.hi - piece.lo)
   end
   u.erased = true
@@ -419,6 +436,9 @@ end
 -- What a region holds now, from what the device acknowledged (never more than that).
 function M.describe_state(st, r)
   if not st then return "untouched (not erased, nothing written)" end
+  if st.erase_sent then
+    return "unknown: an erase of its sectors was sent and not completed (erased, partly erased or as before)"
+  end
   if st.verified then return "written and verified" end
   if st.checked then return "written, but its content does not match the file" end
   if st.written then return "written, but the write check (0x3A) failed" end
@@ -522,7 +542,8 @@ function M.run(ctx, s, plan, opts)
   for _, u in ipairs(units) do
     local why = {}
     for i, r in ipairs(u.regions) do
-      local resumed = jr and jr:verified(r)
+      -- (a chip erase still to come wipes everything: then nothing stays)
+      local resumed = jr and jr:verified(r) and (opts.erase ~= 2 or resume_erase)
       local unchanged = opts.skip_unchanged and opts.erase ~= 2
       local same = (resumed or unchanged) and s:sha256(r.address, r.size) == r.sha256
       if resumed and not same then

@@ -54,13 +54,7 @@ local function flash_signed(sim, dir, pk)
   eq(r.code, 0, r.err)
 end
 
-local function efuse_writes(sim)
-  local n = 0
-  for _, l in ipairs(sim:log_lines()) do
-    if l:match("^0x40 ") or l:match("^0x80 ") then n = n + 1 end
-  end
-  return n
-end
+local efuse_writes = E.efuse_writes
 
 local function raw_efuse(sim, dir)
   local path = dir .. "/raw-" .. math.random(1, 1e9) .. ".bin"

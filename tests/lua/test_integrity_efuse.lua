@@ -8,13 +8,7 @@ local E = require "efusedata"
 
 local map = efuse.load_map("bl616", "st67w611m1")
 
-local function efuse_writes(sim)
-  local n = 0
-  for _, l in ipairs(sim:log_lines()) do
-    if l:match("^0x40 ") or l:match("^0x80 ") then n = n + 1 end
-  end
-  return n
-end
+local efuse_writes = E.efuse_writes
 
 local function burn(sim, file, extra, env)
   local argv = { "--port", sim.url, "efuse", "burn", file, "--insecure-write" }
