@@ -25,8 +25,21 @@ local region_names = efuse.region_names
 ---------------------------------------------------------------------------------------------------
 -- chip access
 
---- Read the whole eFuse (0x41 in map.read_chunk pieces; with `channel`, 0x81 decrypted).
+--- Read the whole eFuse (0x41 in map.read_chunk pieces; with `channel`, 0x81 decrypted). A read
+--- reply carries no checksum: two reads must agree (up to four tries), so a garbled byte can
+--- neither fake a burnt bit nor hide one.
 function M.read(s, map, channel)
+  local last
+  for _ = 1, 4 do
+    local d = M.read_once(s, map, channel)
+    if d == last then return d end
+    last = d
+  end
+  errors.raise("protocol", "eFuse read: four reads of the eFuse disagree (bytes garbled on the line)",
+    { op = channel and "efuse_security_read" or "efuse_read" })
+end
+
+function M.read_once(s, map, channel)
   local out, pos = {}, 0
   local chunk = map.read_chunk or map.size
   while pos < map.size do
