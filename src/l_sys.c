@@ -122,8 +122,13 @@ static int l_listdir(lua_State *L)
 static int l_stat(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+#if defined(_WIN32) /* the default struct stat has a 32-bit size there: an 8 GB file would look small */
+	struct _stat64 st;
+	if (_stat64(path, &st))
+#else
 	struct stat st;
 	if (stat(path, &st))
+#endif
 		return fail(L, path);
 	lua_createtable(L, 0, 3);
 	lua_pushstring(L, S_ISREG(st.st_mode) ? "file" :

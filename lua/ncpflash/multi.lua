@@ -262,8 +262,8 @@ function Run:finish_device(d, code)
       local ok, f, log, paths = pcall(util.create_unique, base, { ".log", ".trace" })
       if ok then
         f:close()
-        os.rename(d.log_path, log)          -- over our own reservation
-        if d.trace_path and sys.stat(d.trace_path) then os.rename(d.trace_path, paths[2])
+        sys.replace(d.log_path, log)         -- over our own reservation (MoveFileEx on Windows)
+        if d.trace_path and sys.stat(d.trace_path) then sys.replace(d.trace_path, paths[2])
         else os.remove(paths[2]) end
         d.log_path, d.trace_path = log, d.trace_path and paths[2]
       end

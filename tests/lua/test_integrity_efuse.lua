@@ -104,8 +104,10 @@ test("4: the link lost while a write is unanswered: 'sent, outcome unknown', rea
   local file = helpers.writefile(dir .. "/ef.bin", E.u32(E.u32(E.ZERO, 0x100, 0x11), 0, 0x0C000000))
   local audit = dir .. "/audit.jsonl"
   local sim = helpers.ncpsim{ "--state", state, "--fault", "stall:40:60:2" }
-  local p <close> = helpers.spawn{ "env", "XDG_STATE_HOME=" .. env.XDG_STATE_HOME, helpers.ncpflash, "--port", sim.url,
-    "efuse", "burn", file, "--insecure-write", "--confirm-efuse-burn", "--yes", "--audit", audit }
+  local argv = { "env", "XDG_STATE_HOME=" .. env.XDG_STATE_HOME }
+  for _, a in ipairs(helpers.ncpflash_argv{ "--port", sim.url, "efuse", "burn", file, "--insecure-write",
+      "--confirm-efuse-burn", "--yes", "--audit", audit }) do argv[#argv + 1] = a end
+  local p <close> = helpers.spawn(argv)
   -- wait until the stalled write has set its bits (ncpsim saves a dirty state within a second)
   local deadline = sys.now() + 20
   while sys.now() < deadline do

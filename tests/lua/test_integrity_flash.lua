@@ -201,13 +201,14 @@ test("6: FL on every 0x3F: the region is reported erased, not 'N of N bytes writ
 end)
 
 test("6: SIGTERM during a write: the state counts acknowledged frames only", function()
+  helpers.skip_on_windows("SIGTERM to wine does not reach the program as Ctrl-C")
   local dir = helpers.tmpdir()
   -- compressible at the start (so XZ is used), random behind: many 0x3F frames
   local data = helpers.compressible_bytes(65536, 10) .. helpers.random_bytes(380928, 10)
   local f = helpers.writefile(dir .. "/lfs.bin", data)
   -- the third 0x3F reply is held back 5 s: two frames are acknowledged when the signal comes
   local sim <close> = sim_with_old_flash(dir, { "--fault", "stall:3F:5:3" })
-  local p <close> = helpers.spawn{ helpers.ncpflash, "--port", sim.url, "flash", "0x378000", f }
+  local p <close> = helpers.spawn(helpers.ncpflash_argv{ "--port", sim.url, "flash", "0x378000", f })
   local deadline = sys.now() + 20
   local seen = false
   while sys.now() < deadline and not seen do

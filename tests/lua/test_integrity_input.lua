@@ -129,8 +129,7 @@ end)
 -- item 11: sizes are checked before anything is read
 local function run_measured(argv)
   local dir = helpers.tmpdir()
-  local cmd = { helpers.ncpflash }
-  table.move(argv, 1, #argv, 2, cmd)
+  local cmd = helpers.ncpflash_argv(argv)
   local t0 = sys.now()
   local pid = assert(sys.spawn(cmd, { stdout = dir .. "/out", stderr = dir .. "/err", stdin = "null" }))
   local code, ru = sys.wait(pid, 60)
@@ -144,9 +143,14 @@ test("11: /dev/zero, a sparse 8 GB file and a 200 MB ini are refused without rea
   -- a child's peak RSS includes what it shared with this (large) process before exec: compare
   -- with a run that reads nothing
   local base = run_measured{ "--version" }.rss or 0
-  local r = run_measured{ "--port", NOWHERE, "flash", "0x0", "/dev/zero" }
-  eq(r.code, 7, r.err)
-  match(r.err, "/dev/zero: not a regular file")
+  -- a wine process's peak memory says nothing about ncpflash.exe's; /dev/zero is a Linux device
+  local linux = not helpers.windows
+  local r
+  if linux then
+    r = run_measured{ "--port", NOWHERE, "flash", "0x0", "/dev/zero" }
+    eq(r.code, 7, r.err)
+    match(r.err, "/dev/zero: not a regular file")
+  end
   local big = dir .. "/sparse.bin"
   local f = assert(io.open(big, "wb"))
   f:seek("set", 8 * 1024 * 1024 * 1024)
@@ -156,8 +160,8 @@ test("11: /dev/zero, a sparse 8 GB file and a 200 MB ini are refused without rea
   eq(r.code, 7, r.err)
   match(r.err, "sparse%.bin is 8589934593 bytes")
   ok(r.seconds < 10, ("refused in %.1f s"):format(r.seconds))
-  ok(r.rss and r.rss < base + 64 * 1024, ("peak memory %s KiB (a run reading nothing: %d)"):format(tostring(r.rss),
-    base))
+  ok(not linux or r.rss and r.rss < base + 64 * 1024, ("peak memory %s KiB (a run reading nothing: %d)")
+    :format(tostring(r.rss), base))
   local ini = dir .. "/huge.ini"
   f = assert(io.open(ini, "wb"))
   f:write("[cfg]\n")
@@ -167,8 +171,8 @@ test("11: /dev/zero, a sparse 8 GB file and a 200 MB ini are refused without rea
   r = run_measured{ "--port", NOWHERE, "flash", "--config", ini }
   eq(r.code, 7, r.err)
   match(r.err, "huge%.ini is 209715201 bytes, more than an ini file can be")
-  ok(r.rss and r.rss < base + 64 * 1024, ("peak memory %s KiB (a run reading nothing: %d)"):format(tostring(r.rss),
-    base))
+  ok(not linux or r.rss and r.rss < base + 64 * 1024, ("peak memory %s KiB (a run reading nothing: %d)")
+    :format(tostring(r.rss), base))
 end)
 
 -- item 12: --log-dir never overwrites a log

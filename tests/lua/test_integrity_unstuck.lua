@@ -54,7 +54,7 @@ end)
 
 test("16: a reset command that fails is reported, even when the ROM answers anyway", function()
   local sim <close> = helpers.ncpsim{}
-  local r = helpers.run{ "--port", sim.url, "--reset", "cmd:false", "info" }
+  local r = helpers.run{ "--port", sim.url, "--reset", "cmd:exit 1", "info" }   -- sh and cmd.exe alike
   eq(r.code, 0, r.err)
   match(r.err, "the reset command failed %(reset command exited with status 1%)")
 end)
