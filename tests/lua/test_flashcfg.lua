@@ -76,7 +76,8 @@ test("pack/unpack: layout, unknown ids, values that do not fit", function()
 end)
 
 test("diff names the fields where ST's flash_para.bin and the GT25Q32A entry differ", function()
-  local st = helpers.fixtures and helpers.fixtures .. "/Binaries/QConn_Flash/chips/qcc743/efuse_bootheader/flash_para.bin"
+  local st = helpers.fixtures
+    and helpers.fixtures .. "/Binaries/QConn_Flash/chips/qcc743/efuse_bootheader/flash_para.bin"
   if not (st and sys.stat(st)) then skip("ST's release folder not present") end
   local d = fc.diff(helpers.readfile(st), fc.lookup("c46016").block)
   local names = {}
