@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-PKGS     = lua5.4 libserialport zlib liblzma libcrypto
+PKGS     = lua5.4 libserialport zlib liblzma libcrypto sqlite3 libmicrohttpd
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 B       ?= build
@@ -22,6 +22,8 @@ SIM_OBJ  = $(SIM_SRC:tests/emulator/%.c=$(B)/obj/sim/%.o)
 TEST_BIN = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 PEER_BIN = $(patsubst tests/peer/%.c,$(B)/tests/%,$(wildcard tests/peer/*.c))
 EMBED    = $(sort $(wildcard lua/ncpflash/*.lua lua/ncpflash/*/*.lua recipes/*.lua recipes/*/*.lua))
+# the station dashboard (HTML/CSS/JS), embedded like the Lua files
+WEB      = $(sort $(wildcard web/station/*.html web/station/*.css web/station/*.js))
 LUA_ALL  = $(EMBED) $(wildcard tools/*.lua tests/*.lua tests/lib/*.lua tests/lua/*.lua tests/fuzz/*.lua)
 DEPS_OK  = $(B)/.deps-ok
 RUN      = NCPFLASH_BUILD=$(B) $(B)/ncpflash run tests/run.lua
@@ -54,10 +56,10 @@ $(B)/embed: tools/embed.c | $(DEPS_OK)
 	@echo "  CC      $@"
 	@$(CC) -O1 -o $@ $<
 
-$(B)/gen/embedded.c: $(B)/embed $(EMBED)
+$(B)/gen/embedded.c: $(B)/embed $(EMBED) $(WEB)
 	@mkdir -p $(B)/gen
-	@echo "  EMBED   $(words $(EMBED)) Lua files"
-	@$(B)/embed $@ . $(EMBED)
+	@echo "  EMBED   $(words $(EMBED)) Lua files, $(words $(WEB)) web files"
+	@$(B)/embed $@ . $(EMBED) $(WEB)
 
 $(B)/obj/%.o: src/%.c src/*.h | $(DEPS_OK)
 	@mkdir -p $(B)/obj
@@ -95,6 +97,7 @@ $(B)/tests/%: tests/peer/%.c | $(DEPS_OK)
 	@$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
 
 test: all
+	@sh tools/deps.sh lab || echo "make test: the labgrid driver test will be skipped (no python3-labgrid)"
 	@$(RUN)
 
 # ---- hardening (issue 9): fuzzing, sanitizers, fault soak -----------------

@@ -1,15 +1,16 @@
 -- efuse: read, decode and burn the chip's eFuse (safely), program a customer MAC.
 local efuse = require("ncpflash.efuse")
+local burn = require("ncpflash.efuse_burn")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 
 local function show(ctx, bytes, map, a, extra)
   local list = efuse.decode(bytes, map)
   local lines = efuse.format_decode(list, { all = a.all })
   local res = extra or {}
   res.fields = list
-  res.raw = image.hex(bytes)
+  res.raw = codec.hex(bytes)
   res.summary = lines
   ctx.ev:result(res)
 end
@@ -52,7 +53,7 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
       if #w > 1 then usage_sub("read takes no positional arguments") end
       local map = efuse.map_for(ctx)
       local s <close> = ctx:connect()
-      local bytes = efuse.read(s, map)
+      local bytes = burn.read(s, map)
       if a.raw then
         util.writefile(a.raw, bytes)
         ctx.ev:info("saved the raw eFuse (512 bytes) to " .. a.raw)
@@ -73,14 +74,14 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
       local job = efuse.prepare_file(ctx, w[2], a)
       if a.root_key then efuse.load_root_key(a.root_key) end      -- a bad PEM fails before connecting
       local s <close> = ctx:connect()
-      efuse.apply(ctx, s, job)
+      burn.apply(ctx, s, job)
     elseif sub == "mac" then
       if w[2] ~= "set" or #w ~= 3 then usage_sub("usage: efuse mac set XX:XX:XX:XX:XX:XX") end
       local mac = efuse.parse_mac(w[3])
       local map, board_efuse = efuse.map_for(ctx)
       if a.root_key then efuse.load_root_key(a.root_key) end
       local s <close> = ctx:connect()
-      local current = efuse.read(s, map)
+      local current = burn.read(s, map)
       local wanted, mask, slot = efuse.mac_job(current, mac, map)
       if not wanted then
         ctx.ev:info(("MAC %s is already programmed (slot 0x%02X): nothing to do"):format(w[3]:upper(), slot))
@@ -88,8 +89,8 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
         return
       end
       ctx.ev:info(("MAC %s goes into customer slot 0x%02X"):format(w[3]:upper(), slot))
-      efuse.apply(ctx, s, { map = map, board_efuse = board_efuse, wanted = wanted, mask = mask,
-        source = { label = "mac " .. w[3]:upper(), sha256 = image.hex(image.sha256(wanted)), format = "mac" },
+      burn.apply(ctx, s, { map = map, board_efuse = board_efuse, wanted = wanted, mask = mask,
+        source = { label = "mac " .. w[3]:upper(), sha256 = codec.hex(codec.sha256(wanted)), format = "mac" },
         insecure = a.insecure_write, root_key = a.root_key, confirm = a.confirm_efuse_burn,
         audit = a.audit or efuse.DEFAULT_AUDIT, command = "efuse mac set" })
     elseif sub == nil then

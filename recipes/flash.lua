@@ -50,7 +50,7 @@ one section per file, @partition addresses resolved from the partition table).
     -- committed (everything was verified), then the eFuse burn, then the optional reset
     local function finish(s)
       if prov then prov:commit() end
-      if efuse_job then require("ncpflash.efuse").apply(ctx, s, efuse_job) end
+      if efuse_job then require("ncpflash.efuse_burn").apply(ctx, s, efuse_job) end
       if a.reset then
         s:reset()
         ctx.ev:info("reset: the chip runs from flash now")
@@ -68,7 +68,8 @@ one section per file, @partition addresses resolved from the partition table).
         return
       end
       if opts.erase == nil then opts.erase = 1 end
-      local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size })
+      local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size,
+        chip = ctx:chip() })
       local s <close> = ctx:connect()
       flash.run(ctx, s, plan, opts)
       finish(s)

@@ -1,35 +1,32 @@
 -- image info FILE: describe a partition table, a boot-header image or an OTA file.
 local partition = require("ncpflash.partition")
-local bootheader = require("ncpflash.bootheader")
 local ota = require("ncpflash.ota")
 local header = require("ncpflash.header")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local util = require("ncpflash.util")
 local errors = require("ncpflash.errors")
 
-local function describe(data, file, prefer)
+-- A boot header is read with the layout whose header CRC fits (`prefer`, the --chip, first), else
+-- with `chip`'s (the --chip or the board's): a damaged header is reported against that layout.
+local function describe(data, file, prefer, chip)
   if partition.is_table(data) then
     local pt = partition.parse(data, { file = file })
     return "partition", partition.describe(pt), { count = pt.count, age = pt.age }
-  elseif bootheader.is_header(data) and header.other_layout(data, prefer) then
-    local c = header.other_layout(data, prefer)
+  elseif header.is_header(data) then
+    local c = header.identify(data, prefer) or chip
     local h = header.parse(c, data, { file = file })
     return "bootheader", header.describe(h), { chip = c.name, header_size = h.size, signed = h.signed,
       image_len = h.image_len, image_offset = h.image_offset, segment_count = h.segment_count,
-      sha_ok = h.image_sha_ok, problems = #h.problems }
-  elseif bootheader.is_header(data) then
-    local h = bootheader.parse(data, { file = file })
-    return "bootheader", bootheader.describe(h), { signed = h.signed, image_len = h.image_len,
-      image_offset = h.image_offset, sha_ok = h.image_sha_ok, problems = #h.problems,
-      public_key_sha256 = h.public_key_hash and image.hex(h.public_key_hash) }
+      sha_ok = h.image_sha_ok, problems = #h.problems,
+      public_key_sha256 = h.public_key_hash and codec.hex(h.public_key_hash) }
   elseif ota.is_ota(data) then
     local h = ota.parse(data, { file = file })
     local lines = ota.describe(h)
     local f = { type = h.type, version = h.version, payload_len = h.payload_len, sha_ok = h.payload_sha_ok,
       problems = #h.problems }
-    if h.payload and bootheader.is_header(h.payload) then
-      local bh = bootheader.parse(h.payload, { file = file .. " (payload)" })
-      for _, l in ipairs(bootheader.describe(bh)) do lines[#lines + 1] = "  " .. l end
+    if h.payload and header.is_header(h.payload) then
+      local bh = header.parse(header.identify(h.payload, prefer) or chip, h.payload, { file = file .. " (payload)" })
+      for _, l in ipairs(header.describe(bh)) do lines[#lines + 1] = "  " .. l end
       f.problems = f.problems + #bh.problems
     end
     return "ota", lines, f
@@ -47,7 +44,7 @@ local function create(ctx, a)
   if board.chip ~= chip.name then board = nil end      -- board overrides only for its own chip
   local app = util.readfile(a.file, "application")
   if #app == 0 then errors.raise("input", a.file .. ": empty file", { file = a.file }) end
-  if bootheader.is_header(app) then
+  if header.is_header(app) then
     errors.raise("input", a.file .. ": already starts with a boot header (BFNP); give the raw application binary",
       { file = a.file })
   end
@@ -68,7 +65,7 @@ local function create(ctx, a)
   for _, l in ipairs(header.describe(h)) do lines[#lines + 1] = l end
   ctx.ev:result({ command = "image", action = "create", file = a.out, chip = chip.name, size = #out,
     header_size = chip.header.size, image_offset = h.image_offset, image_len = h.image_len,
-    sha256 = image.hex(image.sha256(out)), summary = lines })
+    sha256 = codec.hex(codec.sha256(out)), summary = lines })
 end
 
 return {
@@ -91,9 +88,9 @@ return {
     if a.action == "create" then return create(ctx, a) end
     local data = util.readfile(a.file, "image")
     local prefer = ctx.opts.chip and ctx:chip() or nil
-    local kind, lines, fields = describe(data, a.file, prefer)
+    local kind, lines, fields = describe(data, a.file, prefer, ctx:chip())
     fields.command, fields.kind, fields.file, fields.size = "image", kind, a.file, #data
-    fields.sha256 = image.hex(image.sha256(data))
+    fields.sha256 = codec.hex(codec.sha256(data))
     table.insert(lines, 1, string.format("%s: %d bytes, SHA-256 %s", a.file, #data, fields.sha256))
     fields.summary = lines
     ctx.ev:result(fields)

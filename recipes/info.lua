@@ -1,7 +1,7 @@
 -- info: what the chip and its flash hold.
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local partition = require("ncpflash.partition")
-local bootheader = require("ncpflash.bootheader")
+local header = require("ncpflash.header")
 local util = require("ncpflash.util")
 local json = require("ncpflash.json")
 
@@ -20,22 +20,23 @@ local function read_table(s, addr)
   return pt
 end
 
--- Look at one flash address: a boot-header image (size, hashes) or raw data.
+-- Look at one flash address: a boot-header image of the connected chip's layout (size, hashes)
+-- or raw data.
 local function probe_image(s, addr, limit)
-  local head = s:read(addr, bootheader.SIZE + 72)
+  local head = s:read(addr, s.chip.header.size + 72)
   if head == string.rep("\xFF", #head) then return { address = addr, kind = "empty" } end
-  if not bootheader.is_header(head) then return { address = addr, kind = "data" } end
-  local h = bootheader.parse(head, { file = string.format("flash@0x%X", addr) })
+  if not header.is_header(head) then return { address = addr, kind = "data" } end
+  local h = header.parse(s.chip, head, { file = string.format("flash@0x%X", addr) })
   local r = { address = addr, kind = "image", signed = h.signed, encrypted = h.encrypted,
     header_ok = h.header_crc_ok ~= false and h.flash_cfg_crc_ok ~= false }
-  if h.public_key_hash then r.public_key_sha256 = image.hex(h.public_key_hash) end
+  if h.public_key_hash then r.public_key_sha256 = codec.hex(h.public_key_hash) end
   if h.image_len then
     r.image_offset, r.image_len = h.image_offset, h.image_len
     r.size = h.image_offset + h.image_len
-    r.header_sha256 = image.hex(h.sha256)
+    r.header_sha256 = codec.hex(h.sha256)
     if r.size <= (limit or math.huge) then
       local got = s:sha256(addr + h.image_offset, h.image_len)
-      r.sha256 = image.hex(got)
+      r.sha256 = codec.hex(got)
       r.sha_ok = got == h.sha256
     else
       r.sha_ok = false

@@ -3,6 +3,7 @@
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
 local session = require("ncpflash.session")
+local handshake = require("ncpflash.handshake")
 local reset = require("ncpflash.reset")
 local adapters = require("ncpflash.adapters")
 local errors = require("ncpflash.errors")
@@ -62,8 +63,7 @@ end
 
 -- One candidate, `trials` times: returns reliable (bool), worst seconds from reset to OK.
 local function try_candidate(port, base, chip, baud, hold, delay, sync_s, trials, ev)
-  local st = reset.validate({ kind = base.kind, lines = base.lines, active = base.active,
-    enter = tune_sequence(hold, delay), fake = base.fake }, "tune")
+  local st = reset.retime(base, tune_sequence(hold, delay), "tune")
   local d = reset.driver(st, { port = port, ev = ev })
   local worst = 0
   for _ = 1, trials do
@@ -87,7 +87,7 @@ local function tune(ctx, a)
   local board, chip = ctx:board(), ctx:chip()
   local base
   for _, st in ipairs(reset.ladder({ reset = ctx.opts.reset }, board)) do
-    if st.kind == "lines" or st.kind == "gpio" then base = st; break end
+    if reset.has(st, "line_steps") then base = st; break end
   end
   if not base then
     errors.raise("usage", "probe --tune needs a reset strategy with lines (modem lines or gpio) to sweep",
@@ -131,12 +131,11 @@ local function tune(ctx, a)
   out.name = name
   local r = {}
   for k, v in pairs(board.reset or {}) do r[k] = v end
+  local tuned = reset.saved(reset.retime(base, tune_sequence(cur.hold, cur.delay)))
   if r.strategies then
-    r.strategies = { { kind = base.kind, lines = base.lines, active = base.active,
-      enter = tune_sequence(cur.hold, cur.delay), run = base.run }, table.unpack(board.reset.strategies, 2) }
+    r.strategies = { tuned, table.unpack(board.reset.strategies, 2) }
   else
-    r.kind, r.lines, r.active, r.enter, r.run = base.kind, base.lines, base.active,
-      tune_sequence(cur.hold, cur.delay), base.run
+    for k, v in pairs(tuned) do r[k] = v end
   end
   out.reset = r
   out.sync = { seconds = cur.sync }
@@ -173,7 +172,7 @@ local function next_step(kind, adapter, attempts, lines_ok)
     if adapter and adapter.next then return adapter.next end
     return "ready: flash with 'ncpflash flash --config X.ini'"
   end
-  local adv = session.ADVICE[kind] or session.ADVICE.nothing
+  local adv = handshake.ADVICE[kind] or handshake.ADVICE.nothing
   local s = adv[2]
   if kind == "nothing" and lines_ok == false then
     s = "this port cannot drive BOOT/CHIP_EN: use --reset manual (press the buttons when asked), --reset "
@@ -224,7 +223,7 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
       end
     end
     local t0 = sys.now()
-    local ok, s = pcall(session.connect, ctx, { on_attempt = on_attempt, on_port = on_port,
+    local ok, s = errors.catch(session.connect, ctx, { on_attempt = on_attempt, on_port = on_port,
       baud_ladder = not a.no_ladder })
     local kind, err, rom
     if ok then
@@ -241,11 +240,10 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
       s:close()
     else
       err = s
-      if not errors.is(err) then error(err, 0) end
       kind = err.kind or (err.code == "handshake" and "nothing") or err.code
     end
     local lines_ok = nil
-    for _, at in ipairs(attempts) do if at.why and at.kind_of_reset == "lines" then lines_ok = false end end
+    for _, at in ipairs(attempts) do if at.why and at.modem_lines then lines_ok = false end end
     if info and info.lines == false then lines_ok = false end
     local step = next_step(kind, adapter, attempts, lines_ok)
     local label = kind
@@ -255,7 +253,7 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
     end
     lines[#lines + 1] = string.format("result    %s%s", label, ok and string.format(" - the ROM answered (%s, chip id "
       .. "%s) in %.2f s", rom.jedec and ("flash " .. rom.jedec) or "", rom.chip_id, sys.now() - t0) or
-      (" - " .. ((session.ADVICE[kind] or {})[1] or err.message)))
+      (" - " .. ((handshake.ADVICE[kind] or {})[1] or err.message)))
     lines[#lines + 1] = "next      " .. step
     local js = {}
     for i, at in ipairs(attempts) do js[i] = attempt_json(at) end

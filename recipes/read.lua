@@ -1,6 +1,6 @@
 -- read: copy LEN bytes of flash from ADDR into FILE.
 local util = require("ncpflash.util")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 
 return {
   help = "read LEN bytes of flash at ADDR into FILE",
@@ -21,7 +21,7 @@ return {
     local dt = require("ncpflash.core.sys").now() - t0
     util.writefile(a.file, data)
     ctx.ev:result({ command = "read", address = a.addr, size = #data, file = a.file,
-      sha256 = image.hex(image.sha256(data)), seconds = dt,
+      sha256 = codec.hex(codec.sha256(data)), seconds = dt,
       summary = string.format("read %d bytes from 0x%X into %s in %.2f s", #data, a.addr, a.file, dt) })
   end,
 }

@@ -8,10 +8,9 @@ local errors = require("ncpflash.errors")
 local flash = require("ncpflash.flash")
 
 local function strap(base, hold, lead)
-  return { kind = base.kind, lines = base.lines, active = base.active, fake = base.fake, run = base.run,
-    name = string.format("strap entry, BOOT %g ms ahead, CHIP_EN low %g ms", lead * 1000, hold * 1000),
-    enter = { { boot = 1 }, { wait = lead }, { en = 0 }, { wait = hold }, { en = 1 }, { wait = 0.05 },
-      { boot = 0 }, { wait = 0.02 } } }
+  return reset.retime(base, { { boot = 1 }, { wait = lead }, { en = 0 }, { wait = hold }, { en = 1 }, { wait = 0.05 },
+      { boot = 0 }, { wait = 0.02 } },
+    string.format("strap entry, BOOT %g ms ahead, CHIP_EN low %g ms", lead * 1000, hold * 1000))
 end
 
 return {
@@ -34,11 +33,11 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local board, chip = ctx:board(), ctx:chip()
     -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
     local plan = a.config
-      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board)
+      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board, chip)
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do
-      if st.kind == "lines" or st.kind == "gpio" then base = st; break end
+      if reset.has(st, "line_steps") then base = st; break end
     end
     local hs = ctx.opts.baud or chip.baud.handshake
     local steps = { { what = "probe: is the ROM already listening?", reset = { { kind = "none", name = "none" } },
@@ -61,7 +60,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     ev:stage("recover", { steps = #steps })
     for i, st in ipairs(steps) do
       ev:info(string.format("step %d/%d: %s", i, #steps, st.what), { step = i, what = st.what })
-      local ok, res = pcall(session.connect, ctx, { reset = st.reset, retries = ctx.opts.retries or st.retries,
+      local ok, res = errors.catch(session.connect, ctx, { reset = st.reset, retries = ctx.opts.retries or st.retries,
         baud = st.baud,
         probe = st.probe or false, app = (last and not last.app) and false or nil })
       if ok then
@@ -71,7 +70,7 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
         break
       end
       -- go on only after a failed handshake or a ROM that stopped answering mid-connect
-      if not errors.is(res) or not (res.code == "handshake" or res.code == "timeout" or res.code == "protocol") then
+      if not (res.code == "handshake" or res.code == "timeout" or res.code == "protocol") then
         error(res, 0)
       end
       last = res

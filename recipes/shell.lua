@@ -2,7 +2,7 @@
 -- be pasted into a recipe: the names below are the session's own methods (docs/api/connect.md).
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 
 local HELP = [[
@@ -19,7 +19,7 @@ local function show(v, depth)
   depth = depth or 0
   local t = type(v)
   if t == "string" then
-    if v:find("[^\32-\126]") then return "hex:" .. image.hex(v) end
+    if v:find("[^\32-\126]") then return "hex:" .. codec.hex(v) end
     return string.format("%q", v)
   elseif t == "table" and depth < 2 then
     local keys = {}
@@ -64,7 +64,7 @@ Piped input works too; the exit status is 1 when a line failed and stdin is not 
     local hpath = history_path(a)
     local hist = hpath and io.open(hpath, "a")
     local env = setmetatable({
-      s = s, isp = isp, op = isp.op, hex = image.hex, unhex = image.unhex, sleep = sys.sleep, now = sys.now,
+      s = s, isp = isp, op = isp.op, hex = codec.hex, unhex = codec.unhex, sleep = sys.sleep, now = sys.now,
       help = function() out:write(HELP, "\n") end,
       cmd = function(name, payload, o) return s:cmd(name, payload, o) end,
       raw = function(bytes, n, t)

@@ -7,7 +7,7 @@ return {
     { "pairs", type = "string", many = true, help = "ADDR FILE pairs" },
   },
   run = function(ctx, a)
-    local plan = flash.plan(flash.parse_pairs(a.pairs), { flash_size = ctx:board().flash_size })
+    local plan = flash.plan(flash.parse_pairs(a.pairs), { flash_size = ctx:board().flash_size, chip = ctx:chip() })
     local s <close> = ctx:connect()
     ctx.ev:stage("verify", { regions = #plan.regions })
     local res = flash.verify(ctx, s, plan, { raise = false })

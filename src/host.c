@@ -221,10 +221,12 @@ static void setup_loading(lua_State *L, const char *lua_path)
 		{"ncpflash.core.sys", luaopen_ncpflash_core_sys},
 		{"ncpflash.core.port", luaopen_ncpflash_core_port},
 		{"ncpflash.core.isp", luaopen_ncpflash_core_isp},
-		{"ncpflash.core.image", luaopen_ncpflash_core_image},
+		{"ncpflash.core.codec", luaopen_ncpflash_core_codec},
 		{"ncpflash.core.crypto", luaopen_ncpflash_core_crypto},
 		{"ncpflash.core.gpio", luaopen_ncpflash_core_gpio},
 		{"ncpflash.core.jobs", luaopen_ncpflash_core_jobs},
+		{"ncpflash.core.db", luaopen_ncpflash_core_db},
+		{"ncpflash.core.http", luaopen_ncpflash_core_http},
 	};
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");

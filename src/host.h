@@ -101,9 +101,11 @@ struct host_job *host_job_of(lua_State *L);
 int luaopen_ncpflash_core_sys(lua_State *L);   /* "ncpflash.core.sys"   */
 int luaopen_ncpflash_core_port(lua_State *L);  /* "ncpflash.core.port"  */
 int luaopen_ncpflash_core_isp(lua_State *L);   /* "ncpflash.core.isp"   */
-int luaopen_ncpflash_core_image(lua_State *L); /* "ncpflash.core.image" */
+int luaopen_ncpflash_core_codec(lua_State *L); /* "ncpflash.core.codec" */
 int luaopen_ncpflash_core_crypto(lua_State *L); /* "ncpflash.core.crypto" */
 int luaopen_ncpflash_core_gpio(lua_State *L);  /* "ncpflash.core.gpio"  */
 int luaopen_ncpflash_core_jobs(lua_State *L);  /* "ncpflash.core.jobs"  */
+int luaopen_ncpflash_core_db(lua_State *L);    /* "ncpflash.core.db"    */
+int luaopen_ncpflash_core_http(lua_State *L);  /* "ncpflash.core.http"  */
 
 #endif

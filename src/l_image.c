@@ -1,5 +1,5 @@
 /*
- * l_image.c - ncpflash.core.image: crc32, sha256 (one-shot and streaming),
+ * l_image.c - ncpflash.core.codec: crc32, sha256 (one-shot and streaming),
  * streaming XZ encoder, xz_decode, hex/unhex (AES and ECDH: l_crypto.c).
  */
 #include <string.h>
@@ -346,7 +346,7 @@ static int l_unhex(lua_State *L)
 	return 1;
 }
 
-int luaopen_ncpflash_core_image(lua_State *L)
+int luaopen_ncpflash_core_codec(lua_State *L)
 {
 	static const luaL_Reg sha_m[] = {
 		{"update", l_sha_update},

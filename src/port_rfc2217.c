@@ -13,6 +13,13 @@
  * A server fronting a device without modem lines (ser2net) never answers
  * SET-CONTROL: the first time we wait at most CONTROL_ACK_WAIT for an
  * answer, then report the lines as unsupported and stop waiting.
+ *
+ * URL options after '?', joined by '&', as in pyserial's rfc2217 URLs (the
+ * form labgrid's SerialDriver builds: rfc2217://H:P?ign_set_control&timeout=3):
+ *   ign_set_control   send SET-CONTROL but never wait for its answer; the
+ *                     lines count as usable (the handshake shows whether the
+ *                     reset worked)
+ *   timeout=S         seconds for the TCP connect and the negotiation
  */
 #include "port.h"
 #include "host.h"
@@ -65,6 +72,7 @@ struct rfc_port {
 	unsigned baud_acks, control_acks, purge_acks;
 	int suspended;
 	int control_noack, purge_noack;
+	int ign_control, ign_noted; /* URL option ign_set_control */
 	uint8_t modemstate, linestate;
 };
 
@@ -443,6 +451,12 @@ static int control(struct rfc_port *r, const uint8_t *vals, int n)
 		if (rc < 0)
 			return rc;
 	}
+	if (r->ign_control) {
+		if (!r->ign_noted++)
+			port_trace_note(&r->base, "SET-CONTROL sent; its answer "
+				       "is not awaited (ign_set_control)");
+		return PORT_OK;
+	}
 	if (r->control_noack)
 		return no_control(r);
 	int rc = wait_count(r, &r->control_acks, want,
@@ -573,31 +587,75 @@ static struct port *rfc_start(struct rfc_port *r, const char *url,
 			      const struct port_opts *o, char *err,
 			      size_t errlen, enum port_open_failure *why);
 
+/* Splits "host:port?opts" into r->host/r->tcp_port and the options; a
+ * malformed URL or an unknown option writes err and returns -1. */
+static int parse_url(struct rfc_port *r, const char *url, const char *hostport,
+		     double *timeout, char *err, size_t errlen)
+{
+	char hp[300], opts[300];
+	const char *q = strchr(hostport, '?');
+	size_t hl = q ? (size_t)(q - hostport) : strlen(hostport);
+	int bad = hl >= sizeof hp || (q && strlen(q + 1) >= sizeof opts);
+
+	if (!bad) {
+		memcpy(hp, hostport, hl);
+		hp[hl] = '\0';
+		bad = port_split_hostport(hp, r->host, sizeof r->host,
+					  &r->tcp_port) < 0;
+	}
+	if (bad) {
+		snprintf(err, errlen,
+			 "bad URL '%s' (expected rfc2217://host:port, options "
+			 "?ign_set_control&timeout=SECONDS)", url);
+		return -1;
+	}
+	if (!q)
+		return 0;
+	snprintf(opts, sizeof opts, "%s", q + 1);
+	char *save = NULL;
+	for (char *o = strtok_r(opts, "&", &save); o;
+	     o = strtok_r(NULL, "&", &save)) {
+		char *end = o;
+		double t = 0;
+		if (strncmp(o, "timeout=", 8) == 0)
+			t = strtod(o + 8, &end);
+		if (strcmp(o, "ign_set_control") == 0) {
+			r->ign_control = 1;
+		} else if (end != o + 8 && *end == '\0' && t > 0 && t <= 3600) {
+			*timeout = t;
+		} else {
+			snprintf(err, errlen,
+				 "bad option '%s' in URL '%s' (rfc2217:// knows "
+				 "ign_set_control and timeout=SECONDS)", o, url);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 struct port *port_rfc2217_open(const char *url, const char *hostport,
 			       const struct port_opts *o, char *err,
 			       size_t errlen, enum port_open_failure *why)
 {
 	struct rfc_port *r = calloc(1, sizeof *r);
+	struct port_opts opts = *o;
 
 	if (!r) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (port_split_hostport(hostport, r->host, sizeof r->host,
-				&r->tcp_port) < 0) {
-		snprintf(err, errlen,
-			 "bad URL '%s' (expected rfc2217://host:port)", url);
+	if (parse_url(r, url, hostport, &opts.connect_timeout, err, errlen) < 0) {
 		*why = PORT_FAIL_URL;
 		free(r);
 		return NULL;
 	}
-	r->fd = port_tcp_connect(r->host, r->tcp_port, o->connect_timeout, err,
+	r->fd = port_tcp_connect(r->host, r->tcp_port, opts.connect_timeout, err,
 				 errlen, why);
 	if (r->fd < 0) {
 		free(r);
 		return NULL;
 	}
-	return rfc_start(r, url, o, err, errlen, why);
+	return rfc_start(r, url, &opts, err, errlen, why);
 }
 
 struct port *port_rfc2217_attach(int fd, const char *url,

@@ -16,7 +16,7 @@ dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
 local helpers = require "helpers"
 local synth = require "synth"
 local model = require "benchmodel"
-local session = require "ncpflash.session"
+local handshake = require "ncpflash.handshake"
 
 local args = { ... }
 local latencies, only = {}, "abcde"
@@ -147,7 +147,7 @@ for k, v in pairs(require("ncpflash.chips.bl616")) do c[k] = v end
 c.write_window = 2
 return c
 ]])
-local sync_bytes = session.sync_count(require("ncpflash.chips.bl616"), 500000)
+local sync_bytes = handshake.sync_count(require("ncpflash.chips.bl616"), 500000)
 
 print(("ncpflash bench: ncpsim --realtime, 2 Mbaud load speed, images: %s"):format(set.source))
 print(("bound = wire bytes (10 bits each at the baud in effect) + ncpsim's modelled device time"

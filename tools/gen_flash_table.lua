@@ -61,7 +61,7 @@ function M.build(files)
     "-- do not edit by hand). Source: bflb-mcu-tool 1.10, utils/flash/bl616/PART_jedecid.conf,",
     "-- as carried in ../shared/conformance/flash-table/bl616/ (one [FLASH_CFG] file per SPI NOR",
     "-- part). The vendor's flasher picks the file whose name ends in _<jedec id>.conf after",
-    "-- reading the JEDEC id, packs it into the 84-byte flash configuration (ncpflash.flashcfg)",
+    "-- reading the JEDEC id, packs it into the 84-byte flash configuration (ncpflash.romcodec)",
     "-- and sends it with 0x3B. Values as in the files; *_time fields are the files' numbers (ms",
     "-- for most parts, see docs/conformance.md for the GT25Q entries).",
     "-- base: the most common value of each key; parts[jedec] = { NAME, key = value where it differs }.",

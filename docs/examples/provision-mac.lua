@@ -7,7 +7,7 @@
 --
 -- Environment: UNITS_CSV (default units.csv), MFD_ADDR (default 0x3FF000).
 local provision = require "ncpflash.provision"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local csv = provision.csv(os.getenv("UNITS_CSV") or "units.csv")
 local addr = tonumber(os.getenv("MFD_ADDR") or "0x3FF000")
@@ -17,9 +17,9 @@ return {
   unit = function(dev)
     local row = csv:claim(dev)
     rows[dev.chip_id] = row
-    local mac = image.unhex((row.mac or ""):gsub("[:%-]", ""))
+    local mac = codec.unhex((row.mac or ""):gsub("[:%-]", ""))
     assert(#mac == 6, "units.csv row " .. row.row .. ": bad mac " .. tostring(row.mac))
-    local calib = row.calib ~= "" and image.unhex(row.calib) or ""
+    local calib = row.calib ~= "" and codec.unhex(row.calib) or ""
     -- record: "MFD1" | serial (16 bytes, NUL padded) | MAC (6) | calib length (2) | calib
     local rec = "MFD1" .. (row.serial .. ("\0"):rep(16)):sub(1, 16) .. mac .. string.pack("<I2", #calib) .. calib
     return { { name = "mfd", address = addr, data = rec } }

@@ -1,6 +1,7 @@
 -- ncpflash.cli: global options, recipe argument parsing and help text.
 local errors = require "ncpflash.errors"
 local util = require "ncpflash.util"
+local reset = require "ncpflash.reset"
 
 local M = {}
 
@@ -27,6 +28,9 @@ M.globals = {
   { "--trace", flag = true, help = "log every byte on the wire (hex, ms timestamps) to stderr" },
   { "--trace-file", metavar = "F", help = "write the wire trace to F instead of stderr" },
   { "--json", flag = true, help = "one JSON object per event line on stdout" },
+  { "--junit", metavar = "FILE", help = "write a JUnit XML report: one testcase per device (CI dashboards)" },
+  { "--report", metavar = "KIND", many = true, help = "lava (lava-test-case lines on stdout), lava:FILE, "
+    .. "or junit:FILE (README \"Labs and CI\")" },
   { "--yes", short = "-y", flag = true, help = "answer yes to confirmations that allow it" },
   { "--no-color", flag = true, help = "no colour (NO_COLOR is honoured too)" },
   { "--lua-path", metavar = "DIR", help = "load lua/ and recipes/ from DIR (development)" },
@@ -77,11 +81,7 @@ local function option_index(specs)
 end
 
 M.value_checks = {
-  reset_spec = function(v)
-    if type(v) ~= "string" then return false end
-    return v:find("=", 1, true) ~= nil or v:match("^manual") ~= nil or v:match("^cmd:") ~= nil
-      or v == "none" or v == "boot2" or v:find("|", 1, true) ~= nil
-  end,
+  reset_spec = reset.is_spec,
 }
 
 --- Split argv into global options and the rest (the command and its own

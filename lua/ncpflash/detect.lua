@@ -1,43 +1,16 @@
 -- ncpflash.detect: which chip file describes the ROM that answered (protocol.md §6.1, §9).
 --
--- Every chip file (built in, in $XDG_CONFIG_HOME/ncpflash/chips/, or under --lua-path) that
+-- Every chip file (ncpflash.chip: built in, in $XDG_CONFIG_HOME/ncpflash/chips/, or under --lua-path) that
 -- lists the boot info's ROM version in `rom_versions` and accepts its length in
 -- `boot_info.lengths` is a candidate. Nothing here knows a chip by name: a new chip file is
 -- all it takes to teach detection a new ROM.
 local sys = require("ncpflash.core.sys")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
+local chips = require("ncpflash.chip")
+local romcodec = require("ncpflash.romcodec")
 
 local M = {}
-
--- Names of every chip file that can be required as ncpflash.chips.NAME.
-function M.chip_names()
-  local seen, out = {}, {}
-  local function add(n)
-    if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
-  end
-  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
-    for _, sub in ipairs({ "/chips", "/ncpflash/chips" }) do
-      for _, f in ipairs(sys.listdir(dir .. sub) or {}) do add(f:match("^(.+)%.lua$")) end
-    end
-  end
-  for _, p in ipairs(sys.embedded("lua/ncpflash/chips/")) do add(p:match("([^/]+)%.lua$")) end
-  table.sort(out)
-  return out
-end
-
--- Chip tables (data files with a boot-info layout), by name.
-function M.chips()
-  local out = {}
-  for _, n in ipairs(M.chip_names()) do
-    local ok, c = pcall(require, "ncpflash.chips." .. n)
-    if ok and type(c) == "table" and type(c.boot_info) == "table" and type(c.rom_versions) == "table" then
-      c.name = c.name or n
-      out[#out + 1] = c
-    end
-  end
-  return out
-end
 
 -- Candidates for a raw get_boot_info payload: list of chip tables (best first: an exact
 -- length match from a chip that lists the version).
@@ -45,7 +18,7 @@ function M.candidates(raw)
   if #raw < 4 then return {} end
   local ver = string.unpack("<I4", raw, 1)
   local out = {}
-  for _, c in ipairs(M.chips()) do
+  for _, c in ipairs(chips.all()) do
     local L = c.boot_info
     local running = c.loader and c.loader.running_rom_version == ver    -- its eflash_loader answers
     if (c.rom_versions[ver] or running) and (not L.lengths or L.lengths[#raw]) then out[#out + 1] = c end
@@ -60,7 +33,7 @@ function M.unknown_message(raw, current)
     .. "Pass --chip NAME if you know the chip (built in: %s), or describe it in a chip file: copy a built-in "
     .. "one (`%s`) to $XDG_CONFIG_HOME/ncpflash/chips/NAME.lua (default ~/.config/ncpflash/chips/), add "
     .. "[0x%08X] to its rom_versions and adjust boot_info (length %d, field offsets) - see docs/new-module.md",
-    ver, #raw, image.hex(raw), table.concat(M.chip_names(), ", "), current or "bl616", ver, #raw)
+    ver, #raw, codec.hex(raw), table.concat(chips.names(), ", "), current or "bl616", ver, #raw)
 end
 
 -- Decide the chip for `raw`. current = the chip in use (board's or --chip); forced = --chip was
@@ -73,7 +46,7 @@ function M.resolve(raw, current, forced)
     if c.name == current.name then return current, false end
   end
   if #cands == 0 then
-    errors.raise("usage", M.unknown_message(raw, current.name), { boot_info = image.hex(raw),
+    errors.raise("usage", M.unknown_message(raw, current.name), { boot_info = codec.hex(raw),
       hint = "ncpflash --chip NAME ... overrides the detection" })
   end
   return cands[1], true
@@ -97,7 +70,7 @@ function M.apply(s, raw, load_baud, opts)
     if explicit and board.chip and not board.detect and board.chip ~= chip.name then
       errors.raise("safety", string.format("board %s has a %s, but the ROM that answered is a %s (boot info %s); "
         .. "use the right --board, or --chip %s to override the detection", board.name or "?", board.chip,
-        chip.description or chip.name, image.hex(raw), board.chip), { boot_info = image.hex(raw) })
+        chip.description or chip.name, codec.hex(raw), board.chip), { boot_info = codec.hex(raw) })
     end
     if not explicit or board.detect then
       local ok, g = pcall(require, "ncpflash.boards.generic")
@@ -114,7 +87,7 @@ function M.apply(s, raw, load_baud, opts)
     -- the load speed is the detected chip's unless the caller chose one
     if not (opts.load_baud or cop.load_baud) then load_baud = chip.baud.load end
   end
-  s.info = require("ncpflash.session").decode_boot_info(chip, raw)
+  s.info = romcodec.decode_boot_info(chip, raw)
   s.info.chip = chip.name
   s.rom_timeout = s.rom_timeout or chip.session_timeout or math.huge
   for _, w in ipairs(chip.post_sync_writes or {}) do

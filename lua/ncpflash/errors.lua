@@ -17,11 +17,6 @@ function M.raise(code, message, fields)
   sys.error(code, message, fields)
 end
 
---- Build an error object without raising it.
-function M.new(code, message, fields)
-  return sys.new_error(code, message, fields)
-end
-
 --- True when `e` is an ncpflash error (and has `code`, when given).
 function M.is(e, code)
   return sys.is_error(e) and (code == nil or e.code == code)
@@ -33,12 +28,13 @@ function M.exit_code(e)
   return 1
 end
 
---- Call f(...) and turn a raised ncpflash error into nil, err; other errors
---- propagate unchanged.
-function M.try(f, ...)
+--- pcall for expected failures: true, f's results when f returns; false, err when f raises an
+--- ncpflash error. Any other error (a bug, misuse: a string) propagates unchanged, so callers
+--- never hand-roll "rethrow unless errors.is".
+function M.catch(f, ...)
   local res = table.pack(pcall(f, ...))
-  if res[1] then return table.unpack(res, 2, res.n) end
-  if M.is(res[2]) then return nil, res[2] end
+  if res[1] then return table.unpack(res, 1, res.n) end
+  if M.is(res[2]) then return false, res[2] end
   error(res[2], 0)
 end
 

@@ -9,8 +9,9 @@
 -- writes (XZ decompress-write or plain), write-checks, verifies by on-chip SHA-256, retries a
 -- failed region once, and reports progress and a summary through ctx.ev.
 local sys = require("ncpflash.core.sys")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
+local header = require("ncpflash.header")
 
 local M = {}
 
@@ -59,7 +60,7 @@ local function apply_skip(regions, skip)
       for _, p in ipairs(pieces) do
         local data = r.data:sub(p.lo - r.address + 1, p.hi - r.address)
         out[#out + 1] = { name = string.format("%s[0x%X..0x%X]", r.name, p.lo, p.hi), address = p.lo,
-          data = data, size = #data, file = r.file, sha256 = image.sha256(data), max_size = nil }
+          data = data, size = #data, file = r.file, sha256 = codec.sha256(data), max_size = nil }
       end
     end
   end
@@ -69,28 +70,20 @@ end
 -- A file that carries a known header must carry a sound one: a boot image (BFNP) with a wrong
 -- header, flash-config or clock-config CRC32 (the ROM would not boot it), a partition table (BFPT)
 -- that does not parse, or an OTA file (a transfer format, not a flash image) is an input error.
-local function check_content(r)
+-- A boot image is checked with the layout whose header CRC fits (any chip's), else with `chip`'s.
+local function check_content(r, chip)
   local d, file = r.data, r.file or r.name
   local function sound(fn)
-    local ok, e = pcall(fn)
-    if not ok then
-      if not errors.is(e) then error(e, 0) end
-      input(r, tostring(e.message), { file = r.file, cause = e })
-    end
+    local ok, e = errors.catch(fn)
+    if not ok then input(r, tostring(e.message), { file = r.file, cause = e }) end
   end
   local magic = d:sub(1, 4)
-  local header = magic == "BFNP" and require("ncpflash.header")
-  local other = header and header.other_layout(d)   -- 176/240/352 bytes
-  if other then
-    sound(function() header.check(other, d, file) end)
-  elseif header then
-    sound(function()
-      for _, p in ipairs(require("ncpflash.bootheader").parse(d, { file = file }).problems) do
-        if header.is_boot_crc(p) then
-          require("ncpflash.util").bad_field("boot header", file, p.offset, p.field, p.expected, p.found)
-        end
-      end
-    end)
+  if header.is_header(d) then
+    local c = header.identify(d, chip) or chip
+    if not c then
+      input(r, "a boot header (BFNP) whose header CRC32 fits no chip's layout", { file = r.file })
+    end
+    sound(function() header.check(c, d, file) end)
   elseif magic == "BFPT" then
     sound(function() require("ncpflash.partition").parse(d, { file = file }) end)
   elseif require("ncpflash.ota").is_ota(d) then
@@ -113,8 +106,9 @@ function M.check_overlaps(regions)
   end
 end
 
--- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges).
--- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total}.
+-- Validate and load. opts.flash_size (bytes, optional), opts.skip (list of ranges), opts.chip
+-- (the chip table whose boot-header layout checks a boot image no layout identifies).
+-- Returns {regions = {{name, address, size, data, file, sha256}}, bytes = total, chip =}.
 function M.plan(regions, opts)
   opts = opts or {}
   if #regions == 0 then errors.raise("usage", "nothing to flash: no regions given") end
@@ -130,7 +124,7 @@ function M.plan(regions, opts)
     else input(r, "no file or data") end
     r.size = #r.data
     if r.size == 0 then input(r, (r.file or "data") .. " is empty", { file = r.file }) end
-    check_content(r)
+    check_content(r, opts.chip)
     if r.max_size and r.size > r.max_size then
       input(r, string.format("%s is %d bytes, larger than its partition (%d bytes, 0x%X)", r.file or "data",
         r.size, r.max_size, r.max_size), { file = r.file, size = r.size, max_size = r.max_size })
@@ -142,11 +136,11 @@ function M.plan(regions, opts)
     out[#out + 1] = r
   end
   M.check_overlaps(out)
-  for _, r in ipairs(out) do r.sha256 = image.sha256(r.data) end
+  for _, r in ipairs(out) do r.sha256 = codec.sha256(r.data) end
   out = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
-  return { regions = out, bytes = total, flash_size = opts.flash_size }
+  return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip }
 end
 
 -- Re-check a plan against the connected chip's flash size.
@@ -161,31 +155,33 @@ function M.check_device(plan, s)
   end
 end
 
-local function sha_hex(s) return image.hex(s) end
+local function sha_hex(s) return codec.hex(s) end
 
--- Runs of whole 4 KiB sectors of `data` (to be placed at `addr`) that are all 0xFF, at least
--- BLANK_MIN sectors long: list of {lo=, hi=} byte offsets into data (hi exclusive), ascending.
-local SECTOR, BLANK_MIN = 4096, 4
+-- Runs of whole sectors (`sector` bytes: the chip's sector_size) of `data` (to be placed at
+-- `addr`) that are all 0xFF, at least BLANK_MIN sectors long: list of {lo=, hi=} byte offsets into
+-- data (hi exclusive), ascending.
+local BLANK_MIN = 4
 local FF64 = string.rep("\255", 64)
-function M.blank_runs(data, addr)
+function M.blank_runs(data, addr, sector)
   local runs, pos, n = {}, 1, #data
   while pos <= n do
     local a = data:find(FF64, pos, true)                 -- next stretch of 0xFF bytes
     if not a then break end
     local b = data:find("[^\255]", a) or (n + 1)        -- its end (1-based, exclusive)
-    local lo = a - 1 + (SECTOR - (addr + a - 1) % SECTOR) % SECTOR
-    local hi = b - 1 - (addr + b - 1) % SECTOR
-    if hi - lo >= BLANK_MIN * SECTOR then runs[#runs + 1] = { lo = lo, hi = hi } end
+    local lo = a - 1 + (sector - (addr + a - 1) % sector) % sector
+    local hi = b - 1 - (addr + b - 1) % sector
+    if hi - lo >= BLANK_MIN * sector then runs[#runs + 1] = { lo = lo, hi = hi } end
     pos = b + 1
   end
   return runs
 end
 
--- The whole sectors of [addr, addr+size) cut at 64 KiB boundaries: {lo=, hi=} offsets from addr.
-function M.blocks(addr, size)
+-- The whole sectors (`sector` bytes) of [addr, addr+size) cut at 64 KiB boundaries: {lo=, hi=}
+-- offsets from addr.
+function M.blocks(addr, size, sector)
   local out = {}
-  local a = addr + (SECTOR - addr % SECTOR) % SECTOR
-  local e = addr + size - (addr + size) % SECTOR
+  local a = addr + (sector - addr % sector) % sector
+  local e = addr + size - (addr + size) % sector
   while a < e do
     local nxt = math.min(e, a - a % 65536 + 65536)
     out[#out + 1] = { lo = a - addr, hi = nxt - addr }
@@ -210,7 +206,12 @@ local function do_region(ctx, s, r, opts, attempt)
   local ev = ctx.ev
   local state = { erased = false, sent = 0 }
   r.state = state
-  local runs = M.blank_runs(r.data, r.address)
+  local sector = s.chip.sector_size
+  if math.type(sector) ~= "integer" or sector <= 0 then
+    errors.raise("usage", string.format("chip %s: sector_size (the flash erase sector in bytes) is missing",
+      tostring(s.chip.name)), { hint = "add sector_size = 4096 to the chip file, or base it on a built-in chip" })
+  end
+  local runs = M.blank_runs(r.data, r.address, sector)
   if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
     ev:stage("erase", { region = r.name, address = r.address, size = r.size,
       detail = string.format("%s (%d bytes)", label(r), r.size) })
@@ -219,13 +220,13 @@ local function do_region(ctx, s, r, opts, attempt)
     -- system's free end. One XIP SHA-256 for the whole region, then a bisection for the first
     -- block of the erased tail (1 + log2(blocks) checks). A retry erases everything.
     local keep = {}
-    local blocks = M.blocks(r.address, r.size)
+    local blocks = M.blocks(r.address, r.size, sector)
     if attempt == 1 and #blocks > 0 then
       local last, blank = blocks[#blocks].hi, {}
       local k = s:xip_sha(function(sha)
         local function erased_from(i)                -- blocks i..#blocks read 0xFF?
           local n = last - blocks[i].lo
-          blank[n] = blank[n] or image.sha256(string.rep("\255", n))
+          blank[n] = blank[n] or codec.sha256(string.rep("\255", n))
           return sha(r.address + blocks[i].lo, n) == blank[n]
         end
         if erased_from(1) then return 1 end
@@ -336,9 +337,8 @@ function M.run(ctx, s, plan, opts)
         ropts = setmetatable({ erase = jr:started(r) and 1 or 0 }, { __index = opts })
       end
       if jr then jr:mark_started(r) end
-      local ok, res = pcall(do_region, ctx, s, r, ropts, 1)
+      local ok, res = errors.catch(do_region, ctx, s, r, ropts, 1)
       if not ok then
-        if not errors.is(res) then error(res, 0) end
         if res.code == "interrupted" or res.code == "port" then
           -- not retried, but the user must learn which region was left in what state
           local state = describe_state(r.state, r)
@@ -353,9 +353,8 @@ function M.run(ctx, s, plan, opts)
           pcall(function() s.port:flush_input(); sys.sleep(0.1); s.port:flush_input() end)
           pcall(s._rehandshake, s)
         end
-        local ok2, res2 = pcall(do_region, ctx, s, r, ropts, 2)
+        local ok2, res2 = errors.catch(do_region, ctx, s, r, ropts, 2)
         if not ok2 then
-          if not errors.is(res2) then error(res2, 0) end
           local state = describe_state(r.state, r)
           res2.message = string.format("%s failed twice, region is now %s: %s", label(r), state, res2.message)
           res2.region, res2.address, res2.state = r.name, r.address, state
@@ -435,13 +434,13 @@ function M.parse_pairs(list)
   return out
 end
 
--- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board`.
-function M.config_plan(cfg, board)
+-- The plan of a loaded flash_prog_cfg.ini (progcfg.load's result) for `board` and `chip`.
+function M.config_plan(cfg, board, chip)
   local regions = {}
   for _, r in ipairs(cfg.regions) do
     regions[#regions + 1] = { name = r.name, address = r.address, file = r.file, max_size = r.max_size }
   end
-  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip })
+  return M.plan(regions, { flash_size = board.flash_size, skip = cfg.skip, chip = chip })
 end
 
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
@@ -462,7 +461,7 @@ function M.from_config(ctx, ini, opts)
   if erase == 2 and #cfg.skip > 0 then
     errors.raise("input", ini .. ": skip_mode conflicts with a chip erase (erase = 2)")
   end
-  local plan = opts.plan or M.config_plan(cfg, board)
+  local plan = opts.plan or M.config_plan(cfg, board, ctx:chip())
   for _, r in ipairs(plan.regions) do
     ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
       { region = r.name, address = r.address, size = r.size, file = r.file })

@@ -1,20 +1,27 @@
--- ncpflash.header: boot headers of any chip, driven by the chip file's `header` layout
--- (protocol.md §6.2: 176-byte BL602/BL702, 240-byte BL702L, 256-byte BL616, 352-byte BL808).
+-- ncpflash.header: boot headers ("BFNP") of any chip, driven by the chip file's `header` layout
+-- (protocol.md §6.2/§6.3: 176-byte BL602/BL702, 240-byte BL702L, 256-byte BL616, 352-byte BL808).
+-- Every function takes the chip whose layout applies; nothing here knows a chip by name.
 --
 --   header.build_flash(chip, app, {offset=, board=})  -> a flashable image (header + app)
 --   header.build_ram(chip, {{dest=, data=}, ...})    -> a RAM image (header + segments)
---   header.parse(chip, data)                          -> fields + problems (CRCs, SHA-256)
---   header.identify(data [, prefer])                  -> the chip whose layout's header CRC fits
+--   header.build(chip, {image=, sign=, ...})         -> a synthetic image (tests, fuzz seeds)
+--   header.parse(chip, data, {file=})                -> fields + problems (CRCs, SHA-256, key)
+--   header.describe(h)                               -> lines for humans
+--   header.check(chip, data, file)                   -> raises the first CRC the ROM would refuse
+--   header.identify(data [, prefer])                 -> the chip whose layout's header CRC fits
 --
--- Unsigned and unencrypted only; the flash configuration comes from the chip's named
--- `flash_cfg` fields (a board may override single fields with `flash_cfg = {name = value}`),
+-- Unsigned and unencrypted only when building; the flash configuration comes from the chip's
+-- named `flash_cfg` fields (a board may override single fields with `flash_cfg = {name = value}`),
 -- the clock configuration from `chip.header.clock_cfg` (board `clock_cfg` overrides).
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
+local romcodec = require("ncpflash.romcodec")
+local chips = require("ncpflash.chip")
 
 local M = {}
 
+M.MAGIC = "BFNP"
 M.NO_SEGMENT = 1 << 8
 M.CRC_IGNORE = 1 << 16
 M.HASH_IGNORE = 1 << 17
@@ -41,6 +48,12 @@ local function layout(chip)
   return H
 end
 
+local function label(chip) return tostring(chip.name) .. " boot header" end
+
+function M.is_header(data)
+  return type(data) == "string" and data:sub(1, 4) == M.MAGIC
+end
+
 local function put(buf, off, s)
   for i = 1, #s do buf[off + i] = s:sub(i, i) end
 end
@@ -59,7 +72,7 @@ function M.flash_cfg(chip, board)
     local v = over[f[1]]
     fields[i] = v ~= nil and { f[1], f[2], v } or f
   end
-  return require("ncpflash.session").flash_cfg_bytes({ flash_cfg = fields })
+  return romcodec.flash_cfg_bytes({ flash_cfg = fields })
 end
 
 local function new_header(H)
@@ -78,7 +91,7 @@ function M.assemble(H, v)
   if v.flash_cfg then
     put(buf, H.flash_cfg, "FCFG")
     put(buf, H.flash_cfg + 4, v.flash_cfg)
-    put(buf, H.flash_cfg + 88, string.pack("<I4", image.crc32(v.flash_cfg)))
+    put(buf, H.flash_cfg + 88, string.pack("<I4", codec.crc32(v.flash_cfg)))
   end
   if v.clock_cfg then
     local c = v.clock_cfg
@@ -88,7 +101,7 @@ function M.assemble(H, v)
     end
     put(buf, H.clock.magic, "PCFG")
     put(buf, H.clock.data, c)
-    put(buf, H.clock.crc, string.pack("<I4", image.crc32(c)))
+    put(buf, H.clock.crc, string.pack("<I4", codec.crc32(c)))
   end
   put(buf, H.bootcfg, string.pack("<I4", v.bootcfg))
   if v.offset then put(buf, H.image_offset, string.pack("<I4", v.offset)) end
@@ -97,7 +110,7 @@ function M.assemble(H, v)
   if H.cpu_enable then put(buf, H.cpu_enable, "\1") end
   if H.boot_entry then put(buf, H.boot_entry, string.pack("<I4", v.entry)) end
   local s = table.concat(buf)
-  return s:sub(1, H.crc) .. string.pack("<I4", image.crc32(s:sub(1, H.crc))) .. s:sub(H.crc + 5)
+  return s:sub(1, H.crc) .. string.pack("<I4", codec.crc32(s:sub(1, H.crc))) .. s:sub(H.crc + 5)
 end
 
 -- A flashable image: header at 0, the application at `opts.offset` (default 0x1000), the gap
@@ -114,7 +127,7 @@ function M.build_flash(chip, app, opts)
   local board = opts.board
   local h = M.assemble(H, { flash_cfg = M.flash_cfg(chip, board),
     clock_cfg = (board and board.clock_cfg) and bytes(board.clock_cfg) or bytes(H.clock_cfg),
-    bootcfg = M.NO_SEGMENT, offset = offset, len = #app, hash = image.sha256(app),
+    bootcfg = M.NO_SEGMENT, offset = offset, len = #app, hash = codec.sha256(app),
     entry = opts.entry or H.boot_entry_value or 0 })
   return h .. string.rep("\xFF", offset - #h) .. app
 end
@@ -129,8 +142,8 @@ function M.build_ram(chip, segments, opts)
   for _, sg in ipairs(segments) do
     local d = sg.data
     if #d % 16 ~= 0 then d = d .. string.rep("\0", 16 - #d % 16) end
-    local sh = string.pack("<I4I4I4", sg.dest, #d, image.crc32(d))
-    out[#out + 1] = sh .. string.pack("<I4", image.crc32(sh)) .. d
+    local sh = string.pack("<I4I4I4", sg.dest, #d, codec.crc32(d))
+    out[#out + 1] = sh .. string.pack("<I4", codec.crc32(sh)) .. d
   end
   return table.concat(out)
 end
@@ -138,17 +151,19 @@ end
 local function hex32(v) return string.format("0x%08X", v) end
 
 -- Parse with the chip's layout (`data`: the header, or a whole image file starting with one).
--- Never raises for bad CRCs/hashes: they go to h.problems ({offset=, field=, expected=, found=}).
--- opts.file names the source; opts.full (what ncpflash.bootheader reports): a header CRC of
--- 0xDEADBEEF with crc_ignore and a placeholder SHA-256 with hash_ignore are "not checked"
--- (nil) rather than compared, and a signed image's public-key block (after the header) is read.
+-- Raises "input" only when `data` is not a boot header of that size at all; bad CRCs and hashes
+-- go to h.problems ({offset=, field=, expected=, found=}). A header CRC of 0xDEADBEEF with
+-- crc_ignore and a placeholder SHA-256 with hash_ignore are "not checked" (nil) rather than
+-- compared; a signed image's public-key block (after the header) is read. With the whole image
+-- present, the SHA-256 of the image bytes is checked as well. opts.file names the source.
 function M.parse(chip, data, opts)
   local H = layout(chip)
   local file = opts and opts.file or "image"
-  local full = opts and opts.full
-  if #data < H.size or data:sub(1, 4) ~= "BFNP" then
-    errors.raise("input", string.format("%s: not a %d-byte %s boot header", file, H.size, chip.name),
-      { file = file })
+  if #data < H.size then
+    util.bad_field(label(chip), file, 0, "length", ">= " .. H.size .. " bytes", #data .. " bytes")
+  end
+  if not M.is_header(data) then
+    util.bad_field(label(chip), file, 0, "magic", "'BFNP'", string.format("%q", data:sub(1, 4)))
   end
   local h = { file = file, chip = chip.name, size = H.size, problems = {} }
   local function problem(offset, field, expected, found)
@@ -156,7 +171,7 @@ function M.parse(chip, data, opts)
   end
   local function u32(off) return string.unpack("<I4", data, off + 1) end
   local function crc_check(off, field, bytes_)
-    local got, want = u32(off), image.crc32(bytes_)
+    local got, want = u32(off), codec.crc32(bytes_)
     if got ~= want then problem(off, field, hex32(want), hex32(got)) end
     return got == want
   end
@@ -182,17 +197,16 @@ function M.parse(chip, data, opts)
       data:sub(H.clock.data + 1, H.clock.data + H.clock.len))
   end
   h.header_crc = u32(H.crc)
-  local want = image.crc32(data:sub(1, H.crc))
-  local ignored = b.crc_ignore == 1 and h.header_crc == M.DEADBEEF
-  if not (full and ignored) then                        -- full: nil = explicitly not checked
+  local want = codec.crc32(data:sub(1, H.crc))
+  if not (b.crc_ignore == 1 and h.header_crc == M.DEADBEEF) then   -- else nil: explicitly not checked
     h.header_crc_ok = h.header_crc == want
-    if not h.header_crc_ok and not ignored then problem(H.crc, "header CRC32", hex32(want), hex32(h.header_crc)) end
+    if not h.header_crc_ok then problem(H.crc, "header CRC32", hex32(want), hex32(h.header_crc)) end
   end
   -- signed images: public key X||Y (64) + CRC32 after the header, then sig_len + signature + CRC32
-  if full and h.signed and #data >= H.size + 68 then
+  if h.signed and #data >= H.size + 68 then
     local pk = data:sub(H.size + 1, H.size + 64)
     h.public_key = pk
-    h.public_key_hash = image.sha256(pk)
+    h.public_key_hash = codec.sha256(pk)
     h.public_key_crc_ok = crc_check(H.size + 64, "public-key CRC32", pk)
     if #data >= H.size + 72 then
       local slen = u32(H.size + 68)
@@ -211,12 +225,12 @@ function M.parse(chip, data, opts)
     local last = h.image_offset + h.image_len
     if #data < last then
       problem(H.image_len, "image length", "file of at least " .. last .. " bytes", #data .. " bytes")
-    elseif full and b.hash_ignore == 1 and placeholder then
+    elseif b.hash_ignore == 1 and placeholder then
       h.image_sha_ok = nil
     else
-      local got = image.sha256(data:sub(h.image_offset + 1, last))
+      local got = codec.sha256(data:sub(h.image_offset + 1, last))
       h.image_sha_ok = got == h.sha256
-      if not h.image_sha_ok then problem(H.hash, "image SHA-256", image.hex(h.sha256), image.hex(got)) end
+      if not h.image_sha_ok then problem(H.hash, "image SHA-256", codec.hex(h.sha256), codec.hex(got)) end
     end
     h.file_size = #data
   end
@@ -224,26 +238,29 @@ function M.parse(chip, data, opts)
   return h
 end
 
--- The "  image: ..." line of a parsed header (`st` renders a check result: true/false/nil).
-function M.image_line(h, st)
-  return string.format("  image: offset 0x%X length %d (0x%X) SHA-256 %s (%s)", h.image_offset,
-    h.image_len, h.image_len, image.hex(h.sha256), st(h.image_sha_ok))
-end
-
+-- Human-readable lines of a parsed header.
 function M.describe(h)
-  local function st(v) if v == nil then return "absent" end return v and "ok" or "BAD" end
+  local b = h.bootcfg
+  local function st(v) if v == nil then return "not checked" end return v and "ok" or "BAD" end
   local out = {
-    string.format("boot header (%s layout, %d bytes): %s, %s, bootcfg 0x%08X", h.chip, h.size,
-      h.signed and "signed" or "unsigned", h.encrypted and "encrypted" or "not encrypted", h.bootcfg_word),
-    string.format("  CRC32: flash config %s, clock config %s, header %s", st(h.flash_cfg_crc_ok),
-      st(h.clock_cfg_crc_ok), st(h.header_crc_ok)),
+    string.format("boot header (BFNP rev %d, %s layout, %d bytes): %s, %s", h.revision, h.chip, h.size,
+      h.signed and "signed (ECDSA)" or "unsigned", h.encrypted and ("encrypted " .. h.encryption) or "not encrypted"),
+    string.format("  bootcfg 0x%08X: no_segment=%d boot2_enable=%d crc_ignore=%d hash_ignore=%d cpu=%d",
+      h.bootcfg_word, b.no_segment, b.boot2_enable, b.crc_ignore, b.hash_ignore, b.cpu_master_id),
+    string.format("  CRC32: flash config %s, clock config %s, header %s",
+      h.flash_cfg_present and st(h.flash_cfg_crc_ok) or "absent",
+      h.clock_cfg_present and st(h.clock_cfg_crc_ok) or "absent", st(h.header_crc_ok)),
   }
   if h.image_len then
-    out[#out + 1] = M.image_line(h, function(v) return v == nil and "not checked" or st(v) end)
+    out[#out + 1] = string.format("  image: offset 0x%X length %d (0x%X) SHA-256 %s (%s)", h.image_offset,
+      h.image_len, h.image_len, codec.hex(h.sha256), st(h.image_sha_ok))
   else
     out[#out + 1] = string.format("  RAM image: %d segment(s)", h.segment_count)
   end
   if h.boot_entry then out[#out + 1] = string.format("  boot entry 0x%08X", h.boot_entry) end
+  if h.public_key_hash then
+    out[#out + 1] = "  public-key SHA-256 " .. codec.hex(h.public_key_hash)
+  end
   return util.problem_lines(out, h.problems)
 end
 
@@ -252,37 +269,54 @@ function M.is_boot_crc(p)
   return p.field:match("config CRC32$") ~= nil or p.field == "header CRC32"
 end
 
--- The chip whose header layout has a matching header CRC (prefer = a chip table tried first).
+-- The chip whose header layout has a matching header CRC (prefer = a chip table tried first), or
+-- nil (not a boot header, or a header CRC that fits no layout).
 function M.identify(data, prefer)
-  if data:sub(1, 4) ~= "BFNP" then return nil end
+  if not M.is_header(data) then return nil end
   local list = {}
   if prefer and prefer.header then list[1] = prefer end
-  for _, c in ipairs(require("ncpflash.detect").chips()) do list[#list + 1] = c end
+  for _, c in ipairs(chips.all()) do list[#list + 1] = c end
   for _, c in ipairs(list) do
     local H = c.header
     if type(H) == "table" and H.size and H.crc and #data >= H.size
-      and string.unpack("<I4", data, H.crc + 1) == image.crc32(data:sub(1, H.crc)) then
+      and string.unpack("<I4", data, H.crc + 1) == codec.crc32(data:sub(1, H.crc)) then
       return c
     end
   end
   return nil
 end
 
--- A BFNP image of another chip's layout than the BL616's 256 bytes (BL602/BL702 176, BL702L
--- 240, BL808 352), or nil (for checks that otherwise use ncpflash.bootheader).
-function M.other_layout(data, prefer)
-  local c = M.identify(data, prefer)
-  if c and c.header.size ~= 256 then return c end
-  return nil
-end
-
--- Raise the first CRC problem (the ROM would not boot it) as an `input` error.
+-- Raise the first CRC problem (the ROM would not boot it) as an `input` error; a header that is
+-- not one of the chip's layout (too short, no magic) is one too.
 function M.check(chip, data, file)
   for _, p in ipairs(M.parse(chip, data, { file = file }).problems) do
     if M.is_boot_crc(p) then
-      util.bad_field(chip.name .. " boot header", file or "image", p.offset, p.field, p.expected, p.found)
+      util.bad_field(label(chip), file or "image", p.offset, p.field, p.expected, p.found)
     end
   end
+end
+
+-- A synthetic image of the chip's layout (tests, fuzz seeds): opts.image (bytes), offset (default
+-- 0x1000), sign (0/1), flash_cfg (84 bytes, default zeros), clock_cfg (default 0x01 bytes),
+-- crc_ignore, hash_ignore, public_key (64 bytes) and signature (64 bytes) when signed.
+function M.build(chip, opts)
+  local H = layout(chip)
+  local img = opts.image or ""
+  local offset = opts.offset or 0x1000
+  local h = M.assemble(H, { flash_cfg = opts.flash_cfg or string.rep("\0", 84),
+    clock_cfg = opts.clock_cfg or string.rep("\1", H.clock.len),
+    bootcfg = (opts.sign or 0) | M.NO_SEGMENT | (opts.crc_ignore or 0) << 16 | (opts.hash_ignore or 0) << 17,
+    offset = offset, len = #img, hash = codec.sha256(img), entry = H.boot_entry_value or 0 })
+  local tail = ""
+  if (opts.sign or 0) ~= 0 then
+    local pk = opts.public_key or string.rep("\x11", 64)
+    local sig = opts.signature or string.rep("\x22", 64)
+    local sl = string.pack("<I4", #sig)
+    tail = pk .. string.pack("<I4", codec.crc32(pk)) .. sl .. sig .. string.pack("<I4", codec.crc32(sl .. sig))
+  end
+  local pre = h .. tail
+  assert(#pre <= offset, "boot header + key block larger than the image offset")
+  return pre .. string.rep("\xFF", offset - #pre) .. img
 end
 
 return M

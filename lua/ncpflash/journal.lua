@@ -13,7 +13,7 @@
 -- started is erased and rewritten; a region never started after the chip erase is written
 -- without an erase.  Without a journal (or for another plan) the flash starts from the beginning.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local util = require "ncpflash.util"
 local json = require "ncpflash.json"
 
@@ -32,14 +32,14 @@ function M.dir()
 end
 
 local function key(r)
-  return ("%08X:%d:%s"):format(r.address, r.size, image.hex(r.sha256))
+  return ("%08X:%d:%s"):format(r.address, r.size, codec.hex(r.sha256))
 end
 M.key = key
 
 local function plan_id(plan, erase)
   local parts = { "erase=" .. tostring(erase) }
   for _, r in ipairs(plan.regions) do parts[#parts + 1] = key(r) end
-  return image.hex(image.sha256(table.concat(parts, "\n")))
+  return codec.hex(codec.sha256(table.concat(parts, "\n")))
 end
 
 local J = {}

@@ -3,14 +3,15 @@
 --
 -- The loader image is the user's file (--loader FILE, env NCPFLASH_LOADER, or the board's
 -- `loader` field); ncpflash ships no vendor binaries. The image is a RAM boot image: a boot
--- header of chip.header_size bytes, then for each of its segments a 16-byte segment header
+-- header of chip.header.size bytes, then for each of its segments a 16-byte segment header
 -- (dest, len, data CRC32, header CRC32) and the data. Sequence: 0x11 header, [0x17 segment
 -- header, 0x18 data chunks]..., 0x19 check, then chip.loader.run_sequence (0x1A, or BL702's
 -- memory writes), re-handshake at the load speed, get_boot_info from the loader.
 local sys = require("ncpflash.core.sys")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
+local handshake = require("ncpflash.handshake")
 
 local M = {}
 
@@ -22,7 +23,11 @@ local function bad(...) util.bad_field("RAM loader image", ...) end
 function M.parse(chip, data, file)
   file = file or "loader"
   local H = chip.header or {}
-  local hs = H.size or chip.header_size
+  local hs = H.size
+  if not hs then
+    errors.raise("usage", string.format("chip %s has no boot-header layout (`header` in its chip file)",
+      tostring(chip.name)))
+  end
   if #data < hs + 16 then bad(file, 0, "length", ">= " .. (hs + 16) .. " bytes", #data .. " bytes") end
   if data:sub(1, 4) ~= "BFNP" then bad(file, 0, "magic", "'BFNP'", string.format("%q", data:sub(1, 4))) end
   local hdr = data:sub(1, hs)
@@ -30,8 +35,8 @@ function M.parse(chip, data, file)
   local crc = string.unpack("<I4", hdr, crc_off + 1)
   local bootcfg = H.bootcfg and string.unpack("<I4", hdr, H.bootcfg + 1) or 0
   local crc_ignore = (bootcfg >> 16) & 1 == 1 and crc == 0xDEADBEEF
-  if not crc_ignore and crc ~= image.crc32(hdr:sub(1, crc_off)) then
-    bad(file, crc_off, "header CRC32", string.format("0x%08X", image.crc32(hdr:sub(1, crc_off))),
+  if not crc_ignore and crc ~= codec.crc32(hdr:sub(1, crc_off)) then
+    bad(file, crc_off, "header CRC32", string.format("0x%08X", codec.crc32(hdr:sub(1, crc_off))),
       string.format("0x%08X", crc))
   end
   if bootcfg & 0x3 ~= 0 or (bootcfg >> 2) & 0x3 ~= 0 then
@@ -44,14 +49,14 @@ function M.parse(chip, data, file)
     if #data < pos + 15 then bad(file, pos - 1, "segment " .. i .. " header", "16 bytes", "end of file") end
     local sh = data:sub(pos, pos + 15)
     local dest, len, dcrc, hcrc = string.unpack("<I4I4I4I4", sh)
-    if hcrc ~= image.crc32(sh:sub(1, 12)) then
-      bad(file, pos - 1, "segment " .. i .. " header CRC32", string.format("0x%08X", image.crc32(sh:sub(1, 12))),
+    if hcrc ~= codec.crc32(sh:sub(1, 12)) then
+      bad(file, pos - 1, "segment " .. i .. " header CRC32", string.format("0x%08X", codec.crc32(sh:sub(1, 12))),
         string.format("0x%08X", hcrc))
     end
     local d = data:sub(pos + 16, pos + 15 + len)
     if #d ~= len then bad(file, pos + 15, "segment " .. i .. " data", len .. " bytes", #d .. " bytes") end
-    if dcrc ~= image.crc32(d) then
-      bad(file, pos + 15, "segment " .. i .. " data CRC32", string.format("0x%08X", image.crc32(d)),
+    if dcrc ~= codec.crc32(d) then
+      bad(file, pos + 15, "segment " .. i .. " data CRC32", string.format("0x%08X", codec.crc32(d)),
         string.format("0x%08X", dcrc))
     end
     segs[i] = { header = sh, data = d, dest = dest, len = len }
@@ -122,7 +127,7 @@ function M.start(s, load_baud, opts)
   s.port:flush_input()
   local ok
   for _ = 1, (chip.sync.retries or 3) do
-    ok = s:_sync_once(load_baud)
+    ok = handshake.sync_once(s, load_baud)
     if ok then break end
     sys.sleep(0.1)
   end

@@ -154,19 +154,15 @@ function Ctx:board()
   end
   name = name or "st67w611m1"
   if not name:match("^[%w_%-]+$") then errors.raise("usage", ("bad board name %q"):format(name)) end
-  local ok, b = pcall(require, "ncpflash.boards." .. name)
-  if not ok then
-    if errors.is(b) then error(b, 0) end
-    if tostring(b):match("module '[^']+' not found") then
-      local names = {}
-      for _, p in ipairs(sys.embedded("lua/ncpflash/boards/")) do
-        names[#names + 1] = p:match("([^/]+)%.lua$")
-      end
-      errors.raise("usage", ("unknown board %q (built in: %s; user boards go in %s/boards/NAME.lua)")
-        :format(name, table.concat(names, ", "), config_dir() or "~/.config/ncpflash"))
+  if not util.module_exists("ncpflash.boards." .. name) then
+    local names = {}
+    for _, p in ipairs(sys.embedded("lua/ncpflash/boards/")) do
+      names[#names + 1] = p:match("([^/]+)%.lua$")
     end
-    error(b, 0)
+    errors.raise("usage", ("unknown board %q (built in: %s; user boards go in %s/boards/NAME.lua)")
+      :format(name, table.concat(names, ", "), config_dir() or "~/.config/ncpflash"))
   end
+  local b = require("ncpflash.boards." .. name)
   b.name = b.name or name
   self._board = b
   return b
@@ -178,15 +174,12 @@ function Ctx:chip()
   if not name or not name:match("^[%w_%-]+$") then
     errors.raise("usage", ("bad chip name %q"):format(tostring(name)))
   end
-  local ok, c = pcall(require, "ncpflash.chips." .. name)
-  if not ok then
-    if tostring(c):match("module '[^']+' not found") then
-      errors.raise("usage", ("unknown chip %q (user chips go in %s/chips/NAME.lua)")
-        :format(name, config_dir() or "~/.config/ncpflash"))
-    end
-    error(c, 0)
+  local chips = require("ncpflash.chip")
+  if not chips.exists(name) then
+    errors.raise("usage", ("unknown chip %q (user chips go in %s/chips/NAME.lua)")
+      :format(name, config_dir() or "~/.config/ncpflash"))
   end
-  c.name = c.name or name
+  local c = chips.load(name)
   self._chip = c
   return c
 end
@@ -209,7 +202,7 @@ function Ctx:connect(o)
   -- (--reset, the board file); one the recipe passes needs the recipe's exec permission
   if o and not self.exec and ((o.reset ~= nil and o.reset ~= true and o.reset ~= false) or o.board) then
     for _, st in ipairs(require("ncpflash.reset").ladder({ reset = o.reset }, o.board or self:board())) do
-      if st.kind == "command" then
+      if require("ncpflash.reset").has(st, "runs_program") then
         errors.raise("safety", ("recipe %s passes a reset strategy that runs an external command, but does not "
           .. "declare needs = {\"exec\"}"):format(tostring(self.command)))
       end
@@ -353,8 +346,15 @@ function M.main(argv)
     ev = events.new({ json = opts and opts.json, verbose = opts and opts.verbose or 0,
       color = (opts and opts.no_color) and false or nil })
   end
-  if ok and not job and require("ncpflash.multi").wanted(opts, rest) then
-    return require("ncpflash.multi").main(opts, rest, argv, ev)
+  -- --junit / --report: ncpflash.labreport collects the events and writes the reports at the end
+  local multi = ok and not job and require("ncpflash.multi").wanted(opts, rest)
+  local report
+  if ok and not job then
+    ok, err = pcall(function() report = require("ncpflash.labreport").attach(ev, opts, rest, argv, multi) end)
+  end
+  local function finish(code) return report and report:finish(code) or code end
+  if ok and multi then
+    return finish(require("ncpflash.multi").main(opts, rest, argv, ev))
   end
   if not ok then
     ev:error(err, errors.exit_code(err))
@@ -366,13 +366,13 @@ function M.main(argv)
     trace = debug.traceback(tostring(e), 2)
     return e
   end, opts, rest, ev)
-  if ok then return 0 end
+  if ok then return finish(0) end
   local code = errors.exit_code(err)
   if not errors.is(err) and opts.verbose == 0 then
     err = { code = "internal", message = tostring(err) .. " (run with -v for a traceback)" }
   end
   ev:error(err, code, trace)
-  return code
+  return finish(code)
 end
 
 return M

@@ -186,13 +186,14 @@ function Run:forward(d, e)
     end
   end
   if line then self:log(d, line) end
+  local out = { v = M.SCHEMA, event = e.event, t = now - self.t0, elapsed = now - d.t0,
+    device = self:device_fields(d), stage = d.stage, bytes = d.done }
+  for k, v in pairs(e) do
+    if k ~= "v" and k ~= "t" and k ~= "device" then out[k] = v end
+  end
+  if e.event == "stage" then out.stage = e.name end
+  for _, fn in ipairs(self.ev.listeners or {}) do fn(out) end   -- e.g. ncpflash.labreport
   if self.json then
-    local out = { v = M.SCHEMA, event = e.event, t = now - self.t0, elapsed = now - d.t0,
-      device = self:device_fields(d), stage = d.stage, bytes = d.done }
-    for k, v in pairs(e) do
-      if k ~= "v" and k ~= "t" and k ~= "device" then out[k] = v end
-    end
-    if e.event == "stage" then out.stage = e.name end
     self.ev.out:write(json.encode(out), "\n")
     self.ev.out:flush()
   elseif not self.tty and line and e.event ~= "debug" then
@@ -239,6 +240,10 @@ function Run:draw(force)
   self.drawn = #lines
 end
 
+-- The per-device machinery (state from events, logs, v2 lines, the live table) for modules that
+-- run device jobs their own way (ncpflash.station).
+M.Run, M.short_port, M.stamp = Run, short_port, stamp
+
 function Run:finish_device(d, code)
   d.code = code
   d.seconds = sys.now() - d.t0
@@ -248,7 +253,7 @@ function Run:finish_device(d, code)
     message = err and err.message or nil, bytes_written = d.bytes, seconds = d.seconds }
   if code ~= 0 and not err then ev.message = "the job ended with exit code " .. code end
   self:log(d, ("result: %s (exit %d)%s"):format(result, code, ev.message and (": " .. ev.message) or ""))
-  if self.json then self:forward(d, ev) end
+  self:forward(d, ev)   -- to the listeners always; on stdout with --json
   if d.logf then
     d.logf:close()
     d.logf = nil

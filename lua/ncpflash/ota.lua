@@ -1,7 +1,7 @@
 -- QCC74x OTA files (.bin.ota / .xz.ota, st67w611m1.md §2.5): a 512-byte header + payload.
 -- Header: magic "QCC74X_OTAVer1.0" (16) | type "RAW " or "XZ  " (4) | payload length u32 LE |
 -- 8 bytes 01..08 | module string (16) | version string (16) | SHA-256 of the payload (32) | 0xFF.
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local util = require("ncpflash.util")
 
 local M = {}
@@ -35,11 +35,11 @@ function M.parse(data, opts)
     if #payload ~= len then
       h.problems[#h.problems + 1] = { offset = 20, field = "payload length", expected = len, found = #payload }
     end
-    local got = image.sha256(payload)
+    local got = codec.sha256(payload)
     h.payload_sha_ok = got == h.sha256
     if not h.payload_sha_ok then
       h.problems[#h.problems + 1] = { offset = 64, field = "payload SHA-256",
-        expected = image.hex(h.sha256), found = image.hex(got) }
+        expected = codec.hex(h.sha256), found = codec.hex(got) }
     end
     h.payload = payload
   end
@@ -53,7 +53,7 @@ end
 function M.describe(h)
   local out = {
     string.format("OTA file (%s): type %s, module %q, version %q", M.MAGIC, h.type, h.module, h.version),
-    string.format("  payload %d bytes, SHA-256 %s (%s)", h.payload_len, image.hex(h.sha256),
+    string.format("  payload %d bytes, SHA-256 %s (%s)", h.payload_len, codec.hex(h.sha256),
       h.payload_sha_ok == nil and "not checked" or (h.payload_sha_ok and "ok" or "BAD")),
   }
   return util.problem_lines(out, h.problems)

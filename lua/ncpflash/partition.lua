@@ -1,6 +1,6 @@
 -- Bouffalo partition tables ("BFPT", protocol.md §6.5): parse, validate (both CRCs), look up,
 -- build (tests, tools) and describe.
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 
@@ -36,7 +36,7 @@ function M.parse(data, opts)
   local magic = data:sub(1, 4)
   if magic ~= M.MAGIC then bad(file, 0, "magic", "'BFPT'", string.format("%q", magic)) end
   local version, count, age, hcrc = string.unpack("<I2I2I4I4", data, 5)
-  local want = image.crc32(data:sub(1, 12))
+  local want = codec.crc32(data:sub(1, 12))
   if hcrc ~= want then bad(file, 12, "header CRC32", hex(want), hex(hcrc)) end
   if count > M.MAX_ENTRIES then bad(file, 6, "entry count", "<= " .. M.MAX_ENTRIES, count) end
   local body_end = M.HEADER_SIZE + M.ENTRY_SIZE * count
@@ -44,7 +44,7 @@ function M.parse(data, opts)
     bad(file, #data, "length", (body_end + 4) .. " bytes for " .. count .. " entries", #data .. " bytes")
   end
   local ecrc = string.unpack("<I4", data, body_end + 1)
-  local ewant = image.crc32(data:sub(M.HEADER_SIZE + 1, body_end))
+  local ewant = codec.crc32(data:sub(M.HEADER_SIZE + 1, body_end))
   if ecrc ~= ewant then bad(file, body_end, "entries CRC32", hex(ewant), hex(ecrc)) end
   local pt = { file = file, version = version, count = count, age = age, size = body_end + 4,
                entries = {} }
@@ -94,7 +94,7 @@ function M.build(entries, opts)
   end
   local head = string.pack("<c4I2I2I4", M.MAGIC, opts.version or 0, #entries, opts.age or 0)
   local b = table.concat(body)
-  return head .. string.pack("<I4", image.crc32(head)) .. b .. string.pack("<I4", image.crc32(b))
+  return head .. string.pack("<I4", codec.crc32(head)) .. b .. string.pack("<I4", codec.crc32(b))
 end
 
 -- Human-readable lines describing a parsed table.

@@ -213,7 +213,7 @@ function Hook:before(s, plan)
     return
   end
   for i, r in ipairs(regions) do r.name = r.name or ("unit" .. i) end
-  local extra = flash.plan(regions, { flash_size = plan.flash_size })
+  local extra = flash.plan(regions, { flash_size = plan.flash_size, chip = plan.chip })
   local all = {}
   for _, r in ipairs(plan.regions) do all[#all + 1] = r end
   for _, r in ipairs(extra.regions) do all[#all + 1] = r end

@@ -6,12 +6,20 @@
 -- get_boot_info), else reset (board data) + sync burst until the adjacent "OK" pair; decode the
 -- boot info; raise the ROM timeout; switch to the load speed; read the MAC (CRC checked); set the
 -- flash parameters and read the JEDEC id. Every command goes through isp.command.
+--
+-- Getting the ROM to answer (reset strategies, sync, classification, the ladder) is
+-- ncpflash.handshake; the chip is picked from the boot info by ncpflash.detect; boot info and
+-- flash configuration bytes are ncpflash.romcodec. This file is the command path and the flash
+-- operations.
 local sys = require("ncpflash.core.sys")
 local isp = require("ncpflash.core.isp")
-local image = require("ncpflash.core.image")
+local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 local reset = require("ncpflash.reset")
+local handshake = require("ncpflash.handshake")
+local romcodec = require("ncpflash.romcodec")
+local detect = require("ncpflash.detect")
 
 local M = {}
 
@@ -28,171 +36,6 @@ local function op(name)
 end
 
 local function hexs(s, max) return util.hex_prefix(s, max or 24) end
-
--- Boot-info decoding with the chip's layout (protocol.md §6.1).
-function M.decode_boot_info(chip, data)
-  local L = chip.boot_info
-  if L.lengths and not L.lengths[#data] then
-    errors.raise("protocol", string.format("get_boot_info: unexpected reply length %d (%s)", #data, hexs(data, 32)),
-      { op = "get_boot_info", got = data })
-  end
-  local bi = { raw = data, length = #data }
-  bi.rom_version = string.unpack("<I4", data, L.rom_version + 1)
-  bi.sign = data:byte(L.sign + 1)
-  bi.encrypt = data:byte(L.encrypt + 1)
-  if L.sw_cfg0 then bi.sw_cfg0 = string.unpack("<I4", data, L.sw_cfg0 + 1) end
-  if L.sw_cfg1 and #data >= L.sw_cfg1 + 4 then bi.sw_cfg1 = string.unpack("<I4", data, L.sw_cfg1 + 1) end
-  local id = data:sub(L.chip_id.first + 1, L.chip_id.last + 1)
-  if L.chip_id.reverse then id = id:reverse() end
-  bi.chip_id = image.hex(id)
-  local fp = chip.flash_pin_from_boot_info
-  if fp and bi.sw_cfg0 then bi.flash_pin = (bi.sw_cfg0 >> fp.shift) & fp.mask end
-  bi.rom_name = chip.rom_versions and chip.rom_versions[bi.rom_version]
-  bi.secure_boot = bi.sign ~= 0
-  bi.encrypted = bi.encrypt ~= 0
-  return bi
-end
-
--- The 84-byte flash configuration built from the chip's named fields.
-function M.flash_cfg_bytes(chip)
-  local out = {}
-  for _, f in ipairs(chip.flash_cfg) do
-    local name, size, v = f[1], f[2], f[3]
-    if type(v) == "table" then
-      assert(#v == size, "flash_cfg." .. name .. ": wrong length")
-      for _, b in ipairs(v) do out[#out + 1] = string.char(b) end
-    elseif size == 1 then out[#out + 1] = string.pack("B", v)
-    elseif size == 2 then out[#out + 1] = string.pack("<I2", v)
-    else out[#out + 1] = string.pack("<I4", v) end
-  end
-  local s = table.concat(out)
-  assert(#s == 84, "flash_cfg must describe 84 bytes, got " .. #s)
-  return s
-end
-
--- Flash size in bytes from the JEDEC capacity byte (protocol.md §4.3).
-function M.jedec_size(cap)
-  local e = (cap & 0x1F) - 0x13
-  if e < 0 or e > 12 then return nil end
-  return (1 << e) * 512 * 1024
-end
-
-function M.sync_count(chip, baud)
-  return math.floor(chip.sync.seconds * baud / 10)
-end
-
--- Classify what came back after a sync burst (protocol.md §2.3). Success needs the adjacent
--- "OK" pair, never a lone O or K:
---   ok        the pair 4F 4B is there (leading noise allowed)
---   nothing   not one byte
---   partial   a few bytes holding an O or a K but no pair (bytes lost on the way)
---   echo      mostly our own 0x55 sync bytes (TX looped to RX, or a bridge echoing)
---   garbage   anything else: the line is alive but it is not the ROM (M.sniff may then find
---             an application's text at another baud: "application")
-function M.classify(bytes)
-  if bytes:find("OK", 1, true) then return "ok" end
-  if #bytes == 0 then return "nothing" end
-  local n55 = select(2, bytes:gsub("\x55", ""))
-  if n55 * 2 >= #bytes then return "echo" end
-  if #bytes <= 4 and bytes:find("[OK]") and not bytes:find("O.K") then return "partial" end
-  return "garbage"
-end
-
--- The kinds, worst news first is not the point: this is the order in which a failed ladder
--- reports what it saw (the most telling attempt wins).
-M.KIND_RANK = { application = 6, partial = 5, garbage = 4, echo = 3, ["reset-failed"] = 2, nothing = 1, ok = 0 }
-
--- What each kind means and what to try next (docs/api/connect.md, troubleshooting table).
-M.ADVICE = {
-  nothing = { "no answer from the chip",
-    "check power and that BOOT is high while CHIP_EN rises (download mode); TX/RX crossed; the right port. "
-      .. "No BOOT/CHIP_EN wiring on the adapter: --reset manual (press the buttons) or --reset cmd:'...'; "
-      .. "a slow bridge: --baud 115200" },
-  echo = { "only our own 0x55 sync bytes came back",
-    "TX is looped back to RX: remove an adapter loopback jumper; a module that is unpowered or held in reset can "
-      .. "also reflect TX - check power and CHIP_EN" },
-  garbage = { "the line is alive but it is not the boot ROM",
-    "something else is talking, or at another baud: enter download mode (BOOT high while CHIP_EN rises), try a "
-      .. "lower handshake baud (--baud 115200), or run 'ncpflash recover'" },
-  application = { "the line is alive but it is not the boot ROM: an application is running",
-    "the chip did not enter download mode: check the BOOT wiring and strap timing (BOOT high before CHIP_EN "
-      .. "rises); 'ncpflash recover' retries with longer strap holds and erases the chip as soon as the ROM answers" },
-  partial = { "a partial answer (an O or a K without its pair)",
-    "the ROM is probably there but bytes are lost: lower the handshake baud (--baud 230400 or 115200), check "
-      .. "ground and cable length" },
-  ["reset-failed"] = { "the reset strategy could not be carried out",
-    "see the reason above; try another strategy with --reset (manual, cmd:..., gpio:...)" },
-}
-
--- Listen for an application at the common console rates; returns {baud=, line=} or nil.
--- Leaves the port at its original baud.
-M.APP_BAUDS = { 115200, 921600, 2000000 }
-function M.sniff(port, bauds, listen)
-  local old = port:baud()
-  local found
-  for _, b in ipairs(bauds or M.APP_BAUDS) do
-    port:set_baud(b)
-    port:flush_input()
-    local got = port:read(4096, listen or 0.45)
-    if #got >= 8 then
-      local printable = select(2, got:gsub("[\32-\126\r\n\t]", ""))
-      if printable / #got >= 0.9 then
-        local line
-        for l in got:gmatch("[^\r\n]+") do
-          if #l >= 4 then line = l; break end
-        end
-        found = { baud = b, line = line or got:sub(1, 60) }
-        break
-      end
-    end
-  end
-  port:set_baud(old)
-  port:flush_input()
-  return found
-end
-
----------------------------------------------------------------------------------------------------
--- reset strategies (ncpflash.reset: validated data, one driver per strategy)
-
-function Session:_driver(st)
-  self.drivers = self.drivers or {}
-  local d = self.drivers[st]
-  if not d then
-    d = reset.driver(st, { port = self.port, ev = self.ev })
-    self.drivers[st] = d
-  end
-  return d
-end
-
--- Run a strategy's sequence; modem lines that the transport cannot drive warn once.
-function Session:_run_strategy(st, which)
-  local d = self:_driver(st)
-  local ok, why = d:sequence(which)
-  if st.kind == "lines" then
-    if not ok then
-      self.lines_ok = false
-      if not self.warned_lines then
-        self.warned_lines = true
-        self.ev:warn(string.format("cannot drive the reset lines on this port (%s); put the chip in download "
-          .. "mode by hand: BOOT high while CHIP_EN rises", tostring(why or "not supported")))
-      end
-    else
-      self.lines_ok = true
-    end
-  end
-  return ok, why
-end
-
--- The board's (or --reset's) "run" / "enter" sequence on the first strategy that has one.
-function Session:_sequence(name)
-  for _, st in ipairs(self.strategies or {}) do
-    if (st.kind == "lines" or st.kind == "gpio" or st.kind == "command") and st[name] then
-      local ok = self:_run_strategy(st, name)
-      return ok and true or false
-    end
-  end
-  return false
-end
 
 ---------------------------------------------------------------------------------------------------
 -- commands
@@ -214,9 +57,9 @@ function Session:cmd(name, payload, opts)
   if opts.checksum == nil then opts.checksum = true end
   if not opts.no_keepalive then self:_keepalive() end
   local code = op(name)
-  local ok, res = pcall(isp.command, self.port, code, payload or "", opts)
+  local ok, res = errors.catch(isp.command, self.port, code, payload or "", opts)
   self.last_io = sys.now()
-  if not ok and errors.is(res) then
+  if not ok then
     local got = raise_if_echo(res, code, isp.op_name[code] or name,
       "an adapter loopback or a module that is not driving its TX line echoes everything")
     -- silence from a ROM that dropped back to handshake mode: re-sync at this speed, once
@@ -248,7 +91,7 @@ end
 function Session:_rehandshake()
   self.ready = false
   local baud = self.port:baud()
-  local ok_pair = self:_sync_once(baud)
+  local ok_pair = handshake.sync_once(self, baud)
   if not ok_pair then
     errors.raise("handshake", string.format("the ROM session timed out and the chip did not answer a new sync "
       .. "at %d baud", baud), { baud = baud })
@@ -260,21 +103,6 @@ function Session:_rehandshake()
     self:_prepare_flash()
   end
   self.ready = true
-end
-
--- One sync attempt at `baud`: burst, then wait for "OK". Returns true or false, bytes_seen.
-function Session:_sync_once(baud)
-  local c = self.chip
-  self.port:flush_input()
-  isp.sync(self.port, M.sync_count(c, baud))
-  local ok, seen = self.port:expect("OK", c.sync.read_timeout)
-  self.last_io = sys.now()
-  if ok then
-    sys.sleep(c.sync.settle or 0.02)
-    self.port:flush_input()                    -- trailing 0x55 echo, duplicate acks
-    return true, seen or ""                    -- what arrived up to and including the OK
-  end
-  return false, seen or ""
 end
 
 function Session:set_rom_timeout(seconds)
@@ -293,24 +121,6 @@ end
 
 ---------------------------------------------------------------------------------------------------
 -- connect
-
-local function handshake_error(s, attempts, best, baud)
-  local url = s.url or "the port"
-  local kind = best and best.kind or "nothing"
-  local k = M.ADVICE[kind] or M.ADVICE.nothing
-  local seen = best and best.got or ""
-  local what = k[1]
-  if kind == "application" and best.app then
-    what = string.format("%s (text at %d baud: %q)", what, best.app.baud, best.app.line)
-  elseif kind == "reset-failed" and best.why then
-    what = what .. ": " .. best.why
-  end
-  errors.raise("handshake", string.format("handshake failed on %s at %d baud after %d attempt%s: %s%s", url, baud,
-    #attempts, #attempts == 1 and "" or "s", what, #seen > 0 and (" (received " .. #seen .. " bytes: "
-    .. hexs(seen, 16) .. ")") or ""),
-    { kind = kind, got = seen, attempts = #attempts, baud = baud, port = url, hint = k[2],
-      app = best and best.app, ladder = attempts })
-end
 
 -- opts: port (url), baud (handshake), load_baud, retries, probe (default true), reset (false =
 -- none, a --reset string, or a list of strategies; default: --reset / --no-reset / the board's),
@@ -358,102 +168,23 @@ function M.connect(ctx, opts)
   return s
 end
 
--- One handshake attempt record: {strategy=, attempt=, baud=, kind=, got=, seconds=, app=, why=}.
-function Session:_attempt(st, n, baud, opts)
-  local t0 = sys.now()
-  local rok, why = true, nil
-  if not (st.kind == "manual" and n > 1) then rok, why = self:_run_strategy(st, "enter") end
-  local ok, seen = self:_sync_once(baud)
-  local a = { strategy = st.name or reset.describe(st), kind_of_reset = st.kind, attempt = n, baud = baud,
-    got = seen or "", seconds = sys.now() - t0 }
-  if ok then
-    a.kind = "ok"
-    -- our own burst came back in front of the OK: the ROM is there, but so is a TX->RX loop
-    if select(2, a.got:gsub("\x55", "")) >= 16 then a.echoed = true end
-  else
-    a.kind = M.classify(a.got)
-    if not rok and st.kind ~= "lines" and a.kind == "nothing" then a.kind, a.why = "reset-failed", why end
-    if a.kind == "garbage" then
-      if self.app == nil then self.app = M.sniff(self.port) or false end
-      if self.app then a.kind, a.app = "application", self.app end
-    end
-  end
-  if not rok then a.why = why end
-  self.attempts[#self.attempts + 1] = a
-  self.ev:debug(string.format("handshake attempt %d (%s, %d baud): %s (%d bytes%s)", n, a.strategy, baud, a.kind,
-    #a.got, a.why and ("; " .. a.why) or ""))
-  if opts.on_attempt then opts.on_attempt(a) end
-  return ok, a
-end
-
--- The connect ladder: each strategy with its retries, then (opts.baud_ladder) the same at lower
--- handshake bauds. Returns on the adjacent OK pair; raises a classified handshake error.
-function Session:_ladder(hs_baud, opts)
-  local chip = self.chip
-  local bauds = { hs_baud }
-  if opts.baud_ladder then
-    local list = opts.baud_ladder == true and (chip.sync.baud_ladder or { 230400, 115200 }) or opts.baud_ladder
-    for _, b in ipairs(list) do if b < hs_baud then bauds[#bauds + 1] = b end end
-  end
-  self.attempts = {}
-  for _, baud in ipairs(bauds) do
-    if self.port:baud() ~= baud then self.port:set_baud(baud) end
-    for _, st in ipairs(self.strategies) do
-      local retries = opts.retries or st.retries or chip.sync.retries or 3
-      if st.kind == "manual" then
-        local deadline = sys.now() + st.timeout
-        local n = 0
-        repeat
-          n = n + 1
-          local ok, a = self:_attempt(st, n, baud, opts)
-          if ok then return a end
-          if a.kind ~= "nothing" then sys.sleep(0.1) end
-        until sys.now() >= deadline
-      else
-        local last
-        for n = 1, retries do
-          local ok, a = self:_attempt(st, n, baud, opts)
-          if ok then return a end
-          last = a
-          if st.kind == "none" or self.lines_ok == false then sys.sleep(0.3) end
-        end
-        -- silence from the ROM: an application may still be logging at its own baud (it
-        -- printed its banner before the sync burst); listen once per connect
-        if last and last.kind == "nothing" and self.app == nil then
-          self.app = M.sniff(self.port) or false
-          if self.app then
-            last.kind, last.app = "application", self.app
-            self.ev:debug(string.format("listening at %d baud: %q", self.app.baud, self.app.line))
-            if opts.on_attempt then opts.on_attempt(last) end
-          end
-        end
-      end
-    end
-  end
-  local best
-  for _, a in ipairs(self.attempts) do
-    if not best or (M.KIND_RANK[a.kind] or 0) > (M.KIND_RANK[best.kind] or 0) then best = a end
-  end
-  handshake_error(self, self.attempts, best, bauds[#bauds])
-end
-
 function M._connect(s, hs_baud, load_baud, opts)
   local chip = s.chip
   local info
   -- 1. probe: maybe the ROM is already listening (a previous run, or a manual reset)
   if opts.probe ~= false then
-    local ok, res = pcall(isp.command, s.port, op("GET_BOOT_INFO"), "",
+    local ok, res = errors.catch(isp.command, s.port, op("GET_BOOT_INFO"), "",
       { data = true, checksum = false, timeout = chip.probe_timeout })
     if ok then info = res; s.probed = true
-    elseif errors.is(res) and (res.code == "interrupted" or res.code == "port") then error(res, 0) end
+    elseif res.code == "interrupted" or res.code == "port" then error(res, 0) end
   end
   -- 2. the ladder: reset strategies with retries (and lower bauds when asked)
   if not info then
-    s.handshake = s:_ladder(hs_baud, opts)
+    s.handshake = handshake.ladder(s, hs_baud, opts)
     info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
   end
   -- chip detection from the boot info, post-sync writes, RAM loader upload (chip data)
-  chip, load_baud = require("ncpflash.detect").apply(s, info, load_baud, opts)
+  chip, load_baud = detect.apply(s, info, load_baud, opts)
   -- 3. ROM timeout, baud switch
   s:set_rom_timeout(chip.rom_timeout and chip.rom_timeout.long)
   hs_baud = s.port:baud()                      -- the ladder may have lowered it
@@ -482,9 +213,9 @@ function M._connect(s, hs_baud, load_baud, opts)
       { op = "efuse_read_mac", got = mac })
   end
   local m, crc = mac:sub(1, n), string.unpack("<I4", mac, n + 1)
-  if image.crc32(m) ~= crc then
+  if codec.crc32(m) ~= crc then
     errors.raise("protocol", string.format("efuse_read_mac: CRC32 mismatch (MAC %s, CRC 0x%08X, computed 0x%08X)",
-      hexs(m), crc, image.crc32(m)), { op = "efuse_read_mac", got = mac })
+      hexs(m), crc, codec.crc32(m)), { op = "efuse_read_mac", got = mac })
   end
   s.mac_bytes = m
   -- 5. flash parameters + JEDEC
@@ -514,14 +245,14 @@ function Session:_prepare_flash()
   local mfg, typ, cap, flag = j:byte(1, 4)
   self.jedec_id = { mfg = mfg, type = typ, capacity = cap, flag = flag }
   self.jedec_hex = string.format("%02X%02X%02X", mfg, typ, cap)
-  self.flash_size = M.jedec_size(cap) or (self.board and self.board.flash_size)
+  self.flash_size = romcodec.jedec_size(cap) or (self.board and self.board.flash_size)
   local identified = flag == (c.jedec_identified_flag or 0x80)
   if c.jedec_flag_required and not identified then
     errors.raise("device", string.format("flash %s not identified by the loader (flag 0x%02X)", self.jedec_hex, flag),
       { op = "flash_read_jedec_id" })
   end
   if not identified and c.flash_cfg then
-    self:cmd("FLASH_SET_PARA", self:_flash_set_bytes() .. M.flash_cfg_bytes(c))
+    self:cmd("FLASH_SET_PARA", self:_flash_set_bytes() .. romcodec.flash_cfg_bytes(c))
   end
   self.flash_prepared = true
 end
@@ -537,7 +268,7 @@ function Session:boot_info() return self.info end
 function Session:mac()
   local m = self.mac_bytes or ""
   if self.chip.mac_reversed ~= false then m = m:reverse() end
-  return (image.hex(m):gsub("(%x%x)", "%1:"):gsub(":$", ""))
+  return (codec.hex(m):gsub("(%x%x)", "%1:"):gsub(":$", ""))
 end
 
 function Session:jedec() return self.jedec_hex, self.flash_size, self.jedec_id end
@@ -569,9 +300,9 @@ end
 function Session:_compression_pays(data)
   local c = self.chip
   if not c.decompress_write or #data <= (c.compress_min or 4096) then return false end
-  if not image.xz_encoder then return false end
+  if not codec.xz_encoder then return false end
   local sample = data:sub(1, 65536)
-  local e = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = 0 })
+  local e = codec.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = 0 })
   local out = e:feed(sample) .. e:finish()
   return #out < #sample * 0.95
 end
@@ -637,7 +368,7 @@ function Session:write(addr, data, opts)
     end
     while #inflight > 0 do reap() end
   else
-    local enc = image.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
+    local enc = codec.xz_encoder({ dict = c.xz.dict, check = c.xz.check, preset = c.xz.preset })
     local buf, fed, first = {}, 0, true
     local buflen = 0
     local step = 16 * 1024
@@ -747,7 +478,7 @@ end
 
 -- Leave the ROM: board "run" sequence when the lines work, else the reset command.
 function Session:reset()
-  if self.lines_ok ~= false and self:_sequence("run") then return true end
+  if self.lines_ok ~= false and handshake.run_sequence(self, "run") then return true end
   self:cmd("RESET", "")
   return true
 end

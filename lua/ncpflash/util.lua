@@ -1,4 +1,5 @@
 -- ncpflash.util: small helpers shared by the library and recipes.
+local sys = require "ncpflash.core.sys"
 local errors = require "ncpflash.errors"
 
 local M = {}
@@ -111,6 +112,36 @@ end
 
 function M.dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
+end
+
+--- Names NAME of the modules ncpflash.SUB.NAME that can be required: files SUB/NAME.lua under
+--- the --lua-path/config roots (ROOT/SUB/ or ROOT/ncpflash/SUB/) and in the built-in library
+--- (lua/ncpflash/SUB/). Sorted, each once. This is how data and plug-in directories (chips,
+--- reset kinds) are listed: nothing to register besides the file.
+function M.module_names(sub)
+  local seen, out = {}, {}
+  local function add(n)
+    if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
+  end
+  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
+    for _, d in ipairs({ dir .. "/" .. sub, dir .. "/ncpflash/" .. sub }) do
+      for _, f in ipairs(sys.listdir(d) or {}) do add(f:match("^(.+)%.lua$")) end
+    end
+  end
+  for _, p in ipairs(sys.embedded("lua/ncpflash/" .. sub .. "/")) do add(p:match("([^/]+)%.lua$")) end
+  table.sort(out)
+  return out
+end
+
+--- True when `require(name)` would find a module (already loaded, or a searcher has a loader
+--- for it). Asks package.searchers directly, so a missing module is told apart from a module
+--- that fails while loading without reading error text.
+function M.module_exists(name)
+  if package.loaded[name] ~= nil then return true end
+  for _, searcher in ipairs(package.searchers) do
+    if type(searcher(name)) == "function" then return true end
+  end
+  return false
 end
 
 return M

@@ -1,7 +1,7 @@
 /*
  * ncpsim.h - the virtual ST67W611M1 (BL616/QCC743 boot ROM).
  *
- * Written from ../shared/docs/protocol.md only; shares no code with src/.
+ * Written from the protocol notes (now docs/protocol.md) only; shares no code with src/.
  * One struct sim holds every piece of state; nothing lives at file scope.
  *
  * Data path (host side -> device side):

@@ -6,7 +6,7 @@
  *   ini    progcfg.load (QConn flash_prog_cfg.ini) in a scratch folder that
  *          holds a few images, a partition table and a two-match wildcard
  *   bfpt   partition.parse + describe + find
- *   bfnp   bootheader.parse + describe + check
+ *   bfnp   header.parse + describe + check + identify (BL616 layout)
  *   efuse  efuse.parse_file + decode + format_decode + plan (BL616 map)
  *   ota    ota.parse (strict and not) + describe
  *
@@ -41,12 +41,12 @@
 static const char fz_lua_driver[] =
 "local what, target, data, dir = ...\n"
 "local errors = require 'ncpflash.errors'\n"
-"local image = require 'ncpflash.core.image'\n"
+"local codec = require 'ncpflash.core.codec'\n"
 "local partition = require 'ncpflash.partition'\n"
 "local function put(s, off, v) return s:sub(1, off) .. v .. s:sub(off + #v + 1) end\n"
 "local function crc_at(s, off, from, to)\n"
 "  if #s < off + 4 then return s end\n"
-"  return put(s, off, string.pack('<I4', image.crc32(s:sub(from, to))))\n"
+"  return put(s, off, string.pack('<I4', codec.crc32(s:sub(from, to))))\n"
 "end\n"
 "if what == 'setup' then\n"
 "  local function w(name, bytes) local f = assert(io.open(dir .. '/' .. name, 'wb')); f:write(bytes); f:close() end\n"
@@ -74,21 +74,22 @@ static const char fz_lua_driver[] =
 "  partition.describe(pt); partition.find(pt, 'FW'); partition.find(pt, 'fw')\n"
 "end\n"
 "function T.bfnp(d)\n"
-"  local bh = require 'ncpflash.bootheader'\n"
+"  local header = require 'ncpflash.header'\n"
+"  local bl616 = require('ncpflash.chip').load('bl616')\n"
 "  if fix and #d >= 256 then\n"
 "    d = put(d, 0, 'BFNP')\n"
 "    if mode & 2 == 0 then d = put(put(d, 8, 'FCFG'), 100, 'PCFG') end\n"
 "    d = crc_at(d, 96, 13, 96); d = crc_at(d, 116, 105, 116); d = crc_at(d, 252, 1, 252)\n"
 "  end\n"
-"  local h = bh.parse(d, {file = 'fuzz'})\n"
-"  bh.describe(h); bh.check(h)\n"
+"  local h = header.parse(bl616, d, {file = 'fuzz'})\n"
+"  header.describe(h); header.identify(d); header.check(bl616, d, 'fuzz')\n"
 "end\n"
 "function T.ota(d)\n"
 "  local ota = require 'ncpflash.ota'\n"
 "  if fix and #d >= 512 then\n"
 "    d = put(d, 0, ota.MAGIC)\n"
 "    if mode & 2 == 0 then\n"
-"      d = put(put(d, 20, string.pack('<I4', #d - 512)), 64, image.sha256(d:sub(513)))\n"
+"      d = put(put(d, 20, string.pack('<I4', #d - 512)), 64, codec.sha256(d:sub(513)))\n"
 "    end\n"
 "  end\n"
 "  local h = ota.parse(d, {file = 'fuzz'}); ota.describe(h)\n"

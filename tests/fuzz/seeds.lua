@@ -5,8 +5,9 @@
 -- byte (the harness then prepends a good negotiation).
 local sys = require "ncpflash.core.sys"
 local partition = require "ncpflash.partition"
-local bootheader = require "ncpflash.bootheader"
-local image = require "ncpflash.core.image"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
+local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
 
 local ROOT = "tests/fuzz/corpus"
@@ -46,10 +47,10 @@ put("bfpt", "repair", "\0" .. pt)
 put("bfpt", "short", "\1BFPT")
 
 local img = ("firmware"):rep(40)
-put("bfnp", "valid", "\1" .. bootheader.build{ image = img, offset = 0x1000 })
-put("bfnp", "signed", "\1" .. bootheader.build{ image = img, offset = 0x1000, sign = 1 })
-put("bfnp", "header_only", "\0" .. bootheader.build{ image = "", offset = 0x100 }:sub(1, 256))
-put("bfnp", "ignore", "\1" .. bootheader.build{ image = img, crc_ignore = 1, hash_ignore = 1 })
+put("bfnp", "valid", "\1" .. header.build(bl616, { image = img, offset = 0x1000 }))
+put("bfnp", "signed", "\1" .. header.build(bl616, { image = img, offset = 0x1000, sign = 1 }))
+put("bfnp", "header_only", "\0" .. header.build(bl616, { image = "", offset = 0x100 }):sub(1, 256))
+put("bfnp", "ignore", "\1" .. header.build(bl616, { image = img, crc_ignore = 1, hash_ignore = 1 }))
 
 local map = efuse.load_map("bl616", "st67w611m1")
 local raw = ("\0"):rep(20) .. "\x11\x22\x33\x44\x55\x66" .. ("\0"):rep(98) .. "\x00\x00\x01\x00"
@@ -60,7 +61,7 @@ put("efuse", "full", "\1" .. ("\xA5"):rep(512))
 
 local payload = ("ota payload "):rep(30)
 local head = "QCC74X_OTAVer1.0" .. "RAW " .. string.pack("<I4", #payload) .. "\1\2\3\4\5\6\7\8"
-  .. ("st67w611m1"):sub(1, 16) .. ("\0"):rep(6) .. "2.0.89" .. ("\0"):rep(10) .. image.sha256(payload)
+  .. ("st67w611m1"):sub(1, 16) .. ("\0"):rep(6) .. "2.0.89" .. ("\0"):rep(10) .. codec.sha256(payload)
 head = head .. ("\xff"):rep(512 - #head)
 put("ota", "valid", "\1" .. head .. payload)
 put("ota", "header", "\1" .. head)

@@ -53,7 +53,7 @@ function M.parse_line(l)
 end
 
 -- Bound of a list of events. opts.sync_bytes: 0x55 bytes per handshake burst (the host's
--- `session.sync_count(chip, baud)`), default 300; opts.latency: ncpsim's --latency-ms in seconds
+-- `handshake.sync_count(chip, baud)`), default 300; opts.latency: ncpsim's --latency-ms in seconds
 -- (charged once per command for the host->device turnaround), default 0. Returns
 --   {connect = {wire=, device=, bound=, rx=, tx=, commands=}, erase = ..., write = ...,
 --    verify = ..., total = {wire=, device=, bound=}}

@@ -11,7 +11,7 @@
 --   3A check | 60 xip_start | 3E sha 0x00010000+1267264 | 61 xip_finish
 --   32 read 0x00000000+65536 max=2048 | 41 efuse_read 0x000+512 | 80 efuse_write 0x100+256
 -- A reply other than OK is appended: " -> FL 0102", " -> (no reply)".
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local M = {}
 
@@ -22,7 +22,7 @@ function M.trace_blocks(path)
   if not f then return out end
   for line in f:lines() do
     local hex = line:match("^%s*[%d.]+ TX 3b(%x+)$")
-    if hex and #hex == 2 * 91 then out[#out + 1] = image.unhex(hex:sub(7)) end
+    if hex and #hex == 2 * 91 then out[#out + 1] = codec.unhex(hex:sub(7)) end
   end
   f:close()
   return out
@@ -33,16 +33,16 @@ end
 -- first (by name) table entry it equals, else its CRC-32.
 local function block_name(block, st_block, jedec)
   if st_block and block == st_block then return "flash_para.bin" end
-  local fc = require "ncpflash.flashcfg"
-  local own = fc.lookup(jedec or "c46016")
+  local rc = require "ncpflash.romcodec"
+  local own = rc.flash_part(jedec or "c46016")
   if own and own.block == block then return own.name end
   local names = {}
   for id in pairs(require("ncpflash.chips.bl616_flash").parts) do
-    local e = fc.lookup(id)
+    local e = rc.flash_part(id)
     if e.block == block then names[#names + 1] = e.name end
   end
   table.sort(names)
-  return names[1] or ("crc32:%08x"):format(image.crc32(block))
+  return names[1] or ("crc32:%08x"):format(codec.crc32(block))
 end
 
 local function reply_suffix(rep)
@@ -124,7 +124,7 @@ function M.normalize(lines, opts)
           if plen == 88 then
             nblock = nblock + 1
             local hex = note:match("cfg=(%x+)")
-            local block = hex and image.unhex(hex) or (opts.blocks and opts.blocks[nblock]
+            local block = hex and codec.unhex(hex) or (opts.blocks and opts.blocks[nblock]
               and opts.blocks[nblock]:sub(5))
             s = s .. " cfg=" .. (block and block_name(block, opts.st_block, opts.jedec) or "?")
           elseif plen ~= 4 then

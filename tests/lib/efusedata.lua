@@ -1,11 +1,11 @@
 -- efusedata: eFuse test data shared by tests/lua/test_efuse_file.lua and test_efuse_sim.lua.
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local M = {}
 
 M.ZERO = string.rep("\0", 512)
 -- the public-key hash in ST's efusedata.bin
-M.ST_HASH = image.unhex("9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb")
+M.ST_HASH = codec.unhex("9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb")
 
 function M.put(bytes, off, s) return bytes:sub(1, off) .. s .. bytes:sub(off + #s + 1) end
 function M.u32(bytes, off, v) return M.put(bytes, off, string.pack("<I4", v)) end

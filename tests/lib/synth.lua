@@ -6,7 +6,8 @@
 --   { ini = path, files = { {name=, address=, path=, data=}, ... } }
 -- opts: fw_size (default 600 KiB), littlefs (default true), erase (2),
 -- seed, fw_name.
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 local partition = require "ncpflash.partition"
 
 local M = {}
@@ -51,10 +52,10 @@ function M.release(dir, opts)
   local seed = opts.seed or 1
   local files = {
     { name = "boot2", address = 0x0, file = "synth_boot2.bin",
-      data = bootheader.build({ image = lcg_text(45 * 1024, seed), offset = 0x2000 }) },
+      data = header.build(bl616, { image = lcg_text(45 * 1024, seed), offset = 0x2000 }) },
     { name = "partition", address = 0xE000, file = "partition.bin", data = M.partition_table() },
     { name = "FW", address = 0x10000, file = opts.fw_name or "synth_fw.bin", at = "@partition",
-      data = bootheader.build({ image = lcg_text(opts.fw_size or 600 * 1024, seed + 1), offset = 0x1000 }) },
+      data = header.build(bl616, { image = lcg_text(opts.fw_size or 600 * 1024, seed + 1), offset = 0x1000 }) },
   }
   if opts.littlefs ~= false then
     -- a LittleFS-like image: a little metadata, then erased blocks

@@ -71,28 +71,28 @@ test("reset to first command: from CHIP_EN pulled low to the first command after
 end)
 
 test("the bench uses the host's sync burst length", function()
-  local session = require "ncpflash.session"
-  eq(session.sync_count(require("ncpflash.chips.bl616"), 500000), 300)
+  local handshake = require "ncpflash.handshake"
+  eq(handshake.sync_count(require("ncpflash.chips.bl616"), 500000), 300)
 end)
 
 test("blank runs: whole 0xFF sectors, at least 4, aligned to the flash address", function()
   local ff = string.rep("\255", 4096)
   local data = "x" .. string.rep(ff, 6) .. "y"                  -- at 0x1000: FF from offset 1
-  local runs = flash.blank_runs(data, 0x1000)
+  local runs = flash.blank_runs(data, 0x1000, 4096)
   eq(#runs, 1)
   eq(runs[1].lo, 4096); eq(runs[1].hi, 4096 * 6, "last whole sector before the 'y'")
-  eq(#flash.blank_runs("x" .. string.rep(ff, 3) .. "y", 0), 0, "3 sectors are not worth a stream")
-  eq(#flash.blank_runs(string.rep(ff, 4), 0), 1, "a region that is all 0xFF")
+  eq(#flash.blank_runs("x" .. string.rep(ff, 3) .. "y", 0, 4096), 0, "3 sectors are not worth a stream")
+  eq(#flash.blank_runs(string.rep(ff, 4), 0, 4096), 1, "a region that is all 0xFF")
   local c = flash.complement(runs, #data)
   eq(#c, 2); eq(c[1].lo, 0); eq(c[1].hi, 4096); eq(c[2].lo, 4096 * 6); eq(c[2].hi, #data)
   eq(#flash.complement({}, 10), 1)
 end)
 
 test("64 KiB blocks of whole sectors for the blank check", function()
-  local b = flash.blocks(0x10000 - 0x800, 0x20000)             -- starts mid-sector
+  local b = flash.blocks(0x10000 - 0x800, 0x20000, 4096)             -- starts mid-sector
   eq(b[1].lo, 0x800); eq(b[1].hi, 0x800 + 0x10000)
   eq(b[2].lo, 0x10800); eq(b[#b].hi, 0x20000 - 0x800, "ends at the last whole sector")
-  eq(#flash.blocks(0x100, 0x100), 0)
+  eq(#flash.blocks(0x100, 0x100, 4096), 0)
   ok(sys.now() > 0)
 end)
 
@@ -101,11 +101,11 @@ end)
 local function window_script(window, n)
   return helpers.writefile(helpers.tmpdir() .. "/win.lua", ([[
     return { help = "t", args = {}, run = function(ctx)
-      local image = require "ncpflash.core.image"
+      local codec = require "ncpflash.core.codec"
       local errors = require "ncpflash.errors"
       local data = string.rep("window test 0123456789 ", %d // 23 + 1):sub(1, %d)
       local h = {}
-      for i = 1, 4096 do h[i] = image.sha256(tostring(i)) end
+      for i = 1, 4096 do h[i] = codec.sha256(tostring(i)) end
       data = data .. table.concat(h)                    -- plus 128 KiB that does not compress
       local s <close> = ctx:connect()
       s:erase(0x10000, #data)
@@ -119,7 +119,7 @@ local function window_script(window, n)
         return
       end
       s:write_check()
-      ctx.ev:info("match " .. tostring(s:sha256(0x10000, #data) == image.sha256(data)))
+      ctx.ev:info("match " .. tostring(s:sha256(0x10000, #data) == codec.sha256(data)))
     end }]]):format(n, n, window))
 end
 

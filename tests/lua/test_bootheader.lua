@@ -1,16 +1,16 @@
 -- BL616 boot headers (BFNP, 256 B): CRCs, bootcfg bits, image SHA-256, signing; OTA headers.
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 local ota = require "ncpflash.ota"
-local image = require "ncpflash.core.image"
-local session = require "ncpflash.session"
-local chip = require "ncpflash.chips.bl616"
+local codec = require "ncpflash.core.codec"
+local romcodec = require "ncpflash.romcodec"
 
 local function payload(n) return helpers.random_bytes(n, 99) end
 
 test("synthetic unsigned image: all checks pass", function()
-  local data = bootheader.build({ image = payload(5000), offset = 0x1000 })
+  local data = header.build(bl616, { image = payload(5000), offset = 0x1000 })
   eq(#data, 0x1000 + 5000)
-  local h = bootheader.parse(data, { file = "img.bin" })
+  local h = header.parse(bl616, data, { file = "img.bin" })
   eq(#h.problems, 0)
   eq(h.signed, false)
   eq(h.encrypted, false)
@@ -26,48 +26,50 @@ end)
 
 test("signed image exposes the public-key hash", function()
   local pk = string.rep("\x5A", 64)
-  local data = bootheader.build({ image = payload(100), sign = 1, public_key = pk })
-  local h = bootheader.parse(data)
+  local data = header.build(bl616, { image = payload(100), sign = 1, public_key = pk })
+  local h = header.parse(bl616, data)
   eq(h.signed, true)
-  eq(h.public_key_hash, image.sha256(pk))
+  eq(h.public_key_hash, codec.sha256(pk))
   eq(h.public_key_crc_ok, true)
   eq(h.signature_len, 64)
 end)
 
 test("each CRC and the image hash are checked", function()
-  local data = bootheader.build({ image = payload(300) })
+  local data = header.build(bl616, { image = payload(300) })
   local function poke(d, off) return d:sub(1, off) .. string.char(d:byte(off + 1) ~ 1) .. d:sub(off + 2) end
-  local h = bootheader.parse(poke(data, 20))
+  local h = header.parse(bl616, poke(data, 20))
   eq(h.flash_cfg_crc_ok, false)
   eq(h.problems[1].field, "flash-config CRC32")
-  h = bootheader.parse(poke(data, 106))
+  h = header.parse(bl616, poke(data, 106))
   eq(h.clock_cfg_crc_ok, false)
-  h = bootheader.parse(poke(data, 250))
+  h = header.parse(bl616, poke(data, 250))
   eq(h.header_crc_ok, false)
-  h = bootheader.parse(poke(data, #data - 1))
+  h = header.parse(bl616, poke(data, #data - 1))
   eq(h.image_sha_ok, false)
-  local e = raises(function() bootheader.check(h) end, "input")
-  match(e.message, "image SHA%-256")
+  eq(h.problems[1].field, "image SHA-256")
+  header.check(bl616, poke(data, #data - 1), "img.bin")   -- the ROM boots past an image hash: not refused
+  local e = raises(function() header.check(bl616, poke(data, 250), "img.bin") end, "input")
+  match(e.message, "img%.bin: bl616 boot header: header CRC32")
 end)
 
 test("crc_ignore with 0xDEADBEEF skips the header CRC", function()
-  local data = bootheader.build({ image = payload(64), crc_ignore = 1 })
+  local data = header.build(bl616, { image = payload(64), crc_ignore = 1 })
   data = data:sub(1, 252) .. string.pack("<I4", 0xDEADBEEF) .. data:sub(257)
-  local h = bootheader.parse(data)
+  local h = header.parse(bl616, data)
   eq(h.header_crc_ok, nil)
   eq(#h.problems, 0)
 end)
 
 test("not a header: input error naming the field", function()
-  local e = raises(function() bootheader.parse(string.rep("\0", 300), { file = "x.bin" }) end, "input")
+  local e = raises(function() header.parse(bl616, string.rep("\0", 300), { file = "x.bin" }) end, "input")
   eq(e.field, "magic")
   match(e.message, "x%.bin")
-  e = raises(function() bootheader.parse("BFNP", { file = "x.bin" }) end, "input")
+  e = raises(function() header.parse(bl616, "BFNP", { file = "x.bin" }) end, "input")
   eq(e.field, "length")
 end)
 
 test("chip flash_cfg builds 84 bytes", function()
-  local cfg = session.flash_cfg_bytes(chip)
+  local cfg = romcodec.flash_cfg_bytes(bl616)
   eq(#cfg, 84)
   eq(cfg:byte(1), 0x04)
   eq(string.unpack("<I2", cfg, 15), 256)   -- page size
@@ -76,7 +78,7 @@ end)
 test("OTA header round trip", function()
   local body = payload(1000)
   local head = "QCC74X_OTAVer1.0" .. "RAW " .. string.pack("<I4", #body) .. "\1\2\3\4\5\6\7\8"
-    .. ("QCC_Module_v1.1" .. "\0") .. ("2.0.1" .. string.rep("\0", 11)) .. image.sha256(body)
+    .. ("QCC_Module_v1.1" .. "\0") .. ("2.0.1" .. string.rep("\0", 11)) .. codec.sha256(body)
   head = head .. string.rep("\xFF", 512 - #head)
   local h = ota.parse(head .. body, { file = "a.ota" })
   eq(h.type, "RAW")
@@ -92,13 +94,13 @@ test("ST boot2, mission and mfg images (fixtures)", function()
   for _, n in ipairs({ "st67w611m_boot2_v8.1.9.bin", "st67w611m_mission_t01_v2.0.89.bin",
                        "st67w611m_mission_t02_v2.0.89.bin", "st67w611m_mfg_v2.0.89.bin" }) do
     local data = helpers.readfile(helpers.ncp_binaries .. "/" .. n)
-    local h = bootheader.parse(data, { file = n })
+    local h = header.parse(bl616, data, { file = n })
     eq(#h.problems, 0, n)
     eq(h.signed, true, n)
     eq(h.bootcfg_word, 0x72CD0101, n)
     eq(h.image_sha_ok, true, n)
     eq(h.image_offset + h.image_len, #data, n)
-    eq(image.hex(h.public_key_hash), "9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb", n)
+    eq(codec.hex(h.public_key_hash), "9e0cb12265b514e65071743555e9c9d1937d1287a7ff63aa5add5d76c08b35eb", n)
     eq(h.flash_cfg_crc_ok and h.clock_cfg_crc_ok and h.header_crc_ok, true, n)
   end
 end)
@@ -119,5 +121,5 @@ test("ST flash_para.bin equals the chip's named flash_cfg fields (fixture)", fun
   local f = helpers.fixtures
     and (helpers.fixtures .. "/Binaries/QConn_Flash/chips/qcc743/efuse_bootheader/flash_para.bin")
   if not f or not io.open(f) then skip("fixtures absent") end
-  eq(session.flash_cfg_bytes(chip), helpers.readfile(f))
+  eq(romcodec.flash_cfg_bytes(bl616), helpers.readfile(f))
 end)

@@ -3,24 +3,25 @@
 -- against ncpsim's faults through `probe`, `recover` on a t01-like module, `shell` on stdin,
 -- `probe --tune` writing a user board file.
 local reset = require "ncpflash.reset"
-local session = require "ncpflash.session"
+local handshake = require "ncpflash.handshake"
 local gpio = require "ncpflash.core.gpio"
 local sys = require "ncpflash.core.sys"
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 
 local function close_to(got, want, tol, what)
   ok(math.abs(got - want) <= tol, string.format("%s: %.4f s, expected %.4f +- %.4f", what, got, want, tol))
 end
 
 test("classification: the adjacent OK pair only; partial for a lone O or K", function()
-  eq(session.classify("OK"), "ok")
-  eq(session.classify("\0OK"), "ok")
-  eq(session.classify(""), "nothing")
-  eq(session.classify("O"), "partial")
-  eq(session.classify("\0K"), "partial")
-  eq(session.classify("O\0K"), "garbage")
-  eq(session.classify(string.rep("\x55", 300)), "echo")
-  eq(session.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
+  eq(handshake.classify("OK"), "ok")
+  eq(handshake.classify("\0OK"), "ok")
+  eq(handshake.classify(""), "nothing")
+  eq(handshake.classify("O"), "partial")
+  eq(handshake.classify("\0K"), "partial")
+  eq(handshake.classify("O\0K"), "garbage")
+  eq(handshake.classify(string.rep("\x55", 300)), "echo")
+  eq(handshake.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
 end)
 
 test("--reset string: steps, grouping, durations, wiring", function()
@@ -227,7 +228,7 @@ end)
 local function t01_sim(extra)
   local dir = helpers.tmpdir()
   os.execute("mkdir -p '" .. dir .. "/state'")
-  local app = bootheader.build({ image = helpers.compressible_bytes(20000, 7), offset = 0x1000 })
+  local app = header.build(bl616, { image = helpers.compressible_bytes(20000, 7), offset = 0x1000 })
   helpers.writefile(dir .. "/state/flash.bin", app .. string.rep("\xFF", 4 * 1024 * 1024 - #app))
   local args = { "--state", dir .. "/state", "--power-on", "flash", "--fault", "strap-hold:200" }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
@@ -237,7 +238,7 @@ end
 test("t01-like module: flash fails naming the application; recover --config erases and flashes it", function()
   local sim <close> = t01_sim()
   local dir = helpers.tmpdir()
-  local fw = bootheader.build({ image = helpers.compressible_bytes(60000, 9), offset = 0x1000 })
+  local fw = header.build(bl616, { image = helpers.compressible_bytes(60000, 9), offset = 0x1000 })
   helpers.writefile(dir .. "/fw.bin", fw)
   helpers.writefile(dir .. "/prog.ini", "[cfg]\nerase = 2\nskip_mode = 0x0, 0x0\nboot2_isp_mode = 0\n\n"
     .. "[FW]\nfiledir = ./fw.bin\naddress = 0x10000\n")
@@ -275,8 +276,8 @@ test("shell: commands fed on stdin, values printed, history kept, failures count
       .. "#read(0x0, 64)\nraw(isp.frame(op.GET_BOOT_INFO, '', false), 4, 0.3)\n" })
   eq(r.code, 0, r.err)
   match(r.out, '"' .. sim.chip_id .. '"', "the unit's own chip id")
-  local image = require "ncpflash.core.image"
-  match(r.out, '"' .. image.hex(image.unhex(sim.chip_id):reverse()) .. '"', "eFuse stores the MAC reversed")
+  local codec = require "ncpflash.core.codec"
+  match(r.out, '"' .. codec.hex(codec.unhex(sim.chip_id):reverse()) .. '"', "eFuse stores the MAC reversed")
   match(r.out, "\n64\n")
   match(r.out, "hex:4f4b1c00")
   match(helpers.readfile(state .. "/ncpflash/shell_history"), "boot_info%(%)%.chip_id\n")

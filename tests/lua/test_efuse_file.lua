@@ -1,6 +1,6 @@
 -- eFuse without a chip: crypto binding, file formats, decode, plan, MAC slots.
 local crypto = require "ncpflash.core.crypto"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
 
 local map, board = efuse.load_map("bl616", "st67w611m1")
@@ -23,12 +23,12 @@ end
 
 ---------------------------------------------------------------------------------------------------
 test("crypto: AES-128-CBC NIST SP 800-38A F.2.1 through the Lua binding", function()
-  local key = image.unhex("2b7e151628aed2a6abf7158809cf4f3c")
-  local iv = image.unhex("000102030405060708090a0b0c0d0e0f")
-  local pt = image.unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+  local key = codec.unhex("2b7e151628aed2a6abf7158809cf4f3c")
+  local iv = codec.unhex("000102030405060708090a0b0c0d0e0f")
+  local pt = codec.unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
     .. "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
   local ct = crypto.aes128_cbc_encrypt(key, iv, pt)
-  eq(image.hex(ct), "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
+  eq(codec.hex(ct), "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
     .. "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7")
   eq(crypto.aes128_cbc_decrypt(key, iv, ct), pt)
   raises(function() crypto.aes128_cbc_encrypt(key, iv, "short") end, "multiple of 16")
@@ -68,7 +68,7 @@ test("crypto: ST's room-root PEM parses (fixture)", function()
   if not f then skip("room_root_publickey_ecc.pem absent from the fixtures") end
   local xy = crypto.pem_public_xy(f:read("a"))
   f:close()
-  eq(image.hex(image.sha256(xy)), board.root_key_xy_sha256)
+  eq(codec.hex(codec.sha256(xy)), board.root_key_xy_sha256)
 end)
 
 ---------------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ test("files: saved format round-trips; a bad CRC names file, offset, expected an
   local e = raises(function() efuse.parse_file(bad, "s.bin", map) end, "input")
   match(e.message, "^s%.bin: saved eFuse format: CRC32")
   match(e.message, "offset 0")
-  match(e.message, ("expected 0x%08X"):format(image.crc32(plain)))
+  match(e.message, ("expected 0x%08X"):format(codec.crc32(plain)))
   eq(e.offset, 0)
   local junk = saved:sub(1, 99) .. "\1" .. saved:sub(101)
   e = raises(function() efuse.parse_file(junk, "j.bin", map) end, "input")
@@ -118,7 +118,7 @@ test("decode: the ST-like image shows JTAG disabled, key hash, sign_cfg, locks, 
   local list = efuse.decode(st_like(ST_HASH), map)
   eq(field(list, "ef_dbg_jtag_0_dis").value, 3)
   eq(field(list, "ef_dbg_jtag_0_dis").meaning, "disabled")
-  eq(field(list, "public_key_hash").value, image.hex(ST_HASH))
+  eq(field(list, "public_key_hash").value, codec.hex(ST_HASH))
   eq(field(list, "sign_cfg").value, 1)
   eq(field(list, "wr_lock_rsvd_1").value, 1)
   eq(field(list, "wr_lock_key_slot_0").value, 1)
@@ -137,7 +137,7 @@ test("decode: unmapped set bits are reported as unknown", function()
 end)
 
 test("decode: MAC slots show reversed storage and check the zero-bit count", function()
-  local stored = image.unhex("dcd2037b8240")
+  local stored = codec.unhex("dcd2037b8240")
   local ones = 0
   for i = 1, 6 do local b = stored:byte(i); while b > 0 do ones = ones + (b & 1); b = b >> 1 end end
   local d = put(ZERO, 0x14, stored .. string.char(48 - ones))
@@ -188,7 +188,7 @@ end)
 ---------------------------------------------------------------------------------------------------
 test("mac: parse, first free customer slot, already programmed, none free", function()
   local mac = efuse.parse_mac("02:11:22:33:44:55")
-  eq(image.hex(mac), "021122334455")
+  eq(codec.hex(mac), "021122334455")
   raises(function() efuse.parse_mac("01:11:22:33:44:55") end, "multicast")
   raises(function() efuse.parse_mac("02:11:22:33:44") end, "usage")
   raises(function() efuse.parse_mac("zz:11:22:33:44:55") end, "usage")

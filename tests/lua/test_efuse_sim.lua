@@ -3,9 +3,10 @@
 -- (st67w611m1.md §2.6) with the key hash of a synthetic signing key, in the same saved format;
 -- the fixture tests burn ST's real file.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local efuse = require "ncpflash.efuse"
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 
 local map = efuse.load_map("bl616", "st67w611m1")
 local SYN_PK = helpers.random_bytes(64, 0x5EC0B007)
@@ -33,9 +34,9 @@ local FOREIGN_PEM = "-----BEGIN PUBLIC KEY-----\n"
 
 -- Signed boot headers (synthetic key) at 0x0 and 0x10000.
 local function flash_signed(sim, dir, pk)
-  local b2 = helpers.writefile(dir .. "/b2.bin", bootheader.build({ image = string.rep("\x5A", 4096),
+  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
     offset = 0x2000, sign = 1, public_key = pk or SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", bootheader.build({ image = string.rep("\xA5", 8192),
+  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
     offset = 0x1000, sign = 1, public_key = pk or SYN_PK }))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw }
   eq(r.code, 0, r.err)
@@ -57,7 +58,7 @@ local function raw_efuse(sim, dir)
 end
 
 local function synthetic_file(dir)
-  return helpers.writefile(dir .. "/efusedata.bin", efuse.encode_saved(st_like(image.sha256(SYN_PK)), map))
+  return helpers.writefile(dir .. "/efusedata.bin", efuse.encode_saved(st_like(codec.sha256(SYN_PK)), map))
 end
 
 local function burn(sim, file, extra)
@@ -86,13 +87,13 @@ test("synthetic ST-equivalent file: burns exactly its bits; repeat burn plans no
   match(r2.out, "nothing to burn")
   eq(efuse_writes(sim), n, "the repeat burn wrote nothing")
   sim:stop()
-  eq(sim:efuse(), orb(before, st_like(image.sha256(SYN_PK))))
+  eq(sim:efuse(), orb(before, st_like(codec.sha256(SYN_PK))))
   local lines = helpers.json_lines(helpers.readfile(audit))
   eq(#lines, 1)
   eq(lines[1].result, "ok")
-  eq(lines[1].before, image.hex(before))
-  eq(lines[1].after, image.hex(sim:efuse()))
-  eq(lines[1].file_sha256, image.hex(image.sha256(helpers.readfile(file))))
+  eq(lines[1].before, codec.hex(before))
+  eq(lines[1].after, codec.hex(sim:efuse()))
+  eq(lines[1].file_sha256, codec.hex(codec.sha256(helpers.readfile(file))))
   ok(lines[1].chip_id and lines[1].mac and lines[1].time, "chip id, MAC and time recorded")
   -- the log shows the secure path in order: ECDH, challenge, two encrypted writes
   local seq = {}
@@ -119,7 +120,7 @@ test("efuse read on the burnt chip shows the §2.6 field values (--json)", funct
   for _, d in ipairs(res.fields) do f[d.name] = d end
   eq(f.ef_dbg_jtag_0_dis.value, 3)
   eq(f.ef_dbg_jtag_0_dis.meaning, "disabled")
-  eq(f.public_key_hash.value, image.hex(image.sha256(SYN_PK)))
+  eq(f.public_key_hash.value, codec.hex(codec.sha256(SYN_PK)))
   eq(f.sign_cfg.value, 1)
   eq(f.wr_lock_rsvd_1.value, 1)
   eq(f.wr_lock_key_slot_0.value, 1)
@@ -262,7 +263,8 @@ test("secure-boot guard: blank flash, unsigned images and another key are refuse
   r = burn(sim, file, args)
   eq(r.code, 6)
   match(r.err, "signed with key SHA%-256 %x+, but the eFuse data holds")
-  local un = helpers.writefile(dir .. "/u.bin", bootheader.build({ image = string.rep("\1", 4096), offset = 0x2000 }))
+  local un = helpers.writefile(dir .. "/u.bin",
+    header.build(bl616, { image = string.rep("\1", 4096), offset = 0x2000 }))
   eq(helpers.run{ "--port", sim.url, "flash", "0", un }.code, 0)
   r = burn(sim, file, args)
   eq(r.code, 6)
@@ -273,7 +275,7 @@ end)
 test("bad eFuse files exit 7 before connecting", function()
   local dir = helpers.tmpdir()
   local sim <close> = helpers.ncpsim{}
-  local saved = efuse.encode_saved(st_like(image.sha256(SYN_PK)), map)
+  local saved = efuse.encode_saved(st_like(codec.sha256(SYN_PK)), map)
   local crc = helpers.writefile(dir .. "/crc.bin", string.pack("<I4", 0x12345678) .. saved:sub(5))
   local r = burn(sim, crc, { "--confirm-efuse-burn", "--yes" })
   eq(r.code, 7)
@@ -317,16 +319,16 @@ test("efuse mac set: next free customer slot, then the other, then refused", fun
   match(rd.out, "mac_slot_1%s+02:11:22:33:44:55 %(programmed%)")
   match(rd.out, "mac_slot_2%s+02:AA:BB:CC:DD:EE %(programmed%)")
   sim:stop()
-  eq(sim:efuse():sub(0x65, 0x6A), image.unhex("554433221102"))
+  eq(sim:efuse():sub(0x65, 0x6A), codec.unhex("554433221102"))
 end)
 
 test("flash --efuse burns after a successful flash; a refused job flashes nothing", function()
   local dir = helpers.tmpdir()
   local key, file = sim_key(dir), synthetic_file(dir)
   local sim <close> = helpers.ncpsim{}
-  local b2 = helpers.writefile(dir .. "/b2.bin", bootheader.build({ image = string.rep("\x5A", 4096),
+  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
     offset = 0x2000, sign = 1, public_key = SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", bootheader.build({ image = string.rep("\xA5", 8192),
+  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
     offset = 0x1000, sign = 1, public_key = SYN_PK }))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw, "--efuse", file,
     "--confirm-efuse-burn", "--yes" }
@@ -338,7 +340,7 @@ test("flash --efuse burns after a successful flash; a refused job flashes nothin
   eq(r.code, 0, r.err)
   match(r.out, "read back and verified")
   sim:stop()
-  eq(sim:efuse():sub(0x1D, 0x3C), image.sha256(SYN_PK))
+  eq(sim:efuse():sub(0x1D, 0x3C), codec.sha256(SYN_PK))
 end)
 
 test("interactive confirmation: only typing BURN on a terminal burns", function()

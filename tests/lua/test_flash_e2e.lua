@@ -1,7 +1,8 @@
 -- End to end against ncpsim: flash (ini and ADDR FILE), erase policies, verify, read, info,
 -- --skip-unchanged, and every error path with its exit code and message.
 local partition = require "ncpflash.partition"
-local bootheader = require "ncpflash.bootheader"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
 
 local SIZE = 4 * 1024 * 1024
 local SECTOR = 4096
@@ -21,9 +22,9 @@ local function synthetic(opts)
   opts = opts or {}
   local dir = helpers.tmpdir()
   local files = {
-    boot2 = bootheader.build({ image = helpers.compressible_bytes(30000, 1), offset = 0x2000, sign = 1 }),
+    boot2 = header.build(bl616, { image = helpers.compressible_bytes(30000, 1), offset = 0x2000, sign = 1 }),
     partition = partition.build(PT),
-    fw = bootheader.build({ image = helpers.compressible_bytes(opts.fw_size or 180000, 2), offset = 0x1000 }),
+    fw = header.build(bl616, { image = helpers.compressible_bytes(opts.fw_size or 180000, 2), offset = 0x1000 }),
     lfs = helpers.random_bytes(3000, 5) .. string.rep("\xFF", 60000),
   }
   helpers.writefile(dir .. "/boot2.bin", files.boot2)

@@ -1,6 +1,6 @@
 -- The flash plan: validation before anything is sent, skip_mode splitting, ADDR FILE pairs.
 local flash = require "ncpflash.flash"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local function data(n, seed) return helpers.random_bytes(n, seed or 1) end
 
@@ -10,7 +10,7 @@ test("a valid plan keeps order, sizes and host SHA-256", function()
   eq(#p.regions, 2)
   eq(p.regions[1].name, "b")
   eq(p.bytes, 0x2000 + 100)
-  eq(p.regions[2].sha256, image.sha256(data(0x2000, 2)))
+  eq(p.regions[2].sha256, codec.sha256(data(0x2000, 2)))
 end)
 
 test("overlap names both regions", function()

@@ -3,8 +3,9 @@
 -- test_flash_plan, which cover missing/empty files, bad ini values, partition size limits and
 -- overlapping or out-of-flash ADDR FILE pairs.
 local partition = require "ncpflash.partition"
-local bootheader = require "ncpflash.bootheader"
-local image = require "ncpflash.core.image"
+local header = require "ncpflash.header"
+local bl616 = require "ncpflash.chips.bl616"
+local codec = require "ncpflash.core.codec"
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
@@ -102,7 +103,7 @@ end)
 test("boot image with a bad header CRC, a truncated boot header, an OTA file", function()
   local sim <close> = helpers.ncpsim{}
   local dir = helpers.tmpdir()
-  local good = bootheader.build{ image = helpers.compressible_bytes(5000, 1), offset = 0x1000 }
+  local good = header.build(bl616, { image = helpers.compressible_bytes(5000, 1), offset = 0x1000 })
   local bad = helpers.writefile(dir .. "/bad.bin", good:sub(1, 252) .. "\1\2\3\4" .. good:sub(257))
   refused(sim, { "flash", "0x0", bad }, "bad%.bin @0x0: .*boot header: header CRC32 at offset 0xFC")
   local cfg = helpers.writefile(dir .. "/cfg.bin", good:sub(1, 20) .. "\xAA" .. good:sub(22))
@@ -111,7 +112,7 @@ test("boot image with a bad header CRC, a truncated boot header, an OTA file", f
   refused(sim, { "flash", "0x0", short }, "short%.bin @0x0: .*boot header: length")
   local payload = helpers.random_bytes(1000, 2)
   local head = "QCC74X_OTAVer1.0RAW " .. string.pack("<I4", #payload) .. "\1\2\3\4\5\6\7\8"
-    .. ("\0"):rep(32) .. image.sha256(payload)
+    .. ("\0"):rep(32) .. codec.sha256(payload)
   local ota = helpers.writefile(dir .. "/fw.bin.ota", head .. ("\xFF"):rep(512 - #head) .. payload)
   refused(sim, { "flash", "0x10000", ota }, "fw%.bin%.ota is an OTA file")
   -- a good image still goes through

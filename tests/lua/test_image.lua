@@ -1,8 +1,8 @@
--- ncpflash.core.image: crc32, sha256, XZ (protocol.md §4.5), hex, AES-128-CBC, ECDH P-256.
-local image = require "ncpflash.core.image"
+-- ncpflash.core.codec: crc32, sha256, XZ (protocol.md §4.5), hex, AES-128-CBC, ECDH P-256.
+local codec = require "ncpflash.core.codec"
 local sys = require "ncpflash.core.sys"
 
-local hex, unhex = image.hex, image.unhex
+local hex, unhex = codec.hex, codec.unhex
 
 local function pseudo_random(n, seed)
   local t, x = {}, seed or 1
@@ -26,29 +26,29 @@ local function compressible(n)
 end
 
 test("crc32 known values (zlib)", function()
-  eq(image.crc32("123456789"), 0xCBF43926)
-  eq(image.crc32(""), 0)
-  eq(image.crc32("a"), 0xE8B7BE43)
-  eq(image.crc32("The quick brown fox jumps over the lazy dog"), 0x414FA339)
+  eq(codec.crc32("123456789"), 0xCBF43926)
+  eq(codec.crc32(""), 0)
+  eq(codec.crc32("a"), 0xE8B7BE43)
+  eq(codec.crc32("The quick brown fox jumps over the lazy dog"), 0x414FA339)
 end)
 
 test("crc32 continues from a previous value", function()
-  eq(image.crc32("6789", image.crc32("12345")), 0xCBF43926)
-  raises(function() image.crc32("x", -1) end)
+  eq(codec.crc32("6789", codec.crc32("12345")), 0xCBF43926)
+  raises(function() codec.crc32("x", -1) end)
 end)
 
 test("sha256 known vectors", function()
-  eq(hex(image.sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-  eq(hex(image.sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-  eq(hex(image.sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+  eq(hex(codec.sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+  eq(hex(codec.sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+  eq(hex(codec.sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-  eq(hex(image.sha256(string.rep("a", 1000000))),
+  eq(hex(codec.sha256(string.rep("a", 1000000))),
     "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
 end)
 
 test("sha256 streaming equals one-shot", function()
   local data = pseudo_random(100003, 7)
-  local h = image.sha256_new()
+  local h = codec.sha256_new()
   local pos = 1
   local sizes = { 1, 63, 64, 65, 4096, 7 }
   local k = 0
@@ -58,7 +58,7 @@ test("sha256 streaming equals one-shot", function()
     eq(h:update(data:sub(pos, pos + n - 1)), h, "update returns the hash")
     pos = pos + n
   end
-  eq(h:final(), image.sha256(data))
+  eq(h:final(), codec.sha256(data))
   raises(function() h:update("more") end, "finalised")
   raises(function() h:final() end, "finalised")
   h:close(); h:close()
@@ -66,10 +66,10 @@ end)
 
 test("sha256_new empty, close and <close>", function()
   do
-    local h <close> = image.sha256_new()
+    local h <close> = codec.sha256_new()
     eq(hex(h:final()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
   end
-  local h = image.sha256_new()
+  local h = codec.sha256_new()
   h:close()
   raises(function() h:update("x") end, "closed")
 end)
@@ -100,7 +100,7 @@ end
 
 test("xz stream has LZMA2, 32 KiB dictionary and CRC32 check (protocol.md §4.5)", function()
   local data = compressible(100000)
-  local e = image.xz_encoder()
+  local e = codec.xz_encoder()
   local s = e:feed(data) .. e:finish()
   local h = xz_header(s)
   eq(h.magic, "\xfd7zXZ\0", "stream magic")
@@ -110,37 +110,37 @@ test("xz stream has LZMA2, 32 KiB dictionary and CRC32 check (protocol.md §4.5)
   eq(h.dict_byte, 0x06, "dict byte 6 = 2 << 14 = 32768")
   eq(h.footer_magic, "YZ")
   eq(h.footer_check, 0x01)
-  eq(image.xz_decode(s), data)
+  eq(codec.xz_decode(s), data)
   ok(#s < #data / 4, "compressible data compresses")
 end)
 
 test("xz_encoder options: dict, check, preset", function()
   local data = compressible(20000)
-  local s = image.xz(data, { dict = 65536, check = "crc64", preset = 1 })
+  local s = codec.xz(data, { dict = 65536, check = "crc64", preset = 1 })
   local h = xz_header(s)
   eq(h.dict_byte, 0x08, "dict 64 KiB")
   eq(h.check, 0x04, "CRC64")
-  eq(image.xz_decode(s), data)
-  eq(xz_header(image.xz(data, { check = "none" })).check, 0x00)
-  eq(xz_header(image.xz(data, { check = "sha256" })).check, 0x0A)
-  eq(xz_header(image.xz(data)).dict_byte, 0x06, "one-shot default dict")
-  raises(function() image.xz_encoder { dict = 100 } end, "dict")
-  raises(function() image.xz_encoder { preset = 10 } end, "preset")
-  raises(function() image.xz_encoder { check = "md5" } end, "check")
+  eq(codec.xz_decode(s), data)
+  eq(xz_header(codec.xz(data, { check = "none" })).check, 0x00)
+  eq(xz_header(codec.xz(data, { check = "sha256" })).check, 0x0A)
+  eq(xz_header(codec.xz(data)).dict_byte, 0x06, "one-shot default dict")
+  raises(function() codec.xz_encoder { dict = 100 } end, "dict")
+  raises(function() codec.xz_encoder { preset = 10 } end, "preset")
+  raises(function() codec.xz_encoder { check = "md5" } end, "check")
 end)
 
 test("xz round trip: random, compressible, empty, 1 byte", function()
   for _, data in ipairs { pseudo_random(70000, 11), compressible(300000), "", "x" } do
-    local e = image.xz_encoder { dict = 32768 }
+    local e = codec.xz_encoder { dict = 32768 }
     local s = e:feed(data) .. e:finish()
-    eq(image.xz_decode(s), data, "round trip of " .. #data .. " bytes")
+    eq(codec.xz_decode(s), data, "round trip of " .. #data .. " bytes")
   end
 end)
 
 test("xz streaming in pieces equals one-shot", function()
   local data = compressible(200000) .. pseudo_random(50000, 5)
-  local one = image.xz(data)
-  local e = image.xz_encoder()
+  local one = codec.xz(data)
+  local e = codec.xz_encoder()
   local parts, pos, produced_early = {}, 1, 0
   while pos <= #data do
     local piece = data:sub(pos, pos + 2047)
@@ -151,7 +151,7 @@ test("xz streaming in pieces equals one-shot", function()
   end
   parts[#parts + 1] = e:finish()
   local s = table.concat(parts)
-  eq(image.xz_decode(s), data)
+  eq(codec.xz_decode(s), data)
   eq(s, one, "same bytes as the one-shot encoder")
   ok(produced_early > 0, "feed yields compressed bytes before finish")
   local tin, tout = e:stats()
@@ -160,30 +160,30 @@ test("xz streaming in pieces equals one-shot", function()
 end)
 
 test("xz encoder: finish once, close idempotent, <close>", function()
-  local e = image.xz_encoder()
+  local e = codec.xz_encoder()
   local s = e:feed("")
   eq(type(s), "string", "feed of nothing may already yield the stream header")
   s = s .. e:finish()
-  eq(image.xz_decode(s), "")
+  eq(codec.xz_decode(s), "")
   raises(function() e:feed("x") end, "finished")
   raises(function() e:finish() end, "finished")
   e:close(); e:close()
-  local e2 = image.xz_encoder()
+  local e2 = codec.xz_encoder()
   e2:feed("abc")
   e2:close()
   raises(function() e2:feed("x") end, "closed")
   do
-    local e3 <close> = image.xz_encoder()
+    local e3 <close> = codec.xz_encoder()
     e3:feed("abc")
   end
 end)
 
 test("xz_decode rejects corrupt and truncated streams", function()
-  local s = image.xz(compressible(50000))
-  raises(function() image.xz_decode("not xz at all") end, "input")
-  raises(function() image.xz_decode(s:sub(1, #s - 10)) end, "input")
+  local s = codec.xz(compressible(50000))
+  raises(function() codec.xz_decode("not xz at all") end, "input")
+  raises(function() codec.xz_decode(s:sub(1, #s - 10)) end, "input")
   local bad = s:sub(1, 40) .. string.char(s:byte(41) ~ 0xFF) .. s:sub(42)
-  raises(function() image.xz_decode(bad) end, "input")
+  raises(function() codec.xz_decode(bad) end, "input")
 end)
 
 test("xz stream decodes with the xz tool", function()
@@ -194,7 +194,7 @@ test("xz stream decodes with the xz tool", function()
   if not xz then skip("no xz tool") end
   local data = compressible(123456)
   local dir = helpers.tmpdir()
-  helpers.writefile(dir .. "/a.xz", image.xz(data))
+  helpers.writefile(dir .. "/a.xz", codec.xz(data))
   local pid = sys.spawn({ xz, "-dc", dir .. "/a.xz" }, { stdout = dir .. "/a", stderr = dir .. "/err" })
   eq(sys.wait(pid, 20), 0, "xz -dc exit status")
   eq(helpers.readfile(dir .. "/a"), data)

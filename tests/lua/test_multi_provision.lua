@@ -1,7 +1,7 @@
 -- flash --provision: per-unit data from a CSV, claimed under a file lock by concurrent devices,
 -- marked used only after verify; a failed unit gives its row back.
 local provision = require "ncpflash.provision"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local boot_info = helpers.boot_info
 
@@ -61,7 +61,7 @@ test("5 devices at once take 5 distinct rows; the failing one releases its row",
     sims[k]:stop()
     local rec = sims[k]:flash():sub(0x3FF000 + 1, 0x3FF000 + 4 + 16 + 6)
     eq(rec:sub(1, 4), "MFD1")
-    eq(image.hex(rec:sub(21, 26)), mac_of[chip]:gsub(":", ""), "MAC in the MFD record of board " .. k)
+    eq(codec.hex(rec:sub(21, 26)), mac_of[chip]:gsub(":", ""), "MAC in the MFD record of board " .. k)
   end
 end)
 

@@ -4,15 +4,15 @@
 -- covers the strict ROM.
 local sys = require "ncpflash.core.sys"
 local port = require "ncpflash.core.port"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
 -- the default boot info with this unit's chip id (a fresh state dir is a new chip; bytes
 -- 12..17 hold the id least significant byte first)
 local function boot_info_of(sim)
-  return image.unhex("0200160601000100a7128201") .. image.unhex(sim.chip_id):reverse()
-    .. image.unhex("1c008f758090e8805be3")
+  return codec.unhex("0200160601000100a7128201") .. codec.unhex(sim.chip_id):reverse()
+    .. codec.unhex("1c008f758090e8805be3")
 end
 
 local rawrom = require "rawrom"
@@ -39,7 +39,7 @@ test("raw TCP: handshake, boot info, JEDEC, MAC with CRC32", function()
   good, d = cmd(p, 0x42, "", true)
   ok(good); eq(#d, 10)
   eq(d:sub(1, 6), boot_info_of(sim):sub(13, 18), "MAC derived from the chip id")
-  eq(string.unpack("<I4", d, 7), image.crc32(d:sub(1, 6)))
+  eq(string.unpack("<I4", d, 7), codec.crc32(d:sub(1, 6)))
   -- checksum 0 is accepted, a wrong one is not
   p:write(frame(0x10, "", false))
   ok(reply(p, true))
@@ -178,7 +178,7 @@ test("0x3F: a 1.5 MB XZ stream lands byte-exact and 0x3E returns its SHA-256", f
   local p <close> = open(sim)
   ok(handshake(p))
   local data = helpers.compressible_bytes(1000000, 5) .. helpers.random_bytes(500000, 6)
-  local enc = image.xz_encoder{ dict = 32768, check = "crc32" }
+  local enc = codec.xz_encoder{ dict = 32768, check = "crc32" }
   local xz = enc:feed(data) .. enc:finish()
   ok(#xz < #data)
   local dest = 0x10000
@@ -190,7 +190,7 @@ test("0x3F: a 1.5 MB XZ stream lands byte-exact and 0x3E returns its SHA-256", f
   ok(cmd(p, 0x3A), "write check")
   ok(cmd(p, 0x60))
   local good, sha = cmd(p, 0x3E, two(dest, #data), true, 5)
-  ok(good); eq(sha, image.sha256(data))
+  ok(good); eq(sha, codec.sha256(data))
   ok(cmd(p, 0x61))
   local _, sha2 = cmd(p, 0x3D, two(dest, #data), true, 5)
   eq(sha2, sha, "0x3D SBUS SHA the same")
@@ -211,13 +211,13 @@ test("0x3F: decode error FL 000C, latched for 0x3A; a new stream (bit 31) recove
   eq(code, 0x000B, "payload < 5 bytes")
   ok(cmd(p, 0x30, two(0, 0xFFF)), "erase clears the latch")
   ok(cmd(p, 0x3A))
-  local enc = image.xz_encoder{ dict = 32768, check = "crc32" }
+  local enc = codec.xz_encoder{ dict = 32768, check = "crc32" }
   local xz = enc:feed("hello xz") .. enc:finish()
   ok(cmd(p, 0x3F, u32(0x80000100) .. xz))
   local _, d = cmd(p, 0x32, two(0x100, 8), true)
   eq(d, "hello xz")
   -- the ROM's decoder has a 32 KiB dictionary: a stream that needs more is refused
-  local big = image.xz_encoder{ dict = 1 << 20, check = "crc32" }
+  local big = codec.xz_encoder{ dict = 1 << 20, check = "crc32" }
   local bx = big:feed(helpers.random_bytes(100000, 3)) .. big:finish()
   code = select(2, cmd(p, 0x3F, u32(0x80001000) .. bx:sub(1, 2048)))
   eq(code, 0x000C, "1 MiB dictionary")

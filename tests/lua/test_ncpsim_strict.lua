@@ -3,7 +3,7 @@
 -- per-unit erase, one chip per state dir, and the baud-dependent "fussy adapter" fault.
 -- Raw frames from tests/lib/rawrom.lua; every ncpsim here is started with opts.strict.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local rawrom = require "rawrom"
 local frame, reply, cmd, handshake = rawrom.frame, rawrom.reply, rawrom.cmd, rawrom.handshake
 local open, log_text, u32, two = rawrom.open, rawrom.log_text, rawrom.u32, rawrom.two
@@ -14,7 +14,7 @@ local function strict(args) return helpers.ncpsim(args, { strict = true }) end
 
 -- The 84-byte block the vendor's flasher sent for C4 60 16 (GT25Q32A entry), as recorded in
 -- ../shared/conformance/vendor/st_t02/wire.trace.
-local GT_BLOCK = image.unhex("040100006699ff039f00b7e904c40001c72052d8060232000b010b013b01bb006b01eb02eb02"
+local GT_BLOCK = codec.unhex("040100006699ff039f00b7e904c40001c72052d8060232000b010b013b01bb006b01eb02eb02"
   .. "025000010001010002010101ab01053500000131000038ff20ff77030240770302f00c000c000c00030018001400")
 
 -- the same block with another quad-enable method (ST's flash_para.bin way: write 2 bytes with 0x01)
@@ -124,7 +124,7 @@ test("0x3B: the block is checked against the part; a wrong QE method breaks quad
   ok(handshake(p))
   local data = helpers.random_bytes(2048, 7)
   ok(cmd(p, 0x31, u32(0x4000) .. data))
-  local want = image.sha256(data)
+  local want = codec.sha256(data)
   ok(cmd(p, 0x3B, flash_set(4) .. GT_BLOCK), "QIO with the part's own entry")
   eq(sha_dev(p, 0x4000, 2048), want, "quad reads right")
   ok(cmd(p, 0x3B, flash_set(4) .. other_qe(GT_BLOCK)), "QIO, QE written another way")
@@ -207,10 +207,10 @@ test("identity: each fresh state dir is its own chip; --chip-id chooses; the dir
   local p <close> = open(pick)
   ok(handshake(p))
   local good, bi = cmd(p, 0x10, "", true)
-  ok(good); eq(bi:sub(13, 18), image.unhex("5f4e3d2c1b0a"), "boot info holds it LSB first")
+  ok(good); eq(bi:sub(13, 18), codec.unhex("5f4e3d2c1b0a"), "boot info holds it LSB first")
   local mac
   good, mac = cmd(p, 0x42, "", true)
-  ok(good); eq(mac:sub(1, 6), image.unhex("5f4e3d2c1b0a"), "the factory MAC is the chip id")
+  ok(good); eq(mac:sub(1, 6), codec.unhex("5f4e3d2c1b0a"), "the factory MAC is the chip id")
 end)
 
 test("fussy adapter: clean up to its baud, errors above it; a lower --load-baud passes", function()

@@ -1,6 +1,6 @@
 -- BFPT partition tables: parse, both CRCs, lookup, errors naming file/offset/field.
 local partition = require "ncpflash.partition"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 local ENTRIES = {
   { name = "Boot2", type = 16, address0 = 0, size0 = 0xE000 },
@@ -70,7 +70,7 @@ end)
 
 test("too many entries", function()
   local head = string.pack("<c4I2I2I4", "BFPT", 0, 17, 0)
-  head = head .. string.pack("<I4", image.crc32(head))
+  head = head .. string.pack("<I4", codec.crc32(head))
   local e = raises(function() partition.parse(head .. string.rep("\0", 700)) end, "input")
   eq(e.field, "entry count")
 end)

@@ -1,12 +1,13 @@
 -- Session: boot-info decoding, sync/JEDEC arithmetic, handshake classification, and the
 -- connect sequence as ncpsim sees it (reset lines, A0 timeout variant, baud switch).
-local session = require "ncpflash.session"
+local romcodec = require "ncpflash.romcodec"
+local handshake = require "ncpflash.handshake"
 local chip = require "ncpflash.chips.bl616"
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 
 test("ST67W611M1 boot info (28 bytes, protocol.md §6.1)", function()
-  local bi = session.decode_boot_info(chip,
-    image.unhex("0200160601000100a7128201dcd2037b82401c008f758090e8805be3"))
+  local bi = romcodec.decode_boot_info(chip,
+    codec.unhex("0200160601000100a7128201dcd2037b82401c008f758090e8805be3"))
   eq(bi.rom_version, 0x06160002)
   eq(bi.sign, 1)
   eq(bi.secure_boot, true)
@@ -18,7 +19,7 @@ test("ST67W611M1 boot info (28 bytes, protocol.md §6.1)", function()
 end)
 
 test("BL616 dev board boot info (24 bytes)", function()
-  local bi = session.decode_boot_info(chip, image.unhex("0100160600000100279280013197" ..
+  local bi = romcodec.decode_boot_info(chip, codec.unhex("0100160600000100279280013197" ..
     "35cf0eb417000f758010"))
   eq(bi.rom_version, 0x06160001)
   eq(bi.sign, 0)
@@ -28,24 +29,24 @@ test("BL616 dev board boot info (24 bytes)", function()
 end)
 
 test("boot info of an unexpected length is a protocol error", function()
-  raises(function() session.decode_boot_info(chip, string.rep("\0", 20)) end, "protocol")
+  raises(function() romcodec.decode_boot_info(chip, string.rep("\0", 20)) end, "protocol")
 end)
 
 test("sync burst length and JEDEC size", function()
-  eq(session.sync_count(chip, 500000), 300)
-  eq(session.sync_count(chip, 2000000), 1200)
-  eq(session.sync_count(chip, 115200), 69)
-  eq(session.jedec_size(0x16), 4 * 1024 * 1024)
-  eq(session.jedec_size(0x15), 2 * 1024 * 1024)
-  eq(session.jedec_size(0x00), nil)
+  eq(handshake.sync_count(chip, 500000), 300)
+  eq(handshake.sync_count(chip, 2000000), 1200)
+  eq(handshake.sync_count(chip, 115200), 69)
+  eq(romcodec.jedec_size(0x16), 4 * 1024 * 1024)
+  eq(romcodec.jedec_size(0x15), 2 * 1024 * 1024)
+  eq(romcodec.jedec_size(0x00), nil)
 end)
 
 test("handshake classification: OK pair, nothing, echo, garbage", function()
-  eq(session.classify("\0OK"), "ok")
-  eq(session.classify(""), "nothing")
-  eq(session.classify(string.rep("\x55", 40) .. "\x15"), "echo")
-  eq(session.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
-  eq(session.classify("O\x00K"), "garbage")       -- a lone O or K is not an answer
+  eq(handshake.classify("\0OK"), "ok")
+  eq(handshake.classify(""), "nothing")
+  eq(handshake.classify(string.rep("\x55", 40) .. "\x15"), "echo")
+  eq(handshake.classify("\xc1\x27\xbd" .. string.rep("\x41", 30)), "garbage")
+  eq(handshake.classify("O\x00K"), "garbage")       -- a lone O or K is not an answer
 end)
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")

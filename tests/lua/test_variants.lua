@@ -2,7 +2,7 @@
 -- its ncpsim profile (BL808, BL702L by the ROM; BL602, BL702 through a RAM eflash_loader the
 -- user supplies), the chip is detected from the boot info, an unknown ROM says how to write a
 -- chip file, and `image create` wraps raw applications for every header layout.
-local image = require "ncpflash.core.image"
+local codec = require "ncpflash.core.codec"
 local header = require "ncpflash.header"
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
@@ -17,7 +17,7 @@ local ORDER = { "bl808", "bl702l", "bl602", "bl702" }
 
 local function chip(name)
   package.loaded["ncpflash.chips." .. name] = nil
-  return require("ncpflash.chips." .. name)
+  return require("ncpflash.chip").load(name)
 end
 
 -- A stand-in eflash_loader: any well-formed RAM image is accepted by ncpsim's ROM.
@@ -195,7 +195,7 @@ test("image create/info round trip for every header layout; --ram images; bad in
     eq(img:sub(0x1001, 0x1000 + 5001), helpers.readfile(dir .. "/app.bin"))
     local h = header.parse(c, img)
     eq(h.image_len, 5008)
-    eq(h.sha256, image.sha256(img:sub(0x1001)))
+    eq(h.sha256, codec.sha256(img:sub(0x1001)))
     r = helpers.run({ "--chip", name, "image", "info", out })
     eq(r.code, 0, r.err .. r.out)
     match(r.out, "ok")

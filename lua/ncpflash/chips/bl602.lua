@@ -2,7 +2,10 @@
 -- eflash_loader image you give it (--loader FILE; ncpflash ships no vendor binaries), then
 -- talks to the loader: re-handshake at the load speed, PD keep-alives during erase, JEDEC flag
 -- 0x80. Data only (protocol.md §5.2, §9); generic code reads these fields.
+-- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole);
+-- the loader sends PD while erasing (accepted until the erase_timeout).
 return {
+  base = "bl616",
   name = "bl602",
   description = "Bouffalo BL602 / BL604 (RAM eflash_loader)",
   load_function = 1,                   -- 1: upload a RAM eflash_loader first (ncpflash.loader)
@@ -15,9 +18,6 @@ return {
     hint = "eflash_loader_40m.bin from Bouffalo's flash tool (chips/bl602/eflash_loader/)",
   },
   baud = { handshake = 500000, load = 500000 },
-  sync = { seconds = 0.006, read_timeout = 0.1, settle = 0.02, retries = 3 },
-  probe_timeout = 0.1,
-  baud_switch_guard = 0.01,
   boot_info = {
     lengths = { [20] = true },
     rom_version = 0,
@@ -26,27 +26,15 @@ return {
   },
   flash_pin_from_boot_info = false,
   flash_set = { pin = 0xFF, clk = 0x41, io = 1, delay = 1 },   -- 0xFF: don't re-init pins
-  flash_cfg = require("ncpflash.chips.bl616").flash_cfg,
   jedec_flag_required = true,          -- the loader must have identified the flash (0x80)
-  jedec_identified_flag = 0x80,
-  header_size = 176,
   header = {
     size = 176, flash_cfg = 8, clock = { magic = 100, data = 104, len = 8, crc = 112 },
     bootcfg = 116, image_len = 120, boot_entry = 124, image_offset = 128, hash = 132, crc = 172,
     clock_cfg = { 0x04, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00 },
     boot_entry_value = 0x21000000,
   },
-  mac_len = 6,
   tx_chunk = 2048,                     -- tx_size 2056
   read_chunk = 2048,
-  decompress_write = true,
-  compress_min = 4096,
-  xz = { dict = 32768, check = "crc32", preset = 6 },
-  sector_size = 4096,
-  erase_timeout = 100,                 -- the loader sends PD while erasing
-  erase_pending = true,
-  erase_rate = 20000, write_rate = 20000, sha_rate = 2 * 1024 * 1024,
   rom_timeout = false,
   rom_versions = { [0x00000001] = "BL602", [0x06020001] = "BL602" },
-  flash_layout = { partition_table = { 0xE000, 0xF000 }, firmware = 0x10000 },
 }

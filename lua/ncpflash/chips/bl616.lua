@@ -1,5 +1,6 @@
 -- Bouffalo BL616 / BL618 and its Qualcomm twin QCC743 (the chip in ST's ST67W611M1).
 -- Data only (protocol.md §9); generic code reads these fields and never tests the name.
+-- The other built-in chips say `base = "bl616"` and list only what differs (ncpflash.chip).
 
 -- The 84-byte SPI flash configuration (protocol.md §6.2, the SPI_Flash_Cfg block) as named
 -- fields in wire order. Values are Bouffalo's generic defaults for 4 MiB SPI NOR parts.
@@ -61,7 +62,6 @@ return {
   flash_cfg = flash_cfg,               -- 84 bytes, sent after flash_set when the JEDEC flag says so
   jedec_flag_required = false,         -- BL602/BL702 only: flag must be 0x80
   jedec_identified_flag = 0x80,
-  header_size = 256,
   -- boot-header layout (protocol.md §6.2): offsets of the fields `image create` fills
   header = {
     size = 256, flash_cfg = 8, clock = { magic = 100, data = 104, len = 12, crc = 116 },
@@ -73,12 +73,11 @@ return {
   load_function = 2,                   -- the ROM programs the flash itself
   mac_len = 6,
   tx_chunk = 4096,                     -- data bytes per 0x31/0x3F frame (ROM accepts 4 + 4096)
-  tx_chunk_max = 4096,
   read_chunk = 4096,                   -- data bytes per 0x32 read
   decompress_write = true,
   compress_min = 4096,                 -- files up to this size go as plain 0x31 writes
   xz = { dict = 32768, check = "crc32", preset = 6 },
-  sector_size = 4096,
+  sector_size = 4096,                  -- flash erase sector (bytes): blank runs, erase-skip blocks
   erase_timeout = 100,                 -- chip erase deadline (s); no PD seen on this ROM
   erase_rate = 20000,                  -- bytes/s lower bound used to scale range-erase deadlines
   write_rate = 20000,                  -- bytes/s lower bound used to scale write deadlines

@@ -1,7 +1,9 @@
 -- Bouffalo BL702 / BL704 / BL706: RAM eflash_loader (load_function 1) like the BL602, started
 -- by four memory writes instead of run_image (protocol.md §9), 3 ms sync burst, 8-byte MAC, no
 -- decompress-write. Data only; generic code reads these fields.
+-- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole).
 return {
+  base = "bl616",
   name = "bl702",
   description = "Bouffalo BL702 / BL704 / BL706 (RAM eflash_loader)",
   load_function = 1,
@@ -21,21 +23,15 @@ return {
   },
   baud = { handshake = 500000, load = 500000 },
   sync = { seconds = 0.003, read_timeout = 0.1, settle = 0.02, retries = 3 },   -- 3 ms burst
-  probe_timeout = 0.1,
-  baud_switch_guard = 0.01,
   boot_info = {
     lengths = { [24] = true },
     rom_version = 0,
     sign = 4, encrypt = 5,
-    dev_info = 12,
     chip_id = { first = 16, last = 23, reverse = false },
   },
   flash_pin_from_boot_info = false,
   flash_set = { pin = 0xFF, clk = 0x41, io = 1, delay = 1 },
-  flash_cfg = require("ncpflash.chips.bl616").flash_cfg,
   jedec_flag_required = true,
-  jedec_identified_flag = 0x80,
-  header_size = 176,
   header = {
     size = 176, flash_cfg = 8, clock = { magic = 100, data = 104, len = 8, crc = 112 },
     bootcfg = 116, image_len = 120, boot_entry = 124, image_offset = 128, hash = 132, crc = 172,
@@ -46,13 +42,6 @@ return {
   tx_chunk = 2048,
   read_chunk = 2048,
   decompress_write = false,            -- the reference tool never uses 0x3F on the BL702
-  compress_min = 4096,
-  xz = { dict = 32768, check = "crc32", preset = 6 },
-  sector_size = 4096,
-  erase_timeout = 100,
-  erase_pending = true,
-  erase_rate = 20000, write_rate = 20000, sha_rate = 2 * 1024 * 1024,
   rom_timeout = false,
   rom_versions = { [0x07020001] = "BL702" },
-  flash_layout = { partition_table = { 0xE000, 0xF000 }, firmware = 0x10000 },
 }

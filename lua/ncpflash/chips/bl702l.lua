@@ -2,29 +2,25 @@
 -- Data only (protocol.md §9, §6.1, §6.2); generic code reads these fields and never tests the name.
 -- The ROM version below is not confirmed by the protocol notes (§9 lists it as "?"): a chip that
 -- reports another one is not auto-detected; use --chip bl702l (docs/new-module.md).
+-- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole).
+-- Erase is "2 s + PD": PD keep-alives are accepted until the BL616's erase_timeout.
 return {
+  base = "bl616",
   name = "bl702l",
   description = "Bouffalo BL702L / BL704L",
-  load_function = 2,
   baud = { handshake = 500000, load = 500000 },
   sync = { seconds = 0.003, read_timeout = 0.1, settle = 0.02, retries = 3 },   -- 3 ms burst
-  probe_timeout = 0.1,
-  baud_switch_guard = 0.01,
   boot_info = {
     lengths = { [24] = true },
     rom_version = 0,
     sign = 4, encrypt = 5,
     sw_cfg0 = 8,
-    dev_info = 12,
     chip_id = { first = 16, last = 23, reverse = false },
   },
-  -- flash pin from dev_info (flash_cfg bits 28..26); 0xFF = leave the ROM's pin setup alone
+  -- the flash pin is in dev_info (boot info bytes 12..15, flash_cfg bits 28..26), not decoded:
+  -- 0xFF = leave the ROM's pin setup alone
   flash_pin_from_boot_info = false,
   flash_set = { pin = 0xFF, clk = 0x41, io = 1, delay = 1 },
-  flash_cfg = require("ncpflash.chips.bl616").flash_cfg,
-  jedec_flag_required = false,
-  jedec_identified_flag = 0x80,
-  header_size = 240,
   header = {
     size = 240, flash_cfg = 8, clock = { magic = 100, data = 104, len = 8, crc = 112 },
     bootcfg = 116, image_len = 120, boot_entry = 124, image_offset = 128, hash = 132, crc = 236,
@@ -34,14 +30,6 @@ return {
   mac_len = 8,
   tx_chunk = 2048,                     -- tx_size 2056
   read_chunk = 2048,
-  decompress_write = true,
-  compress_min = 4096,
-  xz = { dict = 32768, check = "crc32", preset = 6 },
-  sector_size = 4096,
-  erase_timeout = 100,                 -- "2 s + PD": PD keep-alives accepted until this deadline
-  erase_pending = true,
-  erase_rate = 20000, write_rate = 20000, sha_rate = 2 * 1024 * 1024,
   rom_timeout = false,
   rom_versions = { [0x07020101] = "BL702L (assumed ROM version)" },
-  flash_layout = { partition_table = { 0xE000, 0xF000 }, firmware = 0x10000 },
 }
