@@ -1,22 +1,18 @@
 -- tools/conformance.lua - run ncpflash on ncpsim for recorded vendor flows and show how its
 -- command sequence differs from the recording (docs/conformance.md):
---   build/ncpflash run tools/conformance.lua [--legacy] [FLOW...]
+--   build/ncpflash run tools/conformance.lua [FLOW...]
 -- FLOW: st_t02 mfg plain erase cerase pd read efr ef2 (default all). Each difference is shown
 -- with the rule of docs/conformance.md that explains it, or as UNEXPLAINED.
--- --legacy: the helpers' lenient ncpsim (tests/lib/helpers.lua LEGACY_SIM) instead of the strict one.
 local root = dofile("tests/lib/init.lua")
 local helpers = require "helpers"
 local conform = require "conform"
 
-local flows, strict = {}, true
-for _, a in ipairs({ ... }) do
-  if a == "--legacy" then strict = false else flows[#flows + 1] = a end
-end
+local flows = { ... }
 if #flows == 0 then flows = conform.FLOWS end
 local rules = conform.rules(helpers.readfile(root .. "/docs/conformance.md"))
 local unexplained = 0
 for _, name in ipairs(flows) do
-  local run, why = conform.run_flow(name, helpers, { strict = strict })
+  local run, why = conform.run_flow(name, helpers)
   if not run then
     print(("== %s: skipped (%s)"):format(name, why))
   else

@@ -11,13 +11,9 @@ sys.mkdirs(dir .. "/state")
 local set = synth.release(dir, { fw_size = 900 * 1024 })
 print(("demo: synthetic release set in %s (%s)"):format(dir, set.ini))
 
-local sim_argv = { root .. "/build/ncpsim", "--listen", "127.0.0.1:0",
-  "--state", dir .. "/state", "--log", dir .. "/ncpsim.log" }
-for opt, val in pairs(require("helpers").LEGACY_SIM) do   -- see helpers.LEGACY_SIM (issue 14)
-  sim_argv[#sim_argv + 1] = opt
-  if val then sim_argv[#sim_argv + 1] = val end
-end
-local pid = assert(sys.spawn(sim_argv, { stdout = dir .. "/ncpsim.out", stderr = dir .. "/ncpsim.err" }))
+local pid = assert(sys.spawn({ root .. "/build/ncpsim", "--listen", "127.0.0.1:0",
+  "--state", dir .. "/state", "--log", dir .. "/ncpsim.log" },
+  { stdout = dir .. "/ncpsim.out", stderr = dir .. "/ncpsim.err" }))
 local url
 local deadline = sys.now() + 10
 repeat

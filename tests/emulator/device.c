@@ -19,7 +19,6 @@
 
 #include "ncpsim.h"
 
-#define SYNC_SECONDS 0.005      /* 0x55 line time a handshake needs (BL602 ISP doc: a 5 ms burst) */
 #define BURST_GAP 0.05           /* s of silence that ends an ignored burst */
 #define RUN_GAP 0.01             /* s of silence that breaks a run of 0x55 */
 #define APP_PERIOD 0.2
@@ -353,7 +352,7 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 			if (s->sync_count && now - s->last_rx_byte > RUN_GAP)
 				s->sync_count = 0; /* a pause breaks the run */
 			uint32_t rate = hb ? hb : (s->host_baud ? s->host_baud : s->raw_baud);
-			unsigned need = s->sync_min ? s->sync_min : (unsigned)ceil(SYNC_SECONDS * rate / 10.0);
+			unsigned need = s->sync_min ? s->sync_min : (unsigned)ceil(s->sync_s * rate / 10.0);
 			if ((unsigned)++s->sync_count >= need) {
 				s->sync_count = 0;
 				if (s->flaky_left > 0) {

@@ -64,8 +64,9 @@ static void usage(FILE *out)
 "  --power-on download|flash  mode at start (default: as --strap)\n"
 "  --host-baud N          baud the raw/pty host is assumed to use (default 500000)\n"
 "Handshake (strict by default; docs/api/ncpsim.md):\n"
-"  --sync-min N           0x55 bytes in one run that make a handshake (default:\n"
-"                         5 ms of line time, 250 at 500 kbaud)\n"
+"  --sync-ms X            0x55 line time in one run that makes a handshake (default\n"
+"                         5: 250 bytes at 500 kbaud; profiles bl702/bl702l: 3)\n"
+"  --sync-min N           the same as a byte count (overrides --sync-ms)\n"
 "  --sync-guard-ms X      input dropped for X ms after the OK (default 20)\n"
 "  --clk-switch-ms X      input lost for X ms after the 0x22 OK (default 10)\n"
 "  --skip-stray-55        legacy: skip 0x55 wherever a frame header is expected\n"
@@ -262,6 +263,11 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 		if (parse_num(val, 1, 100000, &d))
 			BAD();
 		s->sync_min = (unsigned)d;
+	} else if (!strcmp(name, "sync-ms")) {
+		NEED();
+		if (parse_num(val, 0.01, 10000, &d))
+			BAD();
+		s->sync_s = d / 1000.0;
 	} else if (!strcmp(name, "sync-guard-ms") || !strcmp(name, "clk-switch-ms")) {
 		NEED();
 		if (parse_num(val, 0, 10000, &d))
@@ -509,6 +515,7 @@ int main(int argc, char **argv)
 	s->id.flash_size = 4u << 20;
 	s->id.app_baud = 2000000;
 	s->id.max_payload = STRICT_PAYLOAD;
+	s->sync_s = 0.005;   /* the BL602 ISP document's burst; the vendor sends 6 ms */
 	s->sync_guard = 0.020;
 	s->clk_switch = 0.010;
 	s->id.mac_len = 6;
@@ -537,7 +544,7 @@ int main(int argc, char **argv)
 		{ "mac-len", 1, 0, 0 }, { "max-payload", 1, 0, 0 }, { "header-size", 1, 0, 0 },
 		{ "ram-loader", 2, 0, 0 }, { "run-image", 1, 0, 0 }, { "print-test-key", 0, 0, 0 }, { "help", 0, 0, 'h' },
 		{ "replay", 1, 0, 0 }, { "oversize", 1, 0, 0 }, { "chip-id", 1, 0, 0 },
-		{ "sync-min", 1, 0, 0 }, { "sync-guard-ms", 1, 0, 0 }, { "clk-switch-ms", 1, 0, 0 },
+		{ "sync-min", 1, 0, 0 }, { "sync-ms", 1, 0, 0 }, { "sync-guard-ms", 1, 0, 0 }, { "clk-switch-ms", 1, 0, 0 },
 		{ "skip-stray-55", 2, 0, 0 }, { "blk32-ms", 1, 0, 0 }, { "blk64-ms", 1, 0, 0 },
 		{ 0, 0, 0, 0 },
 	};

@@ -243,7 +243,8 @@ struct sim {
 	bool power_on_download;
 	uint32_t raw_baud;    /* host baud assumed for raw/pty */
 	double default_timeout;
-	unsigned sync_min;    /* 0x55 bytes a handshake needs (0: 5 ms of line time) */
+	unsigned sync_min;    /* 0x55 bytes a handshake needs (0: sync_s of line time) */
+	double sync_s;        /* line time of 0x55 a handshake needs (default 5 ms) */
 	double sync_guard;    /* s after OK during which input is dropped (ISP doc: 20 ms) */
 	double clk_switch;    /* s after the 0x22 OK during which input is lost */
 	bool skip_stray_55;   /* legacy: skip 0x55 wherever a frame header is expected */

@@ -286,16 +286,20 @@ M.FLOWS = { "st_t02", "mfg", "plain", "erase", "cerase", "pd", "read", "efr", "e
 -- the ncpsim it runs on. fixtures = true: needs ST's release folder.
 local function flow_spec(name, helpers, dir)
   local bin = helpers.ncp_binaries
+  local t02 = bin and bin .. "/mission_t02_flash_prog_cfg_v2.0.89.ini"
   if name == "st_t02" then
-    return { fixtures = true, argv = { "flash", "--config", bin and bin .. "/mission_t02_flash_prog_cfg_v2.0.89.ini" } }
+    return { fixtures = true, argv = { "flash", "--config", t02 } }
   elseif name == "mfg" then
-    return { fixtures = true, argv = { "flash", "--config", bin and bin .. "/mfg_flash_prog_cfg_v2.0.89.ini" } }
+    -- erase = 1 on a module whose flash holds old data everywhere: no range reads erased, so
+    -- every region's range is erased as a whole, as the vendor's flasher does (on blank flash
+    -- ncpflash skips what already reads erased: docs/conformance.md "erase-skip")
+    return { fixtures = true, old_data = true, argv = { "flash", "--config", bin and bin .. "/mfg_flash_prog_cfg_v2.0.89.ini" } }
   elseif name == "plain" then
     -- the recording's three files: compressible 100000 bytes, random 3000, compressible 69960
     local a = helpers.writefile(dir .. "/c100k.bin", helpers.compressible_bytes(100000, 3))
     local b = helpers.writefile(dir .. "/r3k.bin", helpers.random_bytes(3000, 4))
     local c = helpers.writefile(dir .. "/c70k.bin", helpers.compressible_bytes(69960, 5))
-    return { argv = { "flash", "--erase", "1", "0x200000", a, "0x220000", b, "0x230000", c } }
+    return { old_data = true, argv = { "flash", "--erase", "1", "0x200000", a, "0x220000", b, "0x230000", c } }
   elseif name == "erase" then
     return { argv = { "erase", "0x10000", "0x3F0000" } }
   elseif name == "cerase" then
@@ -311,7 +315,9 @@ local function flow_spec(name, helpers, dir)
     local sys = require "ncpflash.core.sys"
     local pid = assert(sys.spawn({ helpers.build .. "/ncpsim", "--print-test-key" }, { stdout = pem }))
     sys.wait(pid, 10)
-    return { fixtures = true, argv = { "efuse", "burn", bin and bin .. "/efusedata.bin", "--root-key", pem,
+    -- on a module that holds ST's signed t02 set (the secure-boot guard checks the images)
+    return { fixtures = true, prepare = { "flash", "--config", t02 },
+      argv = { "efuse", "burn", bin and bin .. "/efusedata.bin", "--root-key", pem,
       "--audit", dir .. "/audit.jsonl", "--confirm-efuse-burn", "--yes" } }
   end
   error("unknown flow " .. name)
@@ -324,10 +330,21 @@ function M.run_flow(name, helpers, opts)
   local dir = helpers.tmpdir()
   local spec = flow_spec(name, helpers, dir)
   if spec.fixtures and not helpers.have_fixtures() then return nil, "ST's release folder not present" end
-  local args = {}
+  local state = dir .. "/state"
+  require("ncpflash.core.sys").mkdirs(state)
+  if spec.old_data then helpers.writefile(state .. "/flash.bin", string.rep("\0", 4 * 1024 * 1024)) end
+  local args = { "--state", state }
   for _, a in ipairs(spec.sim or {}) do args[#args + 1] = a end
   for _, a in ipairs(opts.sim or {}) do args[#args + 1] = a end
-  local sim <close> = helpers.ncpsim(args, { strict = opts.strict })
+  if spec.prepare then
+    local pre <close> = helpers.ncpsim(args)
+    local argv = { "--port", pre.url }
+    for _, a in ipairs(spec.prepare) do argv[#argv + 1] = a end
+    local r = helpers.run(argv, { timeout = 300 })
+    pre:stop()
+    if r.code ~= 0 then error(name .. ": preparing the module failed: " .. r.err) end
+  end
+  local sim <close> = helpers.ncpsim(args)
   local argv = { "--port", sim.url }
   for _, a in ipairs(opts.global or {}) do argv[#argv + 1] = a end
   for _, a in ipairs(spec.argv) do argv[#argv + 1] = a end

@@ -146,18 +146,11 @@ local Sim = {}
 Sim.__index = Sim
 Sim.__close = function(self) self:stop() end
 
--- Until the host follows the vendor (issue 14): ncpsim is strict by default (4 + 2048-byte
--- frames, a 5 ms sync burst, 20 ms handshake guard, 10 ms 0x22 switch, no skipping of stray
--- 0x55), and today's ncpflash needs the old lenient ROM. Every helpers.ncpsim opts back into
--- it here, and only here; an option a test passes itself wins. Remove with the host work.
-M.LEGACY_SIM = { ["--max-payload"] = "4100", ["--sync-min"] = "4", ["--sync-guard-ms"] = "0",
-  ["--clk-switch-ms"] = "0", ["--skip-stray-55"] = false }
 
 --- Start build/ncpsim with extra args (list).  Unless the args name a
 --- frontend, it serves RFC 2217 on a free loopback port; unless they name
 --- --state, a temporary state dir is used.  Returns a handle:
 ---   url, state, pid, log (path of --log), chip_id, stop(), flash(), efuse(), lines()
---- opts.strict: no LEGACY_SIM options (the ROM as strict as the evidence).
 function M.ncpsim(args, opts)
   args = args or {}
   opts = opts or {}
@@ -176,20 +169,10 @@ function M.ncpsim(args, opts)
     self.log = dir .. "/ncpsim.log"
     table.move({ "--log", self.log }, 1, 2, #argv + 1, argv)
   end
-  local given = {}
   for i, a in ipairs(args) do
     argv[#argv + 1] = a
-    given[a] = true
     if args[i - 1] == "--state" then self.state = a end
     if args[i - 1] == "--log" then self.log = a end
-  end
-  if not opts.strict then
-    for opt, val in pairs(M.LEGACY_SIM) do
-      if not given[opt] then
-        argv[#argv + 1] = opt
-        if val then argv[#argv + 1] = val end
-      end
-    end
   end
   self.stdout = dir .. "/stdout"
   self.stderr = dir .. "/stderr"

@@ -40,10 +40,10 @@ function M.cmd(p, c, payload, data, timeout)
   return M.reply(p, data, timeout)
 end
 
--- The vendor's burst (300 x 0x55 = 6 ms at 500 kbaud), then the OK; waits out ncpsim's
--- 20 ms handshake guard before returning.
+-- The vendor's burst (6 ms of 0x55: 300 bytes at 500 kbaud), then the OK; waits out ncpsim's
+-- 20 ms handshake guard before returning. n: another number of bytes.
 function M.handshake(p, timeout, n)
-  p:write(string.rep("\x55", n or 300))
+  p:write(string.rep("\x55", n or math.floor(0.006 * p:baud() / 10)))
   local ok, seen = p:expect("OK", timeout or 0.5)
   require("ncpflash.core.sys").sleep(0.03)
   return ok, seen

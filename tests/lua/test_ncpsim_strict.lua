@@ -1,7 +1,7 @@
 -- ncpsim as strict as the vendor's recordings allow (issue 14, docs/api/ncpsim.md): frame
 -- limits, the handshake burst and guard, the 0x22 clock switch, the flash part behind 0x3B,
 -- per-unit erase, one chip per state dir, and the baud-dependent "fussy adapter" fault.
--- Raw frames from tests/lib/rawrom.lua; every ncpsim here is started with opts.strict.
+-- Raw frames from tests/lib/rawrom.lua; ncpsim's defaults throughout.
 local sys = require "ncpflash.core.sys"
 local codec = require "ncpflash.core.codec"
 local rawrom = require "rawrom"
@@ -10,7 +10,7 @@ local open, log_text, u32, two = rawrom.open, rawrom.log_text, rawrom.u32, rawro
 
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
-local function strict(args) return helpers.ncpsim(args, { strict = true }) end
+local function strict(args) return helpers.ncpsim(args) end   -- strict is the default
 
 -- The 84-byte block the vendor's flasher sent for C4 60 16 (GT25Q32A entry), as recorded in
 -- ../shared/conformance/vendor/st_t02/wire.trace.

@@ -31,5 +31,6 @@ return {
   tx_chunk = 2048,                     -- tx_size 2056
   read_chunk = 2048,
   rom_timeout = false,
+  flash_table = false,                 -- Bouffalo's BL702L table is not carried: chip flash_cfg
   rom_versions = { [0x07020101] = "BL702L (assumed ROM version)" },
 }
