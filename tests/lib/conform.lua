@@ -293,7 +293,8 @@ local function flow_spec(name, helpers, dir)
     -- erase = 1 on a module whose flash holds old data everywhere: no range reads erased, so
     -- every region's range is erased as a whole, as the vendor's flasher does (on blank flash
     -- ncpflash skips what already reads erased: docs/conformance.md "erase-skip")
-    return { fixtures = true, old_data = true, argv = { "flash", "--config", bin and bin .. "/mfg_flash_prog_cfg_v2.0.89.ini" } }
+    return { fixtures = true, old_data = true,
+      argv = { "flash", "--config", bin and bin .. "/mfg_flash_prog_cfg_v2.0.89.ini" } }
   elseif name == "plain" then
     -- the recording's three files: compressible 100000 bytes, random 3000, compressible 69960
     local a = helpers.writefile(dir .. "/c100k.bin", helpers.compressible_bytes(100000, 3))
