@@ -445,19 +445,37 @@ function Session:erase_deadline(addr, len)
   return 2 + m * (n.n64 * t.blk64 + n.n32 * t.blk32 + n.n4 * t.sector) / 1000
 end
 
+-- An erase that outlived its deadline: say what the deadline was made of, and that the chip may
+-- still be erasing (what the range holds is unknown).
+local function erase_timeout(self, err, what, how)
+  if not (errors.is(err) and err.code == "timeout") then error(err, 0) end
+  err.message = string.format("%s: %s; the deadline is the %s maxima x %.1f + 2 s (%s). The chip may still be "
+    .. "erasing: what the range holds now is unknown", what, err.message, self.flash_part and self.flash_part.name
+    or "flash part's", self.chip.erase_margin or 1.5, how)
+  error(err, 0)
+end
+
 function Session:erase(addr, len)
   u32(addr, "address"); u32(len, "length")
   if len == 0 then return end
   local t0 = sys.now()
-  self:cmd("FLASH_ERASE", string.pack("<I4I4", addr, addr + len - 1), { timeout = self:erase_deadline(addr, len),
-    pending = true, pending_extend = self.chip.erase_pd_extend })
+  local ok, err = pcall(self.cmd, self, "FLASH_ERASE", string.pack("<I4I4", addr, addr + len - 1),
+    { timeout = self:erase_deadline(addr, len), pending = true, pending_extend = self.chip.erase_pd_extend })
+  if not ok then
+    local n, t = M.erase_units(addr, addr + len - 1, self.chip.sector_size), self:erase_times()
+    erase_timeout(self, err, string.format("erase 0x%X..0x%X", addr, addr + len - 1), string.format(
+      "%d x 64 KiB at %d ms, %d x 32 KiB at %d ms, %d x 4 KiB at %d ms", n.n64, t.blk64, n.n32, t.blk32, n.n4, t.sector))
+  end
   self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
 end
 
 function Session:erase_all()
   local t0 = sys.now()
-  self:cmd("FLASH_CHIP_ERASE", "", { timeout = self:erase_deadline(), pending = true,
+  local ok, err = pcall(self.cmd, self, "FLASH_CHIP_ERASE", "", { timeout = self:erase_deadline(), pending = true,
     pending_extend = self.chip.erase_pd_extend })
+  if not ok then
+    erase_timeout(self, err, "chip erase", string.format("chip erase at %d ms", self:erase_times().chip))
+  end
   self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
 end
 
