@@ -464,7 +464,8 @@ function Session:erase(addr, len)
   if not ok then
     local n, t = M.erase_units(addr, addr + len - 1, self.chip.sector_size), self:erase_times()
     erase_timeout(self, err, string.format("erase 0x%X..0x%X", addr, addr + len - 1), string.format(
-      "%d x 64 KiB at %d ms, %d x 32 KiB at %d ms, %d x 4 KiB at %d ms", n.n64, t.blk64, n.n32, t.blk32, n.n4, t.sector))
+      "%d x 64 KiB at %d ms, %d x 32 KiB at %d ms, %d x 4 KiB at %d ms", n.n64, t.blk64, n.n32, t.blk32, n.n4,
+      t.sector))
   end
   self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
 end

@@ -16,7 +16,9 @@ local have_conf = sys.stat(helpers.root .. "/" .. conform.CONF .. "/vendor/st_t0
 local function st_regions(ini)
   local cfg = progcfg.load(helpers.ncp_binaries .. "/" .. ini)
   local out = {}
-  for _, r in ipairs(cfg.regions) do out[#out + 1] = { name = r.name, address = r.address, data = helpers.readfile(r.file) } end
+  for _, r in ipairs(cfg.regions) do
+    out[#out + 1] = { name = r.name, address = r.address, data = helpers.readfile(r.file) }
+  end
   return out
 end
 
@@ -198,7 +200,8 @@ end)
 
 test("erase deadlines from the flash part: the 300 ms/sector erase passes, a PD keeps a slow one alive", function()
   -- the issue's case: 506 KB from 0x10000 with 300 ms sectors; and every unit at the table's maximum
-  for _, extra in ipairs({ { "--sector-ms", "300" }, { "--sector-ms", "300", "--blk32-ms", "1200", "--blk64-ms", "1200" } }) do
+  for _, extra in ipairs({ { "--sector-ms", "300" },
+      { "--sector-ms", "300", "--blk32-ms", "1200", "--blk64-ms", "1200" } }) do
     local args = { "--realtime" }
     for _, x in ipairs(extra) do args[#args + 1] = x end
     local sim <close> = helpers.ncpsim(args)
