@@ -216,7 +216,9 @@ function M._connect(s, hs_baud, load_baud, opts)
   s:set_rom_timeout(chip.rom_timeout and chip.rom_timeout.long)
   hs_baud = s.port:baud()                      -- the ladder may have lowered it
   if load_baud ~= hs_baud and load_baud ~= s.port:baud() then
+    local t0 = sys.now()
     s:cmd("CLK_SET", string.pack("<I4I4", 1, load_baud), { no_keepalive = true })   -- ack at the old rate
+    s.stats.clk_set = sys.now() - t0
     s.port:drain(0.5)
     s.port:set_baud(load_baud)
     s.port:flush_input()
@@ -225,7 +227,9 @@ function M._connect(s, hs_baud, load_baud, opts)
   s.baud = s.port:baud()
   s.ready = true
   -- 4. MAC (CRC32 checked)
+  local t_mac = sys.now()
   local ok, mac = pcall(s.cmd, s, "EFUSE_READ_MAC", "", { data = true })
+  s.stats.first_command = sys.now() - t_mac
   if not ok then
     if errors.is(mac) and (mac.code == "timeout" or mac.code == "protocol") and s.baud ~= hs_baud then
       mac.message = mac.message .. string.format(" - first command after switching to %d baud; the adapter may "
@@ -257,7 +261,8 @@ function M._connect(s, hs_baud, load_baud, opts)
       flash_part = s.flash_part and s.flash_part.name, flash_config = s.flash_config_source,
       flash_size = s.flash_size, baud = s.baud, probed = s.probed or false })
   -- 6. larger frames only after a harmless probe, here: before anything is erased
-  local want = opts.frame_size or (s.ctx.opts or {}).frame_size
+  local want = opts.frame_size
+  if want == nil then want = (s.ctx.opts or {}).frame_size end
   if want then s:probe_frames(want) end
 end
 
