@@ -4,13 +4,18 @@ local burn = require("ncpflash.efuse_burn")
 local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 local codec = require("ncpflash.core.codec")
+local chipinfo = require("ncpflash.chipinfo")
 
-local function show(ctx, bytes, map, a, extra)
+local function show(ctx, bytes, map, a, extra, board_efuse)
   local list = efuse.decode(bytes, map)
   local lines = efuse.format_decode(list, { all = a.all })
   local res = extra or {}
   res.fields = list
   res.raw = codec.hex(bytes)
+  -- the vendor's chip information view (ST's NCP_get_chip_info fields), under chip_info
+  local ci = chipinfo.report(bytes, board_efuse, res)
+  if #ci > 0 then lines[#lines + 1] = "" end
+  for _, l in ipairs(ci) do lines[#lines + 1] = l end
   res.summary = lines
   ctx.ev:result(res)
 end
@@ -26,6 +31,9 @@ efuse read [--raw FILE] [--all]      read the 512-byte eFuse and decode it (--js
 efuse decode FILE [--all]            decode an eFuse file offline (raw, or ST's 4608-byte format)
 efuse burn FILE [--mask FILE] [--confirm-efuse-burn] [--root-key PEM] [--audit FILE]
 efuse mac set XX:XX:XX:XX:XX:XX      program the next free customer MAC slot (0x64, then 0x70)
+
+read and decode end with the board's chip information when it has one (ST67W611M1: the fields
+of ST's NCP_get_chip_info, with ST's values; --json: chip_info, keyed by ST's field names).
 
 Burning is a dry run unless --confirm-efuse-burn is given; then type BURN at the prompt, or add
 --yes for automation (--yes alone never burns). The plan is refused (exit 6, nothing written)
@@ -51,20 +59,21 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
     local sub = w[1]
     if sub == "read" then
       if #w > 1 then usage_sub("read takes no positional arguments") end
-      local map = efuse.map_for(ctx)
+      local map, board_efuse = efuse.map_for(ctx)
       local s <close> = ctx:connect()
       local bytes = burn.read(s, map)
       if a.raw then
         util.writefile(a.raw, bytes)
         ctx.ev:info("saved the raw eFuse (512 bytes) to " .. a.raw)
       end
-      show(ctx, bytes, map, a, { command = "efuse read", chip_id = s:boot_info().chip_id, mac = s:mac() })
+      show(ctx, bytes, map, a, { command = "efuse read", chip_id = s:boot_info().chip_id, mac = s:mac() }, board_efuse)
     elseif sub == "decode" then
       if #w ~= 2 then usage_sub("decode needs one FILE") end
-      local map = efuse.map_for(ctx)
+      local map, board_efuse = efuse.map_for(ctx)
       local f = efuse.load_file(w[2], map)
       ctx.ev:info(("%s: %s format, SHA-256 %s"):format(w[2], f.format, f.sha256))
-      show(ctx, f.data, map, a, { command = "efuse decode", file = w[2], format = f.format, sha256 = f.sha256 })
+      show(ctx, f.data, map, a, { command = "efuse decode", file = w[2], format = f.format, sha256 = f.sha256 },
+        board_efuse)
     elseif sub == "burn" then
       if #w ~= 2 then usage_sub("burn needs one FILE") end
       local st = require("ncpflash.core.sys").stat(w[2])

@@ -64,6 +64,8 @@ one section per file, @partition addresses resolved from the partition table).
         if a.pairs and #a.pairs > 0 then
           errors.raise("usage", "flash: give either --config INI or ADDR FILE pairs, not both")
         end
+        -- an X-CUBE-ST67W61 1.3.0 template ini: say how to choose the version
+        require("ncpflash.release_layout").check_template(ctx:board(), a.config)
         flash.from_config(ctx, a.config, opts)
         return
       end

@@ -4,6 +4,10 @@ local partition = require("ncpflash.partition")
 local header = require("ncpflash.header")
 local util = require("ncpflash.util")
 local json = require("ncpflash.json")
+local errors = require("ncpflash.errors")
+local efuse = require("ncpflash.efuse")
+local burn = require("ncpflash.efuse_burn")
+local chipinfo = require("ncpflash.chipinfo")
 
 -- Read and parse the partition table at `addr`; returns pt or nil, reason.
 local function read_table(s, addr)
@@ -47,7 +51,7 @@ local function probe_image(s, addr, limit)
 end
 
 return {
-  help = "show the chip (ROM, secure boot, chip id, MAC, flash) and what its flash holds",
+  help = "show the chip (ROM, secure boot, chip id, MAC, flash, ST's chip information) and what its flash holds",
   args = {
     { "--no-images", flag = true, help = "do not look for images on flash" },
   },
@@ -72,6 +76,19 @@ return {
       sign = bi.sign, encrypt = bi.encrypt, chip_id = bi.chip_id, mac = s:mac(), jedec = jedec,
       flash_part = s.flash_part and s.flash_part.name, flash_config = s.flash_config_source,
       flash_size = size, sw_cfg0 = bi.sw_cfg0 }
+    -- the board's chip information view of the eFuse (ST's NCP_get_chip_info fields), under chip_info
+    local mok, map, board_efuse = errors.catch(efuse.map_for, ctx)
+    if mok and board_efuse and board_efuse.chip_info then
+      local rok, bytes = errors.catch(burn.read, s, map)
+      if rok then
+        for _, l in ipairs(chipinfo.report(bytes, board_efuse, res)) do lines[#lines + 1] = l end
+      elseif bytes.code == "interrupted" or bytes.code == "port" then
+        error(bytes, 0)
+      else
+        ctx.ev:warn("chip information: the eFuse read failed: " .. bytes.message)
+        lines[#lines + 1] = "chip information: not available (the eFuse read failed)"
+      end
+    end
     local layout = (s.board and s.board.flash_layout) or s.chip.flash_layout or {}   -- a board may move the tables
     local pt
     for i, addr in ipairs(layout.partition_table or {}) do

@@ -92,7 +92,7 @@ M.value_checks = {
 --- arguments).  Returns opts, rest.
 function M.parse_globals(argv)
   local byname = option_index(M.globals)
-  local opts, rest = {}, {}
+  local opts, rest, late = {}, {}, {}
   local i = 1
   while i <= #argv do
     local a = argv[i]
@@ -114,6 +114,16 @@ function M.parse_globals(argv)
     end
     if spec then
       local k = key_of(spec)
+      local first, prev, prev_list = i, opts[k], opts[k .. "_list"] and table.move(opts[k .. "_list"], 1,
+        #opts[k .. "_list"], 1, {})
+      if spec.flag and inline and #rest > 0 then
+        -- after the command name a value may be the command's own option (recipe --version X.Y.Z):
+        -- decided by give_back, which raises this usage error when the command has no such option
+        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list, at = #rest, words = { a },
+          invalid = ("option %s takes no value"):format(name) }
+        i = i + 1
+        goto next
+      end
       if spec.flag then
         if inline then usage(("option %s takes no value"):format(name)) end
         opts[k] = spec.count and (opts[k] or 0) + 1 or true
@@ -130,13 +140,22 @@ function M.parse_globals(argv)
           table.insert(opts[k .. "_list"], opts[k])
         end
       end
+      -- after the command name: the command may declare an option of the same name (station
+      -- report --junit FILE); main gives these words back to it (M.give_back)
+      if #rest > 0 then
+        late[#late + 1] = { name = name, key = k, prev = prev, prev_list = prev_list, at = #rest,
+          words = table.move(argv, first, i, 1, {}) }
+      end
     elseif a:match("^%-v+$") then
       opts.verbose = (opts.verbose or 0) + #a - 1
     else
       rest[#rest + 1] = a
     end
     i = i + 1
+    ::next::
   end
+  -- where each late option was, counted from the end (the caller drops the command name in front)
+  for _, l in ipairs(late) do l.back = #rest - l.at end
   for _, spec in ipairs(M.globals) do
     local k = key_of(spec)
     if opts[k] == nil and spec.env then
@@ -145,7 +164,37 @@ function M.parse_globals(argv)
     end
   end
   opts.verbose = opts.verbose or 0
-  return opts, rest
+  return opts, rest, late
+end
+
+--- Give the words of global options that came after the command name back to the command when
+--- its own `args` declare an option of that name (its option wins there: `station report DB
+--- --junit F` is the report's JUnit export, `--junit F station report DB` the run's).  `late` is
+--- parse_globals' third result; the options' earlier values (before the command) are restored.
+--- The words go back where they were, so that a global flag the command declares with a value
+--- (`st67w611m1/mission_t02 DIR --version 2.0.97`) gets the word that followed it.
+function M.give_back(args, late, opts, rest)
+  local declared = {}
+  for _, spec in ipairs(args or {}) do
+    if type(spec[1]) == "string" and spec[1]:match("^%-%-") then declared[spec[1]] = true end
+  end
+  local restored = {}
+  for _, l in ipairs(late or {}) do
+    if declared[l.name] and not restored[l.key] then
+      restored[l.key] = true
+      opts[l.key], opts[l.key .. "_list"] = l.prev, l.prev_list
+    elseif l.invalid and not declared[l.name] then
+      usage(l.invalid)
+    end
+  end
+  local n = #rest
+  for j = #(late or {}), 1, -1 do       -- the last first: earlier positions stay valid
+    local l = late[j]
+    if declared[l.name] then
+      local at = math.max(0, n - (l.back or 0))
+      for w = #l.words, 1, -1 do table.insert(rest, at + 1, l.words[w]) end
+    end
+  end
 end
 
 --- Parse a recipe's own arguments against its `args` spec.  Returns a table

@@ -31,7 +31,7 @@ function M.new(opts)
   local self = setmetatable({
     json = opts.json, verbose = opts.verbose or 0,
     out = opts.out or io.stdout, err = opts.err or io.stderr,
-    t0 = sys.now(), device = opts.device,
+    t0 = sys.now(), device = opts.device, listeners = {},
   }, Events)
   if opts.tty == nil then self.tty = sys.isatty(2) else self.tty = opts.tty end
   if opts.color == nil then
@@ -40,6 +40,12 @@ function M.new(opts)
     self.color = opts.color
   end
   return self
+end
+
+--- Register fn(event_table) called for every event (the --junit/--report collector,
+--- ncpflash.labreport; multi-device forwarding).
+function Events:listen(fn)
+  self.listeners[#self.listeners + 1] = fn
 end
 
 function Events:_paint(code, s)
@@ -51,6 +57,7 @@ function Events:_emit(kind, fields)
   local e = { v = M.SCHEMA, event = kind, t = sys.now() - self.t0 }
   for k, v in pairs(fields or {}) do e[k] = v end
   if self.device then e.device = self.device end
+  for _, fn in ipairs(self.listeners) do fn(e) end
   if self.json then
     self.out:write(json.encode(e), "\n")
     self.out:flush()
@@ -95,6 +102,7 @@ function Events:progress(done, total, fields)
     self:_emit("progress", f)
     return
   end
+  for _, fn in ipairs(self.listeners) do fn(f) end
   local pct = total > 0 and math.floor(done * 100 / total) or 100
   local label = f.name and (f.name .. " ") or ""
   if self.tty then

@@ -451,7 +451,8 @@ end
 -- Flash a QConn/BLFlashCommand flash_prog_cfg.ini. opts: erase (overrides the ini), verify,
 -- skip_unchanged, template (filedir substitutions), after (function(session, summary) run on the
 -- same session after a successful flash, e.g. an eFuse burn), plan (this ini's config_plan, made
--- before: its files are not read again). Returns the summary.
+-- before: its files are not read again), connect (options for ctx:connect, e.g. a host board's
+-- reset strategy and port). Returns the summary.
 function M.from_config(ctx, ini, opts)
   opts = opts or {}
   local progcfg = require("ncpflash.progcfg")
@@ -471,7 +472,7 @@ function M.from_config(ctx, ini, opts)
     ctx.ev:info(string.format("  %-10s 0x%06X  %8d bytes  %s", r.name, r.address, r.size, r.file or ""),
       { region = r.name, address = r.address, size = r.size, file = r.file })
   end
-  local s <close> = ctx:connect()
+  local s <close> = ctx:connect(opts.connect)
   local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged,
     resume = opts.resume, before = opts.before })
   if opts.after then opts.after(s, sum) end

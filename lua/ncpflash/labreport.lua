@@ -52,7 +52,7 @@ function M.attach(ev, opts, rest, argv, multi)
   local reqs = M.requests(opts)
   if #reqs == 0 then return nil end
   local self = M.new({ port = opts.port, command = rest[1], argv = argv, multi = multi })
-  self.requests, self.ev = reqs, ev
+  self.opts, self.ev = opts, ev
   ev:listen(function(e) self:on_event(e) end)
   return self
 end
@@ -184,7 +184,8 @@ function Collector:finish(exit_code)
   if self.finished then return exit_code end
   self.finished = true
   local ok, err = pcall(function()
-    for _, r in ipairs(self.requests or {}) do
+    -- asked again: a command's own option of the same name takes it (cli.give_back)
+    for _, r in ipairs(self.opts and M.requests(self.opts) or {}) do
       if r.format == "junit" then
         junit.write(r.path, self:suite(exit_code))
       else

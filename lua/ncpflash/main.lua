@@ -276,10 +276,12 @@ local function find_command(roots, name)
     { hint = "'ncpflash help' lists the commands" })
 end
 
-local function run(opts, rest, ev)
+local function run(opts, rest, ev, late)
   local roots = M.roots(opts)
   install_roots(roots)
-  if opts.version then
+  local late_version = false    -- --version after the command name may be the command's own option
+  for _, l in ipairs(late or {}) do if l.key == "version" then late_version = true end end
+  if opts.version and not late_version then
     ev:info("ncpflash " .. sys.version, { version = sys.version })
     return
   end
@@ -329,6 +331,11 @@ local function run(opts, rest, ev)
   local recipe, exec = load_recipe(src, chunk, rest, trusted)
   if not recipe then return end
   ctx.exec = exec
+  cli.give_back(recipe.args, late, opts, rest)
+  if opts.version then            -- a --version the command does not declare: the program's version
+    ev:info("ncpflash " .. sys.version, { version = sys.version })
+    return
+  end
   local args = cli.parse_args(entry.name, recipe.args, rest)
   ctx.default_board = recipe.board
   return recipe.run(ctx, args)
@@ -336,8 +343,8 @@ end
 
 --- Called by the C host; returns the process exit code.
 function M.main(argv)
-  local opts, rest, ev
-  local ok, err = pcall(function() opts, rest = cli.parse_globals(argv) end)
+  local opts, rest, late, ev
+  local ok, err = pcall(function() opts, rest, late = cli.parse_globals(argv) end)
   local job = require("ncpflash.core.jobs").self()
   if job then   -- a device job (ncpflash.multi): JSON events to the parent through the pipe
     ev = events.new({ json = true, verbose = opts and opts.verbose or 0, out = require("ncpflash.core.jobs").events(),
@@ -365,7 +372,7 @@ function M.main(argv)
     if errors.is(e) then return e end
     trace = debug.traceback(tostring(e), 2)
     return e
-  end, opts, rest, ev)
+  end, opts, rest, ev, late)
   if ok then return finish(0) end
   local code = errors.exit_code(err)
   if not errors.is(err) and opts.verbose == 0 then

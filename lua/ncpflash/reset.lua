@@ -1,7 +1,7 @@
 -- ncpflash.reset: how BOOT and CHIP_EN are reached, as validated data (docs/api/connect.md).
 --
 -- A strategy is a table with a `kind`; each kind is one file lua/ncpflash/reset/KIND.lua (built
--- in: lines, gpio, command, manual, boot2, none; a user root may add reset/KIND.lua too). This
+-- in: lines, gpio, command, manual, boot2, none, host; a user root may add reset/KIND.lua too). This
 -- registry finds the kinds, validates and parses strategies, and drives them; it never tests a
 -- kind's name: callers ask a strategy's capability flags with reset.has(st, FLAG).
 --

@@ -9,7 +9,7 @@ local ROOT = helpers.root
 
 -- Pure modules: bytes and data in, tables out. None of them may reach DEVICE (transitively).
 local FORMAT = { "ncpflash.chip", "ncpflash.romcodec", "ncpflash.header", "ncpflash.partition", "ncpflash.ota",
-  "ncpflash.progcfg", "ncpflash.efuse", "ncpflash.json" }
+  "ncpflash.progcfg", "ncpflash.efuse", "ncpflash.json", "ncpflash.release_layout", "ncpflash.chipinfo" }
 local DEVICE = { "ncpflash.session", "ncpflash.handshake", "ncpflash.detect", "ncpflash.loader",
   "ncpflash.efuse_burn", "ncpflash.flash", "ncpflash.journal", "ncpflash.provision", "ncpflash.reset",
   "ncpflash.core.port", "ncpflash.core.isp", "ncpflash.core.gpio", "ncpflash.core.jobs" }

@@ -235,3 +235,18 @@ test("SIGINT interrupts a running recipe with exit 130", function()
   eq(st, 130)
   match(helpers.readfile(dir .. "/e"), "interrupted")
 end)
+
+test("a global option after the command name goes to the command when it declares one of that name", function()
+  local cli = require "ncpflash.cli"
+  local args = { { "--junit", type = "path" }, { "db", type = "string" } }
+  -- after the command: the command's own --junit; the global keeps the value given before it
+  local opts, rest, late = cli.parse_globals{ "--junit", "run.xml", "station", "report", "l.db", "--junit", "u.xml" }
+  cli.give_back(args, late, opts, rest)
+  eq(opts.junit, "run.xml")
+  eq(rest, { "station", "report", "l.db", "--junit", "u.xml" })
+  -- a command that does not declare it leaves it global
+  opts, rest, late = cli.parse_globals{ "flash", "0x0", "a.bin", "--junit", "u.xml" }
+  cli.give_back({ { "pairs", many = true } }, late, opts, rest)
+  eq(opts.junit, "u.xml")
+  eq(rest, { "flash", "0x0", "a.bin" })
+end)

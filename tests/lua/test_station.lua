@@ -1,7 +1,7 @@
 -- The production station end to end: three ncpsims (a unit plugged in late, a unit that fails, a
 -- unit flashed twice), the records field by field, the JSON API and its token, the report.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local image = require "ncpflash.core.codec"
 local SL = require "stationlib"
 
 local function mac(k) return ("40:82:7b:03:d2:%02x"):format(k) end

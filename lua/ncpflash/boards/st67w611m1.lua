@@ -19,11 +19,25 @@ return {
   -- ST release folder layout (X-CUBE-ST67W61 ST67W6X_Scripts/Binaries/NCP_Binaries)
   release = {
     subdirs = { "", "Binaries/NCP_Binaries", "NCP_Binaries", "ST67W6X_Scripts/Binaries/NCP_Binaries" },
-    template = { vxxx = "v*" },   -- v1.3.0 inis name the firmware "..._vxxx.bin"
     ini = {
       mission_t01 = "^mission_t01_flash_prog_cfg.*%.ini$",
       mission_t02 = "^mission_t02_flash_prog_cfg.*%.ini$",
       mfg = "^mfg_flash_prog_cfg.*%.ini$",
     },
+    -- the profile images: PREFIX<version>.bin; 1.3.0 templates name PREFIX .. placeholder .. ".bin"
+    -- and ncpflash picks the version (ncpflash.release_layout)
+    firmware = {
+      mission_t01 = "st67w611m_mission_t01_v",
+      mission_t02 = "st67w611m_mission_t02_v",
+      mfg = "st67w611m_mfg_v",
+    },
+    placeholder = "xxx",
+    -- ST's scripts burn this file with the flash (QConn --efuse=NCP_Binaries/efusedata.bin)
+    efuse_file = "efusedata.bin",
+    -- the 0x91 challenge key shipped in the release, relative to its Binaries folder
+    root_keys = { "QConn_Flash/utils/pem/room_root_publickey_ecc.pem",
+      "NCP_info/utils/pem/room_root_publickey_ecc.pem" },
+    -- the host boards (ST's NUCLEO kits): boards/st67w611m1_hosts.lua
+    hosts = "st67w611m1_hosts",
   },
 }

@@ -23,6 +23,40 @@ return {
     { name = "st_anti_rollback_en", offset = 0x7C, bits = { 12, 12 }, src = "ST",
       description = "ST driver (w61_at_sys.c): anti-rollback enable (EFUSE_ANTI_ROLL_BACK_EN_ADDR 0x7C bit 12)" },
   },
+  -- ST's chip information (NCP_get_chip_info: X-CUBE-ST67W61 Binaries/NCP_info/read_chip_info.py,
+  -- 1.2.0 and later), decoded by ncpflash.chipinfo for info, efuse read/decode and
+  -- st67w611m1/chip_info; the fields, offsets and rules are ST's, in the order ST prints them
+  chip_info = {
+    tool = "ST's NCP_get_chip_info",
+    fields = {
+      { "JTAG", "choice", word = 0x00, bits = { 26, 27 }, values = { [3] = "Disabled" }, default = "Enabled" },
+      { "Public Key", "filled", offset = 0x1C, len = 32 },
+      { "Anti-rollback", "choice", word = 0x7C, bits = { 12, 12 }, values = { [1] = "Enabled" }, default = "Disabled" },
+      { "Anti-rollback Bootloader", "bitlength", offset = 0x170, len = 16 },
+      { "Anti-rollback Application", "bitlength", offset = 0x180, len = 32 },
+      { "Default MAC Address", "mac", offset = 0x14, len = 6 },
+      { "Customer MAC Address1", "mac", offset = 0x64, len = 6 },
+      { "Customer MAC Address2", "mac", offset = 0x70, len = 6 },
+      { "Part Number", "text", offset = 0x100, len = 24, stop = 0x03, invalid = "Invalid Part Number" },
+      { "Manufacturing Year/Week", "year_week", offset = 0x11A },
+      { "BOM Id", "hex", offset = 0x118, len = 2 },
+    },
+    -- RF trims: {row, kind, en = {word, bit}, value = {word, first bit, length}, parity = {word, bit}}
+    trims = {
+      { "wifi_hp_poffset0", kind = "wifi", en = { 0xCC, 26 }, value = { 0xC0, 0, 15 }, parity = { 0xC0, 15 } },
+      { "wifi_hp_poffset1", kind = "wifi", en = { 0xCC, 27 }, value = { 0xC0, 16, 15 }, parity = { 0xC0, 31 } },
+      { "wifi_hp_poffset2", kind = "wifi", en = { 0xCC, 28 }, value = { 0xC4, 0, 15 }, parity = { 0xC4, 15 } },
+      { "wifi_lp_poffset0", kind = "wifi", en = { 0xCC, 29 }, value = { 0xC4, 16, 15 }, parity = { 0xC4, 31 } },
+      { "wifi_lp_poffset1", kind = "wifi", en = { 0xCC, 30 }, value = { 0xC8, 0, 15 }, parity = { 0xC8, 15 } },
+      { "wifi_lp_poffset2", kind = "wifi", en = { 0xCC, 31 }, value = { 0xC8, 16, 15 }, parity = { 0xC8, 31 } },
+      { "ble_poffset0", kind = "ble", en = { 0xD0, 26 }, value = { 0xCC, 0, 25 }, parity = { 0xCC, 25 } },
+      { "ble_poffset1", kind = "ble", en = { 0xD0, 27 }, value = { 0xD0, 0, 25 }, parity = { 0xD0, 25 } },
+      { "ble_poffset2", kind = "ble", en = { 0xD0, 28 }, value = { 0xD4, 0, 25 }, parity = { 0xD4, 25 } },
+      { "xtal0", kind = "xtal", en = { 0xEC, 7 }, value = { 0xEC, 0, 6 }, parity = { 0xEC, 6 } },
+      { "xtal1", kind = "xtal", en = { 0xF0, 31 }, value = { 0xF4, 26, 6 }, parity = { 0xF0, 30 } },
+      { "xtal2", kind = "xtal", en = { 0xEC, 23 }, value = { 0xF4, 20, 6 }, parity = { 0xF0, 28 } },
+    },
+  },
   lock_warning = "ST: a module burnt with this data only runs images signed with ST's key "
     .. "(\"binaries only usable with a locked NCP\"); ST's scripts warn that flashing "
     .. "\"will lock the ST67W61M if not yet locked\"",

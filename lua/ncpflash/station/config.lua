@@ -11,7 +11,7 @@
 -- A station file is Lua data (no code runs: it is loaded in an empty environment) returning a
 -- table; relative paths are relative to the station file's folder.  See README for the fields.
 local sys = require "ncpflash.core.sys"
-local image = require "ncpflash.core.image"
+local image = require "ncpflash.core.codec"
 local errors = require "ncpflash.errors"
 local util = require "ncpflash.util"
 
@@ -22,7 +22,7 @@ local KEYS = {
   trigger = "string", db = "string", log_dir = "string", http = "any", probe = "table", autostart = "boolean",
 }
 local JOB_KEYS = {
-  name = "string", config = "string", profile = "string", release = "string", regions = "table",
+  name = "string", config = "string", profile = "string", release = "string", version = "string", regions = "table",
   erase = "number", verify = "boolean", skip_unchanged = "boolean", resume = "boolean", allow_outside = "boolean",
   efuse = "string", efuse_mask = "string", confirm_efuse_burn = "boolean", root_key = "string", audit = "string",
   insecure_write = "boolean", provision = "string", options = "table",
@@ -121,9 +121,12 @@ local function plan_job(path, ctx, job, base)
     local board = job_board(ctx, job, bname)
     local rel = board.release
     if not rel or not rel.ini[prof] then bad(path, ("board %s has no release profile %s"):format(bname, prof)) end
-    files.ini = flash.find_file(resolve(base, job.release), rel.ini[prof], rel.subdirs)
+    -- the profile's ini and firmware version as the profile recipe picks them (the newest, or
+    -- job.version); the job passes the version on, so each unit gets exactly this set
+    local sel = require("ncpflash.release_layout").select(board, prof, resolve(base, job.release), job.version)
+    files.ini, files.version = sel.ini, sel.version
     files.release = resolve(base, job.release)
-    local cfg = require("ncpflash.progcfg").load(files.ini, { chipname = board.chipname, template = rel.template })
+    local cfg = require("ncpflash.progcfg").load(files.ini, { chipname = board.chipname, template = sel.substitute })
     locked[#locked + 1] = files.ini
     return flash.config_plan(cfg, board), locked, files
   end
@@ -257,7 +260,8 @@ local function job_args(cfg)
   local job, files, out = cfg.job, cfg.files, {}
   local function add(...) for _, a in ipairs({ ... }) do out[#out + 1] = a end end
   if job.profile then
-    add(job.profile, files.release)
+    add(job.profile, files.release, "--no-efuse")      -- a profile job flashes only (efuse: use config)
+    if files.version then add("--version", files.version) end
   elseif job.config then
     add("flash", "--config", files.ini)
     if job.allow_outside then add("--allow-outside") end

@@ -56,6 +56,7 @@ function M.figures(rec, opts)
   f.yield = f.units > 0 and f.passed / f.units or nil
   f.first_pass_yield = f.units > 0 and f.first_pass / f.units or nil
   f.t_first, f.t_last = t_first, t_last
+  if t_first then f.t_first_epoch = q("SELECT CAST(strftime('%s', ?) AS INTEGER) AS e", t_first)[1].e end
   if t_first and t_last then
     local span = q("SELECT (julianday(?) - julianday(?)) * 86400.0 AS s", t_last, t_first)[1].s or 0
     f.span_seconds = span
@@ -147,59 +148,27 @@ function M.csv(rec, f)
 end
 
 ---------------------------------------------------------------------------------------------------
--- JUnit XML.  A local writer with the shape the team's JUnit module takes
--- ({suite=, cases={{name=, classname=, time=, failure={message=, type=, text=}|nil}}}), so the two
--- can be unified.
-
-local function xml(s)
-  return (tostring(s):gsub("[%z\1-\8\11\12\14-\31]", "?"):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;",
-    [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }))
-end
-
-function M.junit_xml(t)
-  local fails, total = 0, 0
-  for _, c in ipairs(t.cases) do
-    total = total + (c.time or 0)
-    if c.failure then fails = fails + 1 end
-  end
-  local out = { '<?xml version="1.0" encoding="UTF-8"?>',
-    ('<testsuites name="%s" tests="%d" failures="%d" time="%.3f">'):format(xml(t.suite), #t.cases, fails, total),
-    ('  <testsuite name="%s" tests="%d" failures="%d" errors="0" skipped="0" time="%.3f"%s>'):format(xml(t.suite),
-      #t.cases, fails, total, t.timestamp and (' timestamp="%s"'):format(xml(t.timestamp)) or "") }
-  for _, c in ipairs(t.cases) do
-    local head = ('    <testcase name="%s" classname="%s" time="%.3f"'):format(xml(c.name), xml(c.classname),
-      c.time or 0)
-    if c.failure then
-      out[#out + 1] = head .. ">"
-      out[#out + 1] = ('      <failure message="%s" type="%s">%s</failure>'):format(xml(c.failure.message or ""),
-        xml(c.failure.type or "failure"), xml(c.failure.text or ""))
-      out[#out + 1] = "    </testcase>"
-    else
-      out[#out + 1] = head .. "/>"
-    end
-  end
-  out[#out + 1] = "  </testsuite>"
-  out[#out + 1] = "</testsuites>"
-  return table.concat(out, "\n") .. "\n"
-end
-
 --- One testcase per attempt: name = the unit (MAC, else chip id, else "no unit"; "#k" for a
 --- repeat), classname = station.slotN; pass -> no failure, anything else -> <failure>.
 function M.junit(f)
   local station = f.sessions[1] and f.sessions[1].station or "station"
-  local cases = {}
+  local units = {}
   for _, r in ipairs(f.rows) do
     local unit = r.mac or r.chip_id or ("no unit (attempt " .. r.id .. ")")
-    local name = r.unit_attempt and r.unit_attempt > 1 and ("%s #%d"):format(unit, r.unit_attempt) or unit
-    local c = { name = name, classname = ("%s.slot%d"):format(station, r.slot), time = r.seconds or 0 }
-    if r.result ~= "pass" then
-      c.failure = { message = r.error_message or r.result, type = r.error_code or r.result,
-        text = ("attempt %d, %s, slot %d (%s), exit %s, started %s, log %s"):format(r.id, r.result, r.slot, r.port,
-          tostring(r.exit_code), r.started_at, tostring(r.log_path)) }
+    local u = { name = r.unit_attempt and r.unit_attempt > 1 and ("%s #%d"):format(unit, r.unit_attempt) or unit,
+      classname = ("%s.slot%d"):format(station, r.slot), time = r.seconds or 0,
+      result = r.result == "pass" and "ok" or (r.result == "interrupted" or r.result == "stopped") and "interrupted"
+        or "failed" }
+    if u.result ~= "ok" then
+      u.code, u.exit = r.error_code or r.result, r.exit_code
+      u.message = r.error_message or r.result
+      u.details = { ("attempt %d, %s, slot %d (%s), started %s, log %s"):format(r.id, r.result, r.slot,
+        tostring(r.port), tostring(r.started_at), tostring(r.log_path)) }
     end
-    cases[#cases + 1] = c
+    units[#units + 1] = u
   end
-  return M.junit_xml({ suite = station, cases = cases, timestamp = f.t_first })
+  return require("ncpflash.junit").render({ name = station, timestamp = f.t_first_epoch, units = units,
+    properties = { { "station", station } } })
 end
 
 --- `station report`: returns the text lines; writes CSV/JUnit when asked.
