@@ -220,3 +220,18 @@ test("erase deadlines from the flash part: the 300 ms/sector erase passes, a PD 
   r = helpers.run{ "--port", pd.url, "erase", "0x10000", "0x20000" }
   eq(r.code, 0, r.err)
 end)
+
+test("an unaligned region on old data: the erase starts at its sector, so the last byte's sector is erased", function()
+  -- the SDK's loop steps from an unaligned start by whole sectors: 0x11800..0x12000 would erase
+  -- only the sector at 0x11000 and leave 0x12000 holding old data (ncpsim models that)
+  local dir = helpers.tmpdir()
+  sys.mkdirs(dir .. "/state")
+  helpers.writefile(dir .. "/state/flash.bin", string.rep("\0", 4 * 1024 * 1024))
+  local f = helpers.writefile(dir .. "/u.bin", helpers.random_bytes(0x801, 5))
+  local sim <close> = helpers.ncpsim{ "--state", dir .. "/state" }
+  local r = helpers.run{ "--port", sim.url, "flash", "0x11800", f }
+  eq(r.code, 0, r.err)
+  sim:stop()
+  eq(sim:flash():sub(0x11801, 0x12001), helpers.readfile(f), "byte-exact")
+  match(table.concat(sim:log_lines(), "\n"), "0x30 flash_erase plen=8 start=0x00011000 end=0x00012000 ")
+end)
