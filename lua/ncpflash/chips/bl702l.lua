@@ -3,7 +3,7 @@
 -- The ROM version below is not confirmed by the protocol notes (§9 lists it as "?"): a chip that
 -- reports another one is not auto-detected; use --chip bl702l (docs/new-module.md).
 -- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole).
--- Erase is "2 s + PD": PD keep-alives are accepted until the BL616's erase_timeout.
+-- Erase is "2 s + PD": PD keep-alives extend the deadline (erase_pd_extend, from the BL616).
 return {
   base = "bl616",
   name = "bl702l",
