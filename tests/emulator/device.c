@@ -80,6 +80,7 @@ void dev_reset(struct sim *s, bool boot_high, double now)
 	s->ignoring_burst = false;
 	s->guard_until = s->deaf_until = 0;
 	s->deaf_to_timeout = false;
+	s->in_tail = false;
 	s->latched_err = 0;
 	part_reset(s);
 	s->xip = false;
@@ -367,6 +368,7 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 					 * of the burst, and a command sent too early */
 					s->guard_until = now + s->sync_guard;
 					s->dropped = 0;
+					s->in_tail = true;
 					if (s->log) {
 						fprintf(s->log, "handshake baud=%u -> OK", s->dev_baud);
 						if (s->tm.realtime)
@@ -388,6 +390,11 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 		s->last_activity = now;
 		if (s->deaf_to_timeout)
 			break;
+		/* the rest of the sync burst: 0x55 straight after the OK, nothing else in between
+		 * (over TCP its last bytes may come late); any other byte ends it */
+		if (s->in_tail && b == 0x55)
+			break;
+		s->in_tail = false;
 		if (now < s->guard_until || now < s->deaf_until) {
 			bool tail = now < s->guard_until && b == 0x55; /* the rest of the burst */
 			if (!tail && s->dropped++ == 0 && s->log) {

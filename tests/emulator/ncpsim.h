@@ -272,6 +272,7 @@ struct sim {
 	double deaf_until;    /* 0x22 clock switch: input lost until then */
 	unsigned long dropped; /* bytes dropped by the guard/switch, for the log */
 	bool deaf_to_timeout; /* --oversize silent: ignore input until the ROM times out */
+	bool in_tail;         /* after the handshake OK, before any other byte: 0x55 is the burst's tail */
 	int flaky_left;
 	long romtimeout_left; /* <0: off */
 	uint8_t hdr[4];
