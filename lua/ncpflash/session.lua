@@ -434,7 +434,7 @@ end
 -- The flash part's maximum erase times (ms): its table entry, never below the chip's floors
 -- (the GT25Q entries list 12/12/12/24, which cannot be milliseconds for these parts).
 function Session:erase_times()
-  local f = self.chip.erase_floor_ms or { sector = 300, blk32 = 1200, blk64 = 1200, chip = 33000 }
+  local f = self.chip.erase_floor_ms or { sector = 400, blk32 = 1600, blk64 = 2000, chip = 50000 }
   local v = self.flash_part and self.flash_part.values or {}
   local chip = math.max(v.chip_erase_time or 0, f.chip)
   if not self.flash_part and self.flash_size then chip = chip * math.max(1, self.flash_size / 0x400000) end
@@ -454,9 +454,9 @@ end
 -- still be erasing (what the range holds is unknown).
 local function erase_timeout(self, err, what, how)
   if not (errors.is(err) and err.code == "timeout") then error(err, 0) end
-  err.message = string.format("%s: %s; the deadline is the %s maxima x %.1f + 2 s (%s). The chip may still be "
-    .. "erasing: what the range holds now is unknown", what, err.message, self.flash_part and self.flash_part.name
-    or "flash part's", self.chip.erase_margin or 1.5, how)
+  err.message = string.format("%s: %s; the deadline is %.1f x the maximum erase times of the %s + 2 s (%s). The "
+    .. "chip may still be erasing: what the range holds now is unknown", what, err.message, self.chip.erase_margin
+    or 1.5, self.flash_part and self.flash_part.name or "flash part", how)
   error(err, 0)
 end
 

@@ -89,8 +89,10 @@ return {
   sector_size = 4096,                  -- flash erase sector (bytes): blank runs, erase-skip blocks
   -- erase deadlines: the SDK's unit loop over the range, each unit at the flash part's maximum
   -- time (its table entry, never below these floors: ms), times erase_margin, plus 2 s; each PD
-  -- moves the deadline to at least erase_pd_extend s from now
-  erase_floor_ms = { sector = 300, blk32 = 1200, blk64 = 1200, chip = 33000 },
+  -- moves the deadline to at least erase_pd_extend s from now. Floors: the datasheet maxima of a
+  -- 32 Mbit part of this class (W25Q32FV: tSE 400 ms, tBE1 1.6 s, tBE2 2 s, as Bouffalo's SDK
+  -- lists them; tCE 50 s), above the table's 300/1200/1200/33000 (docs/conformance.md)
+  erase_floor_ms = { sector = 400, blk32 = 1600, blk64 = 2000, chip = 50000 },
   erase_margin = 1.5,                  -- the SDK busy-waits 1.5 x the table time before it gives up
   erase_pd_extend = 5,
   write_rate = 20000,                  -- bytes/s lower bound used to scale write deadlines
