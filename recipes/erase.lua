@@ -13,6 +13,7 @@ return {
       errors.raise("usage", "erase: give --all, or ADDR LEN", { hint = "e.g. ncpflash erase 0x10000 1M" })
     end
     local s <close> = ctx:connect()
+    s:flash_set()   -- as the vendor's flasher before an erase-only job: 0x3B with flash_set alone
     if a.all then
       ctx.ev:stage("erase", { all = true })
       s:erase_all()

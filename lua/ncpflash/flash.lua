@@ -211,6 +211,9 @@ local function do_region(ctx, s, r, opts, attempt)
     errors.raise("usage", string.format("chip %s: sector_size (the flash erase sector in bytes) is missing",
       tostring(s.chip.name)), { hint = "add sector_size = 4096 to the chip file, or base it on a built-in chip" })
   end
+  -- as the vendor's flasher, per region: 0x3B with the flash configuration, [erase], the short
+  -- ROM timeout (0x23 2 s), the writes, write-check, XIP verify (../shared/conformance)
+  s:flash_config()
   local runs = M.blank_runs(r.data, r.address, sector)
   if opts.erase == 1 or (attempt > 1 and opts.erase ~= 0) then
     ev:stage("erase", { region = r.name, address = r.address, size = r.size,
@@ -244,6 +247,8 @@ local function do_region(ctx, s, r, opts, attempt)
     end
     state.erased = true
   end
+  local rt = s.chip.rom_timeout
+  if rt then s:set_rom_timeout(rt.short) end
   ev:stage("write", { region = r.name, address = r.address, size = r.size, attempt = attempt,
     detail = string.format("%s (%d bytes)%s", label(r), r.size, attempt > 1 and ", second attempt" or "") })
   -- blank runs are erased now (chip erase, erased above, or found erased) and programming 0xFF
