@@ -29,6 +29,7 @@ return {
       end
     end
     local s <close> = ctx:connect()
+    s:flash_set()   -- as the vendor's flasher before an erase-only job: 0x3B with flash_set alone
     if all then
       ctx.ev:stage("erase", { all = true })
       s:erase_all()

@@ -65,14 +65,16 @@ return {
       string.format("secure boot   %s (sign %d, encrypt %d)", bi.secure_boot and "ON" or "off", bi.sign, bi.encrypt),
       string.format("chip id       %s", bi.chip_id),
       string.format("MAC           %s", s:mac()),
-      string.format("flash         JEDEC %s, %s, pin 0x%02X", jedec,
-        size and util.fmt_size(size) or "size unknown", bi.flash_pin or 0),
+      string.format("flash         JEDEC %s%s, %s, pin 0x%02X", jedec, s.flash_part and (" " .. s.flash_part.name) or
+        " (not in the flash table)", size and util.fmt_size(size) or "size unknown", bi.flash_pin or 0),
+      string.format("flash config  %s", s.flash_config_source or "none"),
       bi.sw_cfg0 and string.format("sw_cfg0       0x%08X", bi.sw_cfg0) or "sw_cfg0       (not in this boot info)",
     }
     if bi.chip then lines[#lines + 1] = string.format("chip file     %s%s", bi.chip,
       s.loader_running and " (flashing through its RAM eflash_loader)" or "") end
     local res = { command = "info", rom_version = bi.rom_version, secure_boot = bi.secure_boot,
       sign = bi.sign, encrypt = bi.encrypt, chip_id = bi.chip_id, mac = s:mac(), jedec = jedec,
+      flash_part = s.flash_part and s.flash_part.name, flash_config = s.flash_config_source,
       flash_size = size, sw_cfg0 = bi.sw_cfg0 }
     -- the board's chip information view of the eFuse (ST's NCP_get_chip_info fields), under chip_info
     local mok, map, board_efuse = errors.catch(efuse.map_for, ctx)

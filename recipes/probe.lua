@@ -126,7 +126,9 @@ local function tune(ctx, a)
   -- the fastest values that worked here are the edge, not a setting: the board file gets a
   -- margin (twice the hold and delay, 1.5 times the sync burst) for other cables, temperatures
   -- and units
-  local saved = { hold = cur.hold * 2, delay = cur.delay * 2, sync = cur.sync * 1.5 }
+  -- (up to the next 0.1 ms, so the file holds exactly the values reported)
+  local function up(x) return math.ceil(x * 10000 - 1e-6) / 10000 end
+  local saved = { hold = up(cur.hold * 2), delay = up(cur.delay * 2), sync = up(cur.sync * 1.5) }
   -- the user board: the effective board with the tuned sequence and sync length
   local name = a.save or board.name
   if not name:match("^[%w_%-]+$") then errors.raise("usage", "--save: a board name is letters, digits, _ and -") end

@@ -172,6 +172,7 @@ static int push_fields(lua_State *L, const char *op, unsigned cmd,
 
 struct cmd_opts {
 	double timeout;
+	double pending_extend; /* with pending: each PD moves the deadline to >= now + this */
 	int checksum, data, pending;
 };
 
@@ -181,6 +182,7 @@ static void read_opts(lua_State *L, int idx, struct cmd_opts *o)
 	o->checksum = 1;
 	o->data = 0;
 	o->pending = 0;
+	o->pending_extend = 0;
 	if (lua_isnoneornil(L, idx))
 		return;
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -200,6 +202,13 @@ static void read_opts(lua_State *L, int idx, struct cmd_opts *o)
 	lua_getfield(L, idx, "pending");
 	o->pending = lua_toboolean(L, -1);
 	lua_pop(L, 1);
+	if (lua_getfield(L, idx, "pending_extend") != LUA_TNIL) {
+		int isnum;
+		o->pending_extend = lua_tonumberx(L, -1, &isnum);
+		if (!isnum || !(o->pending_extend >= 0) || o->pending_extend > 1e6)
+			luaL_argerror(L, idx, "opts.pending_extend must be a number of seconds >= 0");
+	}
+	lua_pop(L, 1);
 }
 
 /*
@@ -209,7 +218,8 @@ static void read_opts(lua_State *L, int idx, struct cmd_opts *o)
  * for (so nothing of a later reply is consumed), in slices of <= 100 ms,
  * until a final result or the deadline (opts.timeout after the write).
  * With opts.pending a "PD" is dropped and the wait goes on until the same
- * deadline; without it "PD" is a protocol error. isp.send and isp.reply are
+ * deadline (opts.pending_extend: each PD moves it to at least that many
+ * seconds from now); without it "PD" is a protocol error. isp.send and isp.reply are
  * its two halves (stop-and-wait with work between them, or a bounded
  * number of frames in flight), sharing this code.
  */
@@ -324,6 +334,8 @@ static int read_reply(lua_State *L, struct port *port, unsigned cmd,
 				return 0;
 			}
 			pds++;
+			if (o.pending_extend > 0 && deadline < ncp_now() + o.pending_extend)
+				deadline = ncp_now() + o.pending_extend; /* busy, not gone */
 			n = 0;
 			isp_parse_init(&p, o.data);
 			continue;

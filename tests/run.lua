@@ -5,6 +5,12 @@
 -- N skipped" and exits non-zero when anything failed.  FILTER arguments
 -- select test files whose name contains one of them.
 --
+-- NCPFLASH_TEST_JOBS=N (default 3; 1 = everything in this process): the Lua test files run as
+-- child runners (`ncpflash run tests/run.lua FILE`), N at a time, since most of a test waits on
+-- ncpsim and timers rather than the CPU. A file whose first lines hold the comment
+-- "-- test-runner: alone" (timing measurements) runs after the others with nothing beside it.
+-- Each file's lines are printed when it ends; the counts are the children's summed.
+--
 -- make test-win (tools/test-win.sh) runs this same runner natively with NCPFLASH_EXE =
 -- build-win/ncpflash.exe and NCPFLASH_LAUNCHER = wine (tests/lib/helpers.lua): every test that
 -- starts ncpflash starts the .exe.  A test that passed without starting it checked only this
@@ -181,9 +187,84 @@ local function run_inside(path, names)
   end
 end
 
-for _, f in ipairs(files) do run_file(f) end
-for _, f in ipairs(files) do
-  if deferred[f] then run_inside(f, deferred[f]) end
+-- true when the file asks to run with no other test file beside it
+local function alone(path)
+  local f = io.open(path, "rb")
+  local head = f and f:read(2000) or ""
+  if f then f:close() end
+  return head:find("%-%- test%-runner: alone") ~= nil
+end
+
+-- Run the files as child runners, `jobs` at a time (the "alone" ones afterwards, one by one).
+local function run_parallel(list, jobs)
+  local queue, solo = {}, {}
+  for _, f in ipairs(list) do table.insert(alone(f) and solo or queue, f) end
+  local running = {}
+  local function start(path)
+    local out = os.tmpname()
+    local argv = { "env", "NCPFLASH_TEST_JOBS=1", "NCPFLASH_TEST_CHILD=1", helpers.build .. "/ncpflash", "run",
+      "tests/run.lua", path:match("([^/]*)$") }
+    local pid = sys.spawn(argv, { stdout = out, stderr = out, stdin = "null" })
+    running[#running + 1] = { pid = pid, out = out, path = path, t0 = sys.now() }
+  end
+  local function collect(r, status)
+    local fh = io.open(r.out, "rb")
+    local text = fh and fh:read("a") or ""
+    if fh then fh:close() end
+    os.remove(r.out)
+    local short = r.path:match("tests/lua/(.*)%.lua$")
+    local n = {}
+    for line in text:gmatch("[^\n]+") do
+      local tag, rest = line:match("^(%a+) +(.*)$")
+      if tag == "ok" or tag == "FAIL" or tag == "skip" then
+        local name = rest:match("^(.-)  %(") or rest
+        local detail = rest:match("  %((.-)%)?$")
+        report(tag == "ok" and "passed" or tag == "FAIL" and "failed" or "skipped", name, detail)
+      end
+      local p, fl, sk = line:match("^(%d+) passed, (%d+) failed, (%d+) skipped$")
+      if p then n = { tonumber(p), tonumber(fl), tonumber(sk) } end
+    end
+    if n[2] and n[2] > 0 then   -- the child's own failures list, with the whole tracebacks
+      io.stdout:write((text:match("\n(failures:\n.-)\n\n%(") or ""), "\n")
+    end
+    if not n[1] or (status ~= 0 and n[2] == 0) then
+      report("failed", short .. " (runner)", ("exit status %s\n%s"):format(tostring(status), text:sub(-2000)))
+    end
+  end
+  local function reap(block)
+    while true do
+      for i, r in ipairs(running) do
+        local status = sys.wait(r.pid, 0.02)
+        if status then
+          table.remove(running, i)
+          collect(r, status)
+          return
+        elseif sys.now() - r.t0 > 1800 then
+          sys.kill(r.pid, "KILL"); sys.wait(r.pid)
+          table.remove(running, i)
+          collect(r, "timeout (30 min)")
+          return
+        end
+      end
+      if not block or #running == 0 then return end
+    end
+  end
+  for _, f in ipairs(queue) do
+    while #running >= jobs do reap(true) end
+    start(f)
+  end
+  while #running > 0 do reap(true) end
+  for _, f in ipairs(solo) do start(f); reap(true) end
+end
+
+local jobs = tonumber(sys.getenv("NCPFLASH_TEST_JOBS") or "") or 3
+if jobs > 1 and #files > 1 and not only and not helpers.in_windows then
+  run_parallel(files, jobs)
+else
+  for _, f in ipairs(files) do run_file(f) end
+  for _, f in ipairs(files) do
+    if deferred[f] then run_inside(f, deferred[f]) end
+  end
 end
 local CDIR = sys.getenv("NCPFLASH_C_TESTS") or (helpers.build .. "/tests")
 for _, n in ipairs(only and {} or sys.listdir(CDIR) or {}) do

@@ -24,6 +24,10 @@ M.globals = {
       .. "none; '|' separates a ladder (docs/api/connect.md)" },
   { "--no-reset", flag = true, help = "no reset: the chip is already in download mode" },
   { "--retries", type = "int", metavar = "N", help = "handshake attempts per reset strategy (default 3)" },
+  { "--frame-size", type = "int", metavar = "N", help = "data bytes per write/read frame: the chip's (BL616: "
+    .. "2048, as the vendor) unless a harmless probe before any erase shows the ROM takes N (else it falls back)" },
+  { "--flash-config", metavar = "SRC", help = "84-byte flash configuration for 0x3B: auto (the flash table's entry "
+    .. "for the JEDEC id, else the chip's default; default), table, chip (BL616: ST's flash_para.bin) or FILE" },
   { "--verbose", short = "-v", flag = true, count = true, help = "more detail; tracebacks on errors" },
   { "--trace", flag = true, help = "log every byte on the wire (hex, ms timestamps) to stderr" },
   { "--trace-file", metavar = "F", help = "write the wire trace to F instead of stderr" },

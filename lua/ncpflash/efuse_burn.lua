@@ -181,6 +181,9 @@ function M.read_back_after_failure(s, map)
     if ok then return back end
     if back.code == "interrupted" or back.code == "port" then return nil end
     require("ncpflash.core.sys").sleep(0.3)
+    -- the ROM may have given up on the session meanwhile (its timeout, 2 s during eFuse writes):
+    -- a new handshake on the same port, as after a failed flash frame
+    if s._rehandshake then pcall(s._rehandshake, s) end
   until require("ncpflash.core.sys").now() > deadline
   return nil
 end

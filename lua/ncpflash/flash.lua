@@ -348,8 +348,10 @@ end
 -- shorter previous image or a file system's free end): one XIP SHA-256 for the unit, then a
 -- bisection for the first block of the erased tail (1 + log2(blocks) checks). A retry erases all.
 local function erase_unit(ctx, s, u, sector, fresh, attempt)
-  ctx.ev:stage("erase", { address = u.lo, size = u.hi - u.lo, attempt = attempt,
+  ctx.ev:stage("erase", { region = u.regions[1].name, address = u.lo, size = u.hi - u.lo, attempt = attempt,
     detail = string.format("%s (%d bytes)%s", unit_label(u), u.hi - u.lo, attempt > 1 and ", second attempt" or "") })
+  s:flash_config()        -- 0x3B before the erase, as the vendor's flasher before each file
+  u.configured = true
   local size = u.hi - u.lo
   local keep = {}
   local blocks = M.blocks(u.lo, size, sector)
@@ -376,7 +378,14 @@ local function erase_unit(ctx, s, u, sector, fresh, attempt)
     for _, r in ipairs(u.regions) do r.state = { erase_sent = true } end
   end
   for _, piece in ipairs(pieces) do
-    s:erase(u.lo + piece.lo, piece.hi - piece.lo)
+    -- the last piece ends at the unit's last byte of data, as the vendor's 0x30 ends at the
+    -- file's last byte (the ROM erases that whole sector either way)
+    local hi = piece.hi
+    if hi == size then
+      hi = 0
+      for _, r in ipairs(u.regions) do hi = math.max(hi, r.address + r.size - u.lo) end
+    end
+    s:erase(u.lo + piece.lo, hi - piece.lo)
   end
   u.erased = true
   for _, r in ipairs(u.regions) do r.state = { erased = true, sent = 0 } end
@@ -384,8 +393,14 @@ end
 
 -- Write one region into erased (or, with erase 0, as found) flash, write-check, verify.
 -- r.state records what the device acknowledged (describe_state says it in words).
-local function write_region(ctx, s, r, opts, attempt)
+local function write_region(ctx, s, r, opts, attempt, configured)
   local ev = ctx.ev
+  -- as the vendor's flasher, per region: 0x3B with the flash configuration (sent before the
+  -- unit's erase when there was one), the short ROM timeout (0x23 2 s), the writes, write-check,
+  -- XIP verify (../shared/conformance)
+  if not configured then s:flash_config() end
+  local rt = s.chip.rom_timeout
+  if rt then s:set_rom_timeout(rt.short) end
   local state = r.state or { erased = false }
   state.acked, state.payload, state.written, state.checked, state.verified = 0, 0, nil, nil, nil
   r.state = state
@@ -467,8 +482,10 @@ local describe_state = M.describe_state
 -- err.failed_region = that region.
 local function write_unit(ctx, s, u, opts, attempt, sum)
   local stats = {}
-  for _, r in ipairs(u.regions) do
-    local ok, res = errors.catch(write_region, ctx, s, r, opts, attempt)
+  for i, r in ipairs(u.regions) do
+    local configured = i == 1 and u.configured
+    u.configured = nil
+    local ok, res = errors.catch(write_region, ctx, s, r, opts, attempt, configured)
     if not ok then res.failed_region = r; error(res, 0) end
     stats[#stats + 1] = { r = r, st = res }
   end
@@ -513,9 +530,10 @@ end
 --
 -- The erases are planned over the union of the regions before anything is written: regions
 -- that share a sector form one unit (M.units), erased once; skip_mode bytes inside an erased
--- sector are read first and written back. Then every region is written, write-checked and
--- verified; a failed unit is erased and written again once (all its regions). Last, every region
--- is verified again by on-chip SHA-256 (unless verify = false).
+-- sector are read first and written back. Unit by unit (as the vendor goes file by file), the
+-- unit is erased and every region of it written, write-checked and verified; a failed unit is
+-- erased and written again once (all its regions). Last, every region is verified again by
+-- on-chip SHA-256 (unless verify = false).
 function M.run(ctx, s, plan, opts)
   opts = opts or {}
   if opts.erase == nil then opts.erase = 1 end
@@ -572,7 +590,7 @@ function M.run(ctx, s, plan, opts)
       end
     end
   end
-  local touched, phase = false, "erase"   -- touched: a command that changes flash was sent
+  local touched, phase = false, "write"   -- touched: a command that changes flash was sent
   local function erase_retried(u)
     touched = true
     local ok, res = errors.catch(erase_unit, ctx, s, u, sector, true, 1)
@@ -593,7 +611,7 @@ function M.run(ctx, s, plan, opts)
     end
   end
   local function body()
-    -- 2. the erases, all before the first write
+    -- 2. a chip erase, before anything else
     if resume_erase then
       ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
     elseif opts.erase == 2 then
@@ -625,18 +643,17 @@ function M.run(ctx, s, plan, opts)
       if not jr then return end
       for _, r in ipairs(u.regions) do if not r.kept and not jr:started(r) then jr:mark_started(r) end end
     end
-    for _, u in ipairs(units) do
-      if not u.skip and needs_erase(u) then
-        mark_started(u)
-        if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
-        erase_retried(u)
-      end
-    end
-    -- 3. the writes; a failed unit is erased and written again, once
-    phase = "write"
+    -- 3. unit by unit, as the vendor's flasher goes file by file: the unit's erase, then its
+    --    writes (units share no sector, so a later erase cannot touch an earlier unit); a failed
+    --    unit is erased and written again, once
     for _, u in ipairs(units) do
       if not u.skip then
+        local erase = needs_erase(u)   -- (asks the journal what was started: before marking)
         mark_started(u)
+        if erase then
+          if opts.erase == 1 then keep_skipped(s, u, plan.skip) end
+          erase_retried(u)
+        end
         touched = true
         local ok, res = errors.catch(write_unit, ctx, s, u, opts, 1, sum)
         if not ok then

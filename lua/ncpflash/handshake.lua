@@ -144,10 +144,12 @@ end
 function M.sync_once(s, baud)
   local c = s.chip
   s.port:flush_input()
+  local t0 = sys.now()
   isp.sync(s.port, M.sync_count(c, baud))
   local ok, seen = s.port:expect("OK", c.sync.read_timeout)
   s.last_io = sys.now()
   if ok then
+    if s.stats then s.stats.sync_ok = s.last_io - t0 end   -- burst written -> OK read (selftest)
     sys.sleep(c.sync.settle or 0.02)
     s.port:flush_input()                       -- trailing 0x55 echo, duplicate acks
     return true, seen or ""                    -- what arrived up to and including the OK

@@ -62,10 +62,14 @@ function Session:cmd(name, payload, opts)
   if not ok then
     local got = raise_if_echo(res, code, isp.op_name[code] or name,
       "an adapter loopback or a module that is not driving its TX line echoes everything")
-    -- silence from a ROM that dropped back to handshake mode: re-sync at this speed, once
+    -- silence: the ROM may have dropped back to handshake mode, or it is still in its session
+    -- (a lost frame). A sync burst inside the session would be parsed as frames, so first wait
+    -- out the ROM timeout this session set, then re-sync at this speed, once
     if res.code == "timeout" and got == "" and self.ready and not opts.no_resync
       and name ~= "FLASH_DECOMPRESS_WRITE" then
-      self.ev:debug(string.format("%s: no reply; re-handshake at %d baud and retry", name, self.port:baud()))
+      self.ev:debug(string.format("%s: no reply; wait out the %.1f s ROM timeout, re-handshake at %d baud and retry",
+        name, self:_rom_timeout(), self.port:baud()))
+      self:_await_rom_timeout()
       if pcall(self._rehandshake, self) then
         opts.no_resync = true
         return self:cmd(name, payload, opts)
@@ -76,14 +80,35 @@ function Session:cmd(name, payload, opts)
   return res
 end
 
--- The ROM drops back to handshake mode after its timeout without traffic; re-handshake at the
--- current speed when we have been quiet for (almost) that long.
+-- The ROM timeout in force (what 0x23 set; the ROM's own 2 s before that), or nil for ROMs
+-- without one.
+function Session:_rom_timeout()
+  local rt = self.chip.rom_timeout
+  if not rt then return nil end
+  return self.rom_timeout or rt.short or 2
+end
+
+-- Sleep until the ROM timeout has certainly passed since the last traffic: only then is the ROM
+-- waiting for a handshake (issue 14: recovery waits out the timeout it set before re-syncing).
+function Session:_await_rom_timeout()
+  local t = self:_rom_timeout()
+  if not t then return end
+  local left = (self.last_io or 0) + t + 0.25 - sys.now()
+  if left > 0 then sys.sleep(left) end
+end
+
+-- The ROM drops back to handshake mode after its timeout without traffic. Quiet for less than
+-- the timeout (minus a margin): the session stands, send. Near or past it: wait until it has
+-- surely passed, then re-handshake at the current speed (never a burst into a live session).
 function Session:_keepalive()
   if not self.ready or not self.last_io then return end
+  local t = self:_rom_timeout()
+  if not t then return end
   local idle = sys.now() - self.last_io
-  if idle >= self.rom_timeout * 0.9 then
-    self.ev:debug(string.format("idle %.1f s >= ROM timeout %.1f s: re-handshake at %d baud", idle,
-      self.rom_timeout, self.port:baud()))
+  if idle >= t - 0.3 then
+    self.ev:debug(string.format("idle %.1f s, ROM timeout %.1f s: wait it out, re-handshake at %d baud", idle,
+      t, self.port:baud()))
+    self:_await_rom_timeout()
     self:_rehandshake()
   end
 end
@@ -101,6 +126,7 @@ function Session:_rehandshake()
   if self.flash_prepared then
     self.flash_prepared = false
     self:_prepare_flash()
+    if self.block_sent then self:flash_config() end   -- XIP reads in flight use it
   end
   self.ready = true
 end
@@ -181,6 +207,7 @@ function M._connect(s, hs_baud, load_baud, opts)
   -- 2. the ladder: reset strategies with retries (and lower bauds when asked)
   if not info then
     s.handshake = handshake.ladder(s, hs_baud, opts)
+    if chip.boot_info_wait then sys.sleep(chip.boot_info_wait) end
     info = s:cmd("GET_BOOT_INFO", "", { data = true, checksum = false, no_keepalive = true })
   end
   -- chip detection from the boot info, post-sync writes, RAM loader upload (chip data)
@@ -189,7 +216,9 @@ function M._connect(s, hs_baud, load_baud, opts)
   s:set_rom_timeout(chip.rom_timeout and chip.rom_timeout.long)
   hs_baud = s.port:baud()                      -- the ladder may have lowered it
   if load_baud ~= hs_baud and load_baud ~= s.port:baud() then
+    local t0 = sys.now()
     s:cmd("CLK_SET", string.pack("<I4I4", 1, load_baud), { no_keepalive = true })   -- ack at the old rate
+    s.stats.clk_set = sys.now() - t0
     s.port:drain(0.5)
     s.port:set_baud(load_baud)
     s.port:flush_input()
@@ -198,7 +227,9 @@ function M._connect(s, hs_baud, load_baud, opts)
   s.baud = s.port:baud()
   s.ready = true
   -- 4. MAC (CRC32 checked)
+  local t_mac = sys.now()
   local ok, mac = pcall(s.cmd, s, "EFUSE_READ_MAC", "", { data = true })
+  s.stats.first_command = sys.now() - t_mac
   if not ok then
     if errors.is(mac) and (mac.code == "timeout" or mac.code == "protocol") and s.baud ~= hs_baud then
       mac.message = mac.message .. string.format(" - first command after switching to %d baud; the adapter may "
@@ -218,14 +249,21 @@ function M._connect(s, hs_baud, load_baud, opts)
       hexs(m), crc, codec.crc32(m)), { op = "efuse_read_mac", got = mac })
   end
   s.mac_bytes = m
-  -- 5. flash parameters + JEDEC
+  -- 5. flash parameters + JEDEC (the 84-byte block goes before each region, as the vendor's)
   s:_prepare_flash()
-  s.ev:info(string.format("connected: %s ROM 0x%08X, chip id %s, %s, flash %s %s at %d baud",
+  s:_choose_flash_config(opts.flash_config or (s.ctx.opts or {}).flash_config)
+  s.ev:info(string.format("connected: %s ROM 0x%08X, chip id %s, %s, flash %s%s %s at %d baud",
     s.info.rom_name or "chip", s.info.rom_version, s.info.chip_id,
     s.info.secure_boot and "secure boot ON" or "secure boot off", s.jedec_hex,
+    s.flash_part and (" " .. s.flash_part.name) or "",
     s.flash_size and string.format("%d MiB", s.flash_size // (1024 * 1024)) or "(size unknown)", s.baud),
     { rom_version = s.info.rom_version, chip_id = s.info.chip_id, mac = s:mac(), jedec = s.jedec_hex,
+      flash_part = s.flash_part and s.flash_part.name, flash_config = s.flash_config_source,
       flash_size = s.flash_size, baud = s.baud, probed = s.probed or false })
+  -- 6. larger frames only after a harmless probe, here: before anything is erased
+  local want = opts.frame_size
+  if want == nil then want = (s.ctx.opts or {}).frame_size end
+  if want then s:probe_frames(want) end
 end
 
 function Session:_flash_set_bytes()
@@ -251,10 +289,107 @@ function Session:_prepare_flash()
     errors.raise("device", string.format("flash %s not identified by the loader (flag 0x%02X)", self.jedec_hex, flag),
       { op = "flash_read_jedec_id" })
   end
-  if not identified and c.flash_cfg then
-    self:cmd("FLASH_SET_PARA", self:_flash_set_bytes() .. romcodec.flash_cfg_bytes(c))
-  end
+  self.flash_identified = identified
   self.flash_prepared = true
+end
+
+-- Which 84-byte flash configuration 0x3B carries (issue 14): `want` = "auto" (default: the
+-- flash table's entry for the JEDEC id, as the vendor's flasher does; the chip's flash_cfg -
+-- ST's flash_para.bin on the BL616 - for ids the table does not know), "table", "chip", or a
+-- file of 84 bytes. Nothing when the flash was identified by a loader (JEDEC flag 0x80).
+function Session:_choose_flash_config(want)
+  local c = self.chip
+  want = want or "auto"
+  self.flash_part = c.flash_table and romcodec.flash_part(self.jedec_hex, c.flash_table) or nil
+  local chip_block = c.flash_cfg and romcodec.flash_cfg_bytes(c) or nil
+  local block, source
+  if want == "auto" or want == "table" then
+    if self.flash_part then
+      block = self.flash_part.block
+      source = string.format("%s entry of %s", self.flash_part.name, self.flash_part.source)
+    elseif want == "table" then
+      errors.raise("usage", string.format("--flash-config table: flash %s is not in %s", self.jedec_hex,
+        c.flash_table or "a flash table (this chip has none)"), { hint = "use --flash-config auto, chip or a file" })
+    else
+      block, source = chip_block, chip_block and ("the chip's default (" .. c.name .. ".lua flash_cfg)")
+    end
+  elseif want == "chip" then
+    block, source = chip_block, chip_block and ("the chip's default (" .. c.name .. ".lua flash_cfg)")
+  else
+    local f, err = io.open(want, "rb")
+    if not f then errors.raise("input", "--flash-config: " .. tostring(err)) end
+    block = f:read("a")
+    f:close()
+    if #block ~= romcodec.FLASH_CFG_SIZE then
+      errors.raise("input", string.format("--flash-config %s: %d bytes, expected %d (an SPI_Flash_Cfg block such as "
+        .. "flash_para.bin)", want, #block, romcodec.FLASH_CFG_SIZE))
+    end
+    source = want
+  end
+  if self.flash_identified then block, source = nil, "identified by the loader (none sent)" end
+  self.flash_block, self.flash_config_source = block, source
+end
+
+-- 0x3B with flash_set and the 84-byte block: before each region, as the vendor's flasher does.
+function Session:flash_config()
+  if not self.flash_block then return end
+  self:cmd("FLASH_SET_PARA", self:_flash_set_bytes() .. self.flash_block)
+  self.block_sent = true
+end
+
+-- 0x3B with flash_set only: before an erase-only job, as the vendor's flasher does.
+function Session:flash_set()
+  self:cmd("FLASH_SET_PARA", self:_flash_set_bytes())
+end
+
+-- Frame sizes (issue 14): the chip's (the vendor's 2048) unless `size` is larger and a harmless
+-- probe shows the ROM takes it: a 0x31 of `size` 0xFF bytes (programming 0xFF changes no NOR
+-- bit) and a 0x32 read of `size` at the end of the flash, both before anything is erased. FL or
+-- silence: the chip's size stays (after silence the ROM timeout is waited out and the session
+-- re-synced). The result is reported and kept in self.frame_probe.
+function Session:probe_frames(size)
+  local c = self.chip
+  if math.type(size) ~= "integer" or size < 256 or size > 4096 then
+    errors.raise("usage", "--frame-size: give 256..4096 data bytes per frame")
+  end
+  local base_tx, base_rd = c.tx_chunk or 2048, c.read_chunk or 2048
+  if size <= base_tx and size <= base_rd then
+    self.tx_chunk, self.read_chunk = size, math.min(size, base_rd)
+    return
+  end
+  local rt = c.rom_timeout
+  if rt then self:set_rom_timeout(rt.short) end   -- a silent refusal then costs 2 s, not 10
+  local addr = (self.flash_size or 0x400000) - size
+  local res = { size = size }
+  local function try(what, name, payload, opts)
+    local t0 = sys.now()
+    opts.no_resync = true
+    local ok, err = errors.catch(self.cmd, self, name, payload, opts)
+    res[what .. "_seconds"] = sys.now() - t0
+    if ok then res[what] = "accepted"; return true end
+    if err.code == "device" then
+      res[what] = string.format("FL 0x%04X", err.fl or 0)
+    elseif err.code == "timeout" or err.code == "protocol" then
+      res[what] = err.code == "timeout" and "no reply" or "bad reply"
+      self:_await_rom_timeout()
+      self:_rehandshake()
+    else
+      error(err, 0)
+    end
+    return false
+  end
+  if size > base_tx and try("write", "FLASH_WRITE", string.pack("<I4", addr) .. string.rep("\255", size),
+      { timeout = 2 }) then
+    self.tx_chunk = size
+  end
+  if size > base_rd and try("read", "FLASH_READ", string.pack("<I4I4", addr, size), { data = true, timeout = 2 }) then
+    self.read_chunk = size
+  end
+  if rt then self:set_rom_timeout(rt.long) end
+  res.tx_chunk, res.read_chunk = self.tx_chunk or base_tx, self.read_chunk or base_rd
+  self.frame_probe = res
+  self.ev:info(string.format("frames: %d data bytes per write (%d-byte probe %s), %d per read (probe %s)",
+    res.tx_chunk, size, res.write or "not needed", res.read_chunk, res.read or "not needed"), { frame_probe = res })
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -280,19 +415,79 @@ local function u32(v, what)
   return v
 end
 
+-- The erase units a 0x30 start..end (inclusive) becomes on the chip, by the loop of Bouffalo's
+-- SDK (bflb_sflash_erase): a 64 KiB block where the address is 64K-aligned and more than
+-- 64K - sector remain, else a 32 KiB block by the same rule, else one sector. {n64, n32, n4}.
+function M.erase_units(start, last, sector)
+  sector = sector or 4096
+  local n = { n64 = 0, n32 = 0, n4 = 0 }
+  local a = start
+  while a <= last do
+    local rest = last - a + 1
+    if a % 65536 == 0 and rest > 65536 - sector then n.n64 = n.n64 + 1; a = a + 65536
+    elseif a % 32768 == 0 and rest > 32768 - sector then n.n32 = n.n32 + 1; a = a + 32768
+    else n.n4 = n.n4 + 1; a = a + sector end
+  end
+  return n
+end
+
+-- The flash part's maximum erase times (ms): its table entry, never below the chip's floors
+-- (the GT25Q entries list 12/12/12/24, which cannot be milliseconds for these parts).
+function Session:erase_times()
+  local f = self.chip.erase_floor_ms or { sector = 400, blk32 = 1600, blk64 = 2000, chip = 50000 }
+  local v = self.flash_part and self.flash_part.values or {}
+  local chip = math.max(v.chip_erase_time or 0, f.chip)
+  if not self.flash_part and self.flash_size then chip = chip * math.max(1, self.flash_size / 0x400000) end
+  return { sector = math.max(v.sector_erase_time or 0, f.sector), blk32 = math.max(v.blk32k_erase_time or 0, f.blk32),
+    blk64 = math.max(v.blk64k_erase_time or 0, f.blk64), chip = chip }
+end
+
+-- Deadline (s) for erasing [addr, addr+len), or the whole chip (len nil).
+function Session:erase_deadline(addr, len)
+  local m, t = self.chip.erase_margin or 1.5, self:erase_times()
+  if not len then return 2 + m * t.chip / 1000 end
+  local n = M.erase_units(addr, addr + len - 1, self.chip.sector_size)
+  return 2 + m * (n.n64 * t.blk64 + n.n32 * t.blk32 + n.n4 * t.sector) / 1000
+end
+
+-- An erase that outlived its deadline: say what the deadline was made of, and that the chip may
+-- still be erasing (what the range holds is unknown).
+local function erase_timeout(self, err, what, how)
+  if not (errors.is(err) and err.code == "timeout") then error(err, 0) end
+  err.message = string.format("%s: %s; the deadline is %.1f x the maximum erase times of the %s + 2 s (%s). The "
+    .. "chip may still be erasing: what the range holds now is unknown", what, err.message, self.chip.erase_margin
+    or 1.5, self.flash_part and self.flash_part.name or "flash part", how)
+  error(err, 0)
+end
+
 function Session:erase(addr, len)
   u32(addr, "address"); u32(len, "length")
   if len == 0 then return end
-  local c = self.chip
-  local t = math.min(c.erase_timeout, 2 + len / (c.erase_rate or 20000))
+  -- from the start of its sector: the chip erases that whole sector anyway, and the SDK's loop
+  -- steps from an unaligned start by whole sectors, which can leave the sector holding the
+  -- range's last byte unerased (docs/conformance.md, "Not in the recordings")
+  local sector = self.chip.sector_size or 4096
+  local lead = addr % sector
+  addr, len = addr - lead, len + lead
   local t0 = sys.now()
-  self:cmd("FLASH_ERASE", string.pack("<I4I4", addr, addr + len - 1), { timeout = t, pending = true })
+  local ok, err = pcall(self.cmd, self, "FLASH_ERASE", string.pack("<I4I4", addr, addr + len - 1),
+    { timeout = self:erase_deadline(addr, len), pending = true, pending_extend = self.chip.erase_pd_extend })
+  if not ok then
+    local n, t = M.erase_units(addr, addr + len - 1, self.chip.sector_size), self:erase_times()
+    erase_timeout(self, err, string.format("erase 0x%X..0x%X", addr, addr + len - 1), string.format(
+      "%d x 64 KiB at %d ms, %d x 32 KiB at %d ms, %d x 4 KiB at %d ms", n.n64, t.blk64, n.n32, t.blk32, n.n4,
+      t.sector))
+  end
   self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
 end
 
 function Session:erase_all()
   local t0 = sys.now()
-  self:cmd("FLASH_CHIP_ERASE", "", { timeout = self.chip.erase_timeout, pending = true })
+  local ok, err = pcall(self.cmd, self, "FLASH_CHIP_ERASE", "", { timeout = self:erase_deadline(), pending = true,
+    pending_extend = self.chip.erase_pd_extend })
+  if not ok then
+    erase_timeout(self, err, "chip erase", string.format("chip erase at %d ms", self:erase_times().chip))
+  end
   self.stats.erase = (self.stats.erase or 0) + (sys.now() - t0)
 end
 
@@ -317,7 +512,7 @@ function Session:write(addr, data, opts)
   u32(addr, "address")
   opts = opts or {}
   local c = self.chip
-  local chunk = c.tx_chunk or 2048
+  local chunk = self.tx_chunk or c.tx_chunk or 2048
   local total = #data
   local progress = opts.progress or function() end
   local wrate = c.write_rate or 20000
@@ -438,6 +633,7 @@ end
 -- Run fn(sha) inside one XIP session (0x60 ... 0x61), where sha(addr, len) is one 0x3E -> 32-byte
 -- digest; returns what fn returns (blank and unchanged checks).
 function Session:xip_sha(fn)
+  if self.flash_block and not self.block_sent then self:flash_config() end   -- XIP reads through it
   local t0 = sys.now()
   local function sha(addr, len)
     u32(addr, "address"); u32(len, "length")
@@ -470,7 +666,7 @@ end
 function Session:read(addr, len, opts)
   u32(addr, "address"); u32(len, "length")
   local progress = opts and opts.progress or function() end
-  local chunk = self.chip.read_chunk or 2048
+  local chunk = self.read_chunk or self.chip.read_chunk or 2048
   local out, done = {}, 0
   local bps = self.port:baud() / 10
   while done < len do

@@ -175,8 +175,24 @@ static bool program(struct sim *s, uint32_t addr, const uint8_t *d, size_t n)
 			s->quit = true;
 		return false;
 	}
-	flash_program(&s->flash, addr, d, n);
+	if (part_can_program(s))
+		flash_program(&s->flash, addr, d, n);
 	return true;
+}
+
+/* A 0x31/0x3F payload or a 0x32 read (n = 4 + data) above --max-payload:
+ * FL 0x0102, or with --oversize silent no answer and a ROM deaf until its
+ * inactivity timeout. */
+static void oversize(struct sim *s, struct reply *r, size_t n)
+{
+	size_t at = strlen(r->note);
+	snprintf(r->note + at, sizeof r->note - at, " (4 + %zu > --max-payload %zu)", n - 4, s->id.max_payload);
+	if (s->id.oversize_silent) {
+		r->none = true;
+		s->deaf_to_timeout = true;
+		return;
+	}
+	reply_fl(r, 0x0102);
 }
 
 /* ---- 0x3F ---------------------------------------------------------------- */
@@ -191,6 +207,10 @@ static void cmd_xz(struct sim *s, const uint8_t *p, size_t n, struct reply *r)
 	uint32_t addr = le32(p);
 	snprintf(r->note, sizeof r->note, "addr=0x%08x len=%zu%s", addr, n - 4,
 		 (addr & 0x80000000u) ? " new-stream" : "");
+	if (n > s->id.max_payload) {
+		oversize(s, r, n);
+		return;
+	}
 	if (addr & 0x80000000u) {
 		xz_end(s);
 		uint32_t dest = addr & 0x7FFFFFFFu;
@@ -276,9 +296,18 @@ static void sha_range(struct sim *s, const uint8_t *p, size_t n, struct reply *r
 		reply_fl(r, 0x0005);
 		return;
 	}
-	uint8_t md[32];
+	uint8_t md[32], buf[4096];
 	unsigned mdlen = 0;
-	EVP_Digest(s->flash.mem + a, len, md, &mdlen, EVP_sha256(), NULL);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (uint32_t done = 0; done < len;) { /* read the way the ROM reads now */
+		uint32_t k = len - done < sizeof buf ? len - done : (uint32_t)sizeof buf;
+		part_read(s, a + done, buf, k);
+		EVP_DigestUpdate(ctx, buf, k);
+		done += k;
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
 	r_data(r, md, 32);
 }
 
@@ -287,6 +316,7 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 	uint8_t tmp[4096 + 64];
 	uint32_t a, len;
 	unsigned code;
+	double t;
 	if (variant_command(s, cmd, p, n, r))
 		return;
 	switch (cmd) {
@@ -349,10 +379,10 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 			reply_fl(r, 0x0005);
 			break;
 		}
-		flash_erase(&s->flash, a, len);
+		t = part_erase(s, a, len, r->note, sizeof r->note);
 		s->latched_err = 0;
 		if (s->tm.realtime)
-			r->op_time = (double)((len | 4095) / 4096 - a / 4096 + 1) * s->tm.sector_s;
+			r->op_time = t;
 		r_ok(r);
 		break;
 	case 0x31:
@@ -362,6 +392,10 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 		}
 		a = le32(p);
 		snprintf(r->note, sizeof r->note, "addr=0x%08x len=%zu", a, n - 4);
+		if (n > s->id.max_payload) {
+			oversize(s, r, n);
+			break;
+		}
 		if (!flash_range_ok(&s->flash, a, n - 4)) {
 			reply_fl(r, 0x0005);
 			break;
@@ -379,15 +413,16 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 		a = le32(p);
 		len = le32(p + 4);
 		snprintf(r->note, sizeof r->note, "addr=0x%08x len=%u", a, len);
-		if (len > 4096) {
-			reply_fl(r, 0x0102);
+		if (len > s->id.max_payload - 4 || len > 4096) {
+			oversize(s, r, (size_t)len + 4);
 			break;
 		}
 		if (!flash_range_ok(&s->flash, a, len) && len) {
 			reply_fl(r, 0x0005);
 			break;
 		}
-		r_data(r, s->flash.mem + (len ? a : 0), len);
+		part_read(s, len ? a : 0, tmp, len);
+		r_data(r, tmp, len);
 		break;
 	case 0x36:
 		r_data(r, s->id.jedec, 4);
@@ -403,11 +438,14 @@ void rom_command(struct sim *s, int cmd, const uint8_t *p, size_t n, struct repl
 			reply_fl(r, 0x0008);
 			break;
 		}
-		snprintf(r->note, sizeof r->note, "flash_set=0x%08x%s", le32(p), n == 88 ? " +flash-cfg" : "");
+		part_set_para(s, p, n, r->note, sizeof r->note);
 		r_ok(r);
 		break;
 	case 0x3C:
-		flash_erase(&s->flash, 0, s->flash.size - 1);
+		if (part_can_chip_erase(s))
+			flash_erase(&s->flash, 0, s->flash.size - 1);
+		else
+			snprintf(r->note, sizeof r->note, "chip_erase_cmd not the part's: nothing erased");
 		s->latched_err = 0;
 		if (s->tm.realtime)
 			r->op_time = s->tm.chip_s_4m * s->flash.size / (4.0 * 1024 * 1024);

@@ -19,8 +19,8 @@
 
 #include "ncpsim.h"
 
-#define SYNC_MIN 4               /* 0x55 bytes that make a handshake */
 #define BURST_GAP 0.05           /* s of silence that ends an ignored burst */
+#define RUN_GAP 0.01             /* s of silence that breaks a run of 0x55 */
 #define APP_PERIOD 0.2
 #define APP_BOOT_TIME 0.1        /* s from reset to the banner (boot2 + init) */
 
@@ -78,7 +78,11 @@ void dev_reset(struct sim *s, bool boot_high, double now)
 	efuse_free(&s->efuse);
 	s->sync_count = 0;
 	s->ignoring_burst = false;
+	s->guard_until = s->deaf_until = 0;
+	s->deaf_to_timeout = false;
+	s->in_tail = false;
 	s->latched_err = 0;
+	part_reset(s);
 	s->xip = false;
 	s->loader = false; /* RAM is gone: the ROM again */
 	memset(&s->img, 0, sizeof s->img);
@@ -188,6 +192,7 @@ static void rom_back_to_wait(struct sim *s)
 	s->mode = M_ROM_WAIT;
 	s->sync_count = 0;
 	s->ignoring_burst = false;
+	s->deaf_to_timeout = false;
 	xz_end(s);
 	rom_frame_reset(s);
 }
@@ -250,6 +255,10 @@ static void dispatch(struct sim *s, double now)
 		s->dev_baud = r->baud_after;
 		if (s->host_follows)
 			s->host_baud = s->dev_baud;
+		/* 0x22: the OK goes out at the old rate, then the ROM re-clocks;
+		 * what arrives before it is done is lost */
+		s->deaf_until = at + s->clk_switch;
+		s->dropped = 0;
 	}
 	log_cmd(s, cmd, n, r);
 	if (r->run_image) { /* the RAM image runs: the loader waits for a sync */
@@ -281,9 +290,10 @@ static void rom_byte(struct sim *s, uint8_t b, double now)
 			s->discarding = false;
 		return;
 	}
-	/* 0x55 is no command: skipped while waiting for a header (protocol.md
-	 * 2.2), so the tail of a burst, or a burst mid-session, is harmless. */
-	if (s->hdr_len == 0 && b == 0x55)
+	/* Legacy (--skip-stray-55): 0x55 skipped wherever a header is expected.
+	 * By default a 0x55 after the handshake guard is a frame byte like any
+	 * other: the ROM has no reason to skip it (docs/api/ncpsim.md). */
+	if (s->skip_stray_55 && s->hdr_len == 0 && b == 0x55)
 		return;
 	if (s->hdr_len < 4) {
 		s->hdr[s->hdr_len++] = b;
@@ -291,14 +301,20 @@ static void rom_byte(struct sim *s, uint8_t b, double now)
 			return;
 		s->pwant = (size_t)s->hdr[2] | (size_t)s->hdr[3] << 8;
 		s->plen = 0;
-		if (s->pwant > s->id.max_payload) {
+		size_t limit = s->id.max_payload > FRAME_LIMIT ? s->id.max_payload : FRAME_LIMIT;
+		if (s->pwant > limit) { /* more than the ROM's buffer */
 			struct reply r = { .len = 0 };
-			snprintf(r.note, sizeof r.note, "declared len=%zu > %zu", s->pwant, s->id.max_payload);
-			reply_fl(&r, 0x0102);
-			wire_send(s, r.buf, r.len, s->dev_baud, now, WS_ROM);
+			snprintf(r.note, sizeof r.note, "declared len=%zu > %zu", s->pwant, limit);
+			if (s->id.oversize_silent) {
+				r.none = true;
+				s->deaf_to_timeout = true;
+			} else {
+				reply_fl(&r, 0x0102);
+				wire_send(s, r.buf, r.len, s->dev_baud, now, WS_ROM);
+				s->discarding = true;
+				s->discard_left = s->pwant;
+			}
 			log_cmd(s, s->hdr[0], s->pwant, &r);
-			s->discarding = true;
-			s->discard_left = s->pwant;
 			s->hdr_len = 0;
 			return;
 		}
@@ -334,7 +350,11 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 			if (s->ignoring_burst && now - s->last_rx_byte < BURST_GAP)
 				break;
 			s->ignoring_burst = false;
-			if (++s->sync_count >= SYNC_MIN) {
+			if (s->sync_count && now - s->last_rx_byte > RUN_GAP)
+				s->sync_count = 0; /* a pause breaks the run */
+			uint32_t rate = hb ? hb : (s->host_baud ? s->host_baud : s->raw_baud);
+			unsigned need = s->sync_min ? s->sync_min : (unsigned)ceil(s->sync_s * rate / 10.0);
+			if ((unsigned)++s->sync_count >= need) {
 				s->sync_count = 0;
 				if (s->flaky_left > 0) {
 					s->flaky_left--;
@@ -344,6 +364,11 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 					s->mode = M_ROM_CMD;
 					rom_frame_reset(s);
 					s->last_activity = now;
+					/* what follows the OK for sync_guard is dropped: the tail
+					 * of the burst, and a command sent too early */
+					s->guard_until = now + s->sync_guard;
+					s->dropped = 0;
+					s->in_tail = true;
 					if (s->log) {
 						fprintf(s->log, "handshake baud=%u -> OK", s->dev_baud);
 						if (s->tm.realtime)
@@ -363,6 +388,24 @@ void dev_input(struct sim *s, uint8_t b, uint32_t hb, double now)
 		break;
 	case M_ROM_CMD:
 		s->last_activity = now;
+		if (s->deaf_to_timeout)
+			break;
+		/* the rest of the sync burst: 0x55 straight after the OK, nothing else in between
+		 * (over TCP its last bytes may come late); any other byte ends it */
+		if (s->in_tail && b == 0x55)
+			break;
+		s->in_tail = false;
+		if (now < s->guard_until || now < s->deaf_until) {
+			bool tail = now < s->guard_until && b == 0x55; /* the rest of the burst */
+			if (!tail && s->dropped++ == 0 && s->log) {
+				fprintf(s->log, "%s: input dropped (0x%02x %.1f ms after the OK)\n",
+					now < s->guard_until ? "handshake guard" : "0x22 clock switch", b,
+					(now - (now < s->guard_until ? s->guard_until - s->sync_guard
+								 : s->deaf_until - s->clk_switch)) * 1000);
+				fflush(s->log);
+			}
+			break;
+		}
 		if (hb && hb != s->dev_baud) {
 			uint8_t o[8];
 			size_t k = uart_resample(&b, 1, hb, s->dev_baud, o, sizeof o);

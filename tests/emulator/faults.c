@@ -18,6 +18,9 @@ void fault_help(FILE *out)
 "  echo                   TX->RX loop on the adapter: host bytes come back\n"
 "  drop:P[:rx|tx|both]    drop each byte with probability P (rx = host->device)\n"
 "  flip:P[:rx|tx|both]    flip one random bit of each byte with probability P\n"
+"  fussy:BAUD[:P[:rx|tx|both]]  an adapter that is clean up to BAUD and flips\n"
+"                         one bit of a byte with probability P*(baud/BAUD-1)\n"
+"                         above it (P default 0.01: 1% of the bytes at twice BAUD)\n"
 "  fl:CMD:CODE[:N]        answer FL CODE to the Nth CMD (hex; N default 1, 0 = every)\n"
 "  stall:CMD:SECONDS[:N]  delay the reply to the Nth CMD (N default 1, 0 = every)\n"
 "  pd:MS                  send PD every MS ms while an erase (0x30/0x3C) takes time\n"
@@ -27,8 +30,6 @@ void fault_help(FILE *out)
 "  romtimeout:N           after N answered commands the ROM drops back to\n"
 "                         waiting for a handshake\n"
 "  flaky[:N]              ignore the first N handshakes (default 1)\n"
-"  fussy:BAUD[:P]         a fussy adapter: above BAUD each byte either way is lost\n"
-"                         with probability P (default 0.002); at BAUD and below none\n"
 "  strap-hold[:MS]        t01-like module: while the flash holds an application\n"
 "                         (BFNP), BOOT counts only on a proper strap sequence -\n"
 "                         BOOT high before CHIP_EN falls and CHIP_EN low for at\n"
@@ -106,6 +107,14 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen)
 	} else if ((!strcmp(f[0], "drop") || !strcmp(f[0], "flip")) && (nf == 2 || nf == 3)) {
 		x.kind = f[0][0] == 'd' ? F_DROP : F_FLIP;
 		bad = parse_d(f[1], &x.p) || x.p < 0 || x.p > 1 || parse_dir(nf == 3 ? f[2] : NULL, &x.dir);
+	} else if (!strcmp(f[0], "fussy") && nf >= 2 && nf <= 4) {
+		x.kind = F_FUSSY;
+		x.p = 0.01;
+		bad = parse_u(f[1], 10, &u) || u < 50 || u > 20000000;
+		x.baud = (uint32_t)u;
+		if (nf >= 3)
+			bad = bad || parse_d(f[2], &x.p) || x.p < 0 || x.p > 1;
+		bad = bad || parse_dir(nf == 4 ? f[3] : NULL, &x.dir);
 	} else if (!strcmp(f[0], "fl") && (nf == 3 || nf == 4)) {
 		x.kind = F_FL;
 		bad = parse_u(f[1], 16, &u) || u > 0xFF;
@@ -150,14 +159,6 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen)
 		if (nf == 2)
 			bad = parse_d(f[1], &x.seconds) || x.seconds < 0 || x.seconds > 60000;
 		x.seconds /= 1000.0;
-	} else if (!strcmp(f[0], "fussy") && (nf == 2 || nf == 3)) {
-		x.kind = F_FUSSY;
-		bad = parse_u(f[1], 10, &u) || u == 0 || u > 20000000;
-		x.count = (long)u;
-		x.p = 0.002;
-		x.dir = DIR_RX | DIR_TX;
-		if (nf == 3)
-			bad = bad || parse_d(f[2], &x.p) || x.p < 0 || x.p > 1;
 	} else if (!strcmp(f[0], "flaky") && nf <= 2) {
 		x.kind = F_FLAKY;
 		u = 1;
@@ -221,19 +222,25 @@ double fault_rand(struct faults *fs)
 	return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
 }
 
-size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n, uint32_t baud)
+size_t fault_line(struct faults *fs, int dir, uint32_t baud, uint8_t *buf, size_t n)
 {
 	for (int i = 0; i < fs->n; i++) {
 		struct fault *x = &fs->f[i];
 		if ((x->kind != F_DROP && x->kind != F_FLIP && x->kind != F_FUSSY) || !(x->dir & dir) || x->p <= 0)
 			continue;
-		if (x->kind == F_FUSSY && baud <= (uint32_t)x->count)
-			continue; /* the adapter copes at this rate */
+		double p = x->p;
+		if (x->kind == F_FUSSY) { /* clean up to x->baud, worse the faster above it */
+			if (baud <= x->baud)
+				continue;
+			p = x->p * ((double)baud / x->baud - 1.0);
+			if (p > 1)
+				p = 1;
+		}
 		size_t o = 0;
 		for (size_t k = 0; k < n; k++) {
 			uint8_t b = buf[k];
-			if (fault_rand(fs) < x->p) {
-				if (x->kind != F_FLIP)
+			if (fault_rand(fs) < p) {
+				if (x->kind == F_DROP)
 					continue;
 				b ^= (uint8_t)(1u << (unsigned)(fault_rand(fs) * 8));
 			}

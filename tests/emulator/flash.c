@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ncpsim.h"
 
@@ -110,6 +112,77 @@ static int write_atomic(const char *path, const void *data, size_t len)
 	return rename(tmp, path);
 }
 
+/* The chip id in display order (boot-info bytes 12..17 reversed, as the
+ * vendor's flasher and ncpflash print it). */
+static void chip_id_get(const struct sim *s, char out[13])
+{
+	for (int i = 0; i < 6; i++)
+		snprintf(out + 2 * i, 3, "%02x", s->id.boot_info[17 - i]);
+}
+
+static void chip_id_put(struct sim *s, const char *hex)
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned v = 0;
+		sscanf(hex + 2 * i, "%2x", &v);
+		s->id.boot_info[17 - i] = (uint8_t)v;
+	}
+}
+
+/* A fresh id: 6 random bytes, first one a locally administered unicast
+ * MAC byte (the factory MAC is the chip id). */
+static void chip_id_random(char out[13])
+{
+	uint8_t b[6] = { 0 };
+	FILE *fp = fopen("/dev/urandom", "rb");
+	if (!fp || fread(b, 1, 6, fp) != 6) {
+		uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)clock();
+		for (int i = 0; i < 6; i++, x >>= 8)
+			b[i] = (uint8_t)(x * 0x9E3779B97F4A7C15ull >> 56);
+	}
+	if (fp)
+		fclose(fp);
+	b[0] = (uint8_t)((b[0] & 0xFC) | 0x02);
+	for (int i = 0; i < 6; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Decides the chip id before the eFuse default is built: --chip-id, else
+ * --boot-info as given, else the state dir's device.json, else (a new state
+ * dir) a random one; without --state the boot info's.  Profiles with an
+ * 8-byte MAC (boot-info bytes 16..23) keep their boot info. */
+int state_identity(struct sim *s, char *err, size_t errlen)
+{
+	char id[13] = "", p[4096];
+	if (s->id.mac_len != 6 || s->id.boot_info_len < 18)
+		return 0;
+	if (s->chip_id_opt[0]) {
+		memcpy(id, s->chip_id_opt, 13);
+	} else if (s->boot_info_set || !s->state_dir) {
+		return 0;
+	} else {
+		if (mkdir(s->state_dir, 0777) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "%s: %s", s->state_dir, strerror(errno));
+			return -1;
+		}
+		FILE *fp = path_of(p, sizeof p, s->state_dir, "device.json") ? NULL : fopen(p, "r");
+		if (fp) {
+			char buf[4096];
+			size_t n = fread(buf, 1, sizeof buf - 1, fp);
+			fclose(fp);
+			buf[n] = 0;
+			const char *c = strstr(buf, "\"chip_id\": \"");
+			if (c && strspn(c + 12, "0123456789abcdef") >= 12)
+				memcpy(id, c + 12, 12);
+		}
+		if (!id[0])
+			chip_id_random(id);
+	}
+	id[12] = 0;
+	chip_id_put(s, id);
+	return 0;
+}
+
 int state_load(struct sim *s, char *err, size_t errlen)
 {
 	char p[4096];
@@ -176,16 +249,18 @@ int state_save(struct sim *s)
 		s->efuse.dirty = false;
 	else
 		rc = -1;
-	char js[1024], bi[2 * MAX_BOOT_INFO + 1];
+	char js[1024], bi[2 * MAX_BOOT_INFO + 1], cid[13];
+	chip_id_get(s, cid);
 	for (size_t i = 0; i < s->id.boot_info_len; i++)
 		snprintf(bi + 2 * i, 3, "%02x", s->id.boot_info[i]);
 	bi[2 * s->id.boot_info_len] = 0;
 	int n = snprintf(js, sizeof js,
-		"{\n  \"model\": \"ST67W611M1 (ncpsim)\",\n  \"flash_size\": %u,\n"
+		"{\n  \"model\": \"ST67W611M1 (ncpsim)\",\n  \"chip_id\": \"%s\",\n"
+		"  \"flash_part\": \"%s\",\n  \"flash_size\": %u,\n"
 		"  \"jedec\": \"%02x%02x%02x%02x\",\n  \"boot_info\": \"%s\",\n"
 		"  \"mode\": \"%s\",\n  \"baud\": %u,\n  \"resets\": %u,\n"
 		"  \"programmed_bytes\": %llu\n}\n",
-		s->flash.size, s->id.jedec[0], s->id.jedec[1], s->id.jedec[2], s->id.jedec[3],
+		s->id.boot_info_len >= 18 ? cid : "", part_name(s), s->flash.size, s->id.jedec[0], s->id.jedec[1], s->id.jedec[2], s->id.jedec[3],
 		bi, mode_name(s->mode), s->dev_baud, s->resets,
 		(unsigned long long)s->flash.programmed);
 	if (n < 0 || (size_t)n >= sizeof js || path_of(p, sizeof p, s->state_dir, "device.json") ||

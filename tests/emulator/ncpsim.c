@@ -46,7 +46,12 @@ static void usage(FILE *out)
 "  --app-baud N           baud of the application in flash (default 2000000)\n"
 "  --timeout-ms N         ROM inactivity timeout until 0x23 (default 2000; 0 = none)\n"
 "  --mac-len 6|8          efuse_read_mac length (8: boot-info bytes 16..23)\n"
-"  --max-payload N        frame payload limit (default 4100 = 4 + 4096)\n"
+"  --max-payload N        0x31/0x3F payload and 4 + 0x32 read limit (default\n"
+"                         2052 = 4 + 2048, what the vendor sends); more: FL 0102\n"
+"  --oversize fl|silent   answer to a frame above the limit: FL 0102 (default),\n"
+"                         or nothing and a ROM deaf until its inactivity timeout\n"
+"  --chip-id HEX          6 bytes as ncpflash shows them (default: drawn at random\n"
+"                         for a new --state dir and kept in its device.json)\n"
 "  --header-size N        0x11 boot header: 176, 240, 256 (default) or 352\n"
 "  --ram-loader[=0|1]     ROM knows only RAM-image commands; a well-formed loaded\n"
 "                         image becomes the eflash_loader (BL602/BL702)\n"
@@ -58,6 +63,13 @@ static void usage(FILE *out)
 "                         default download)\n"
 "  --power-on download|flash  mode at start (default: as --strap)\n"
 "  --host-baud N          baud the raw/pty host is assumed to use (default 500000)\n"
+"Handshake (strict by default; docs/api/ncpsim.md):\n"
+"  --sync-ms X            0x55 line time in one run that makes a handshake (default\n"
+"                         5: 250 bytes at 500 kbaud; profiles bl702/bl702l: 3)\n"
+"  --sync-min N           the same as a byte count (overrides --sync-ms)\n"
+"  --sync-guard-ms X      input dropped for X ms after the OK (default 20)\n"
+"  --clk-switch-ms X      input lost for X ms after the 0x22 OK (default 10)\n"
+"  --skip-stray-55        legacy: skip 0x55 wherever a frame header is expected\n"
 "State and logs:\n"
 "  --state DIR            flash.bin, efuse.bin, device.json: loaded at start, saved\n"
 "                         on reset, SIGTERM/SIGINT and within a second when dirty\n"
@@ -67,6 +79,8 @@ static void usage(FILE *out)
 "  --latency-ms X         adapter turnaround per reply (default 1)\n"
 "  --page-ms X            per 256-byte page program (default 0.6)\n"
 "  --sector-ms X          per 4 KiB sector erase (default 45)\n"
+"  --blk32-ms X           per 32 KiB block erase (default 120)\n"
+"  --blk64-ms X           per 64 KiB block erase (default 150)\n"
 "  --chip-erase-s X       chip erase per 4 MiB (default 12)\n"
 "  --rate-switch-ms X     0x20 re-clock time before its OK (default 5, always)\n"
 "Faults:\n"
@@ -204,6 +218,7 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 		if (parse_hex(val, s->id.boot_info, MAX_BOOT_INFO, &n) || n < 20)
 			BAD();
 		s->id.boot_info_len = n;
+		s->boot_info_set = s->boot_info_set || depth == 0; /* a profile's is a default */
 	} else if (!strcmp(name, "jedec")) {
 		NEED();
 		if (parse_hex(val, s->id.jedec, 4, &n) || n != 4)
@@ -231,6 +246,35 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 		if (parse_num(val, 8, MAX_PAYLOAD, &d))
 			BAD();
 		s->id.max_payload = (size_t)d;
+	} else if (!strcmp(name, "oversize")) {
+		NEED();
+		if (strcmp(val, "fl") && strcmp(val, "silent"))
+			BAD();
+		s->id.oversize_silent = val[0] == 's';
+	} else if (!strcmp(name, "chip-id")) {
+		NEED();
+		uint8_t id[6];
+		if (parse_hex(val, id, 6, &n) || n != 6)
+			BAD();
+		for (int i = 0; i < 6; i++)
+			snprintf(s->chip_id_opt + 2 * i, 3, "%02x", id[i]);
+	} else if (!strcmp(name, "sync-min")) {
+		NEED();
+		if (parse_num(val, 1, 100000, &d))
+			BAD();
+		s->sync_min = (unsigned)d;
+	} else if (!strcmp(name, "sync-ms")) {
+		NEED();
+		if (parse_num(val, 0.01, 10000, &d))
+			BAD();
+		s->sync_s = d / 1000.0;
+	} else if (!strcmp(name, "sync-guard-ms") || !strcmp(name, "clk-switch-ms")) {
+		NEED();
+		if (parse_num(val, 0, 10000, &d))
+			BAD();
+		*(name[1] == 'y' ? &s->sync_guard : &s->clk_switch) = d / 1000.0;
+	} else if (!strcmp(name, "skip-stray-55")) {
+		s->skip_stray_55 = !val || strcmp(val, "0");
 	} else if (!strcmp(name, "header-size")) {
 		NEED();
 		if (strcmp(val, "176") && strcmp(val, "240") && strcmp(val, "256") && strcmp(val, "352"))
@@ -282,12 +326,13 @@ static int apply(struct sim *s, struct opts *o, const char *name, const char *va
 	} else if (!strcmp(name, "realtime")) {
 		s->tm.realtime = true;
 	} else if (!strcmp(name, "latency-ms") || !strcmp(name, "page-ms") || !strcmp(name, "sector-ms") ||
-		   !strcmp(name, "rate-switch-ms")) {
+		   !strcmp(name, "rate-switch-ms") || !strcmp(name, "blk32-ms") || !strcmp(name, "blk64-ms")) {
 		NEED();
 		if (parse_num(val, 0, 1e6, &d))
 			BAD();
 		double *t = name[0] == 'l' ? &s->tm.latency : name[0] == 'p' ? &s->tm.page_s
-			  : name[0] == 's' ? &s->tm.sector_s : &s->tm.rate_switch_s;
+			  : name[0] == 's' ? &s->tm.sector_s : name[0] == 'r' ? &s->tm.rate_switch_s
+			  : name[3] == '3' ? &s->tm.blk32_s : &s->tm.blk64_s;
 		*t = d / 1000.0;
 	} else if (!strcmp(name, "chip-erase-s")) {
 		NEED();
@@ -469,14 +514,20 @@ int main(int argc, char **argv)
 	memcpy(s->id.jedec, "\xc4\x60\x16\x00", 4);
 	s->id.flash_size = 4u << 20;
 	s->id.app_baud = 2000000;
-	s->id.max_payload = 4 + 4096;
+	s->id.max_payload = STRICT_PAYLOAD;
+	s->sync_s = 0.005;   /* the BL602 ISP document's burst; the vendor sends 6 ms */
+	s->sync_guard = 0.020;
+	s->clk_switch = 0.010;
 	s->id.mac_len = 6;
 	s->id.header_size = 256;
 	s->raw_baud = 500000;
 	s->default_timeout = 2.0;
 	s->strap_download = true;
 	s->wr = (struct wiring){ .en_line = 1, .boot_line = 2 };
+	/* typical times (docs/api/ncpsim.md "Flash part"): 4K/32K/64K erase as the
+	 * W25Q32FV datasheet's typical column; page and chip erase as measured */
 	s->tm = (struct timing){ .latency = 0.001, .page_s = 0.0006, .sector_s = 0.045,
+				 .blk32_s = 0.120, .blk64_s = 0.150,
 				 .chip_s_4m = 12.0, .rate_switch_s = 0.005 };
 	s->host_follows = true;
 	s->exit_code = 0;
@@ -492,7 +543,9 @@ int main(int argc, char **argv)
 		{ "seed", 1, 0, 0 },
 		{ "mac-len", 1, 0, 0 }, { "max-payload", 1, 0, 0 }, { "header-size", 1, 0, 0 },
 		{ "ram-loader", 2, 0, 0 }, { "run-image", 1, 0, 0 }, { "print-test-key", 0, 0, 0 }, { "help", 0, 0, 'h' },
-		{ "replay", 1, 0, 0 },
+		{ "replay", 1, 0, 0 }, { "oversize", 1, 0, 0 }, { "chip-id", 1, 0, 0 },
+		{ "sync-min", 1, 0, 0 }, { "sync-ms", 1, 0, 0 }, { "sync-guard-ms", 1, 0, 0 }, { "clk-switch-ms", 1, 0, 0 },
+		{ "skip-stray-55", 2, 0, 0 }, { "blk32-ms", 1, 0, 0 }, { "blk64-ms", 1, 0, 0 },
 		{ 0, 0, 0, 0 },
 	};
 	int c, ix, rc = 2;
@@ -537,7 +590,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ncpsim: out of memory\n");
 		goto out;
 	}
+	if (state_identity(s, err, sizeof err)) {
+		fprintf(stderr, "ncpsim: %s\n", err);
+		goto out_flash;
+	}
 	efuse_default(&s->efuse, s->id.boot_info + 12);
+	part_init(s);
 	if (state_load(s, err, sizeof err)) {
 		fprintf(stderr, "ncpsim: %s\n", err);
 		goto out_flash;

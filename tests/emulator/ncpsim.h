@@ -39,7 +39,9 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 }
 
 #define EFUSE_SIZE 512
-#define MAX_PAYLOAD (4 + 8192) /* buffer; the limit is identity.max_payload */
+#define MAX_PAYLOAD (4 + 8192) /* buffer; the limits are identity.max_payload and FRAME_LIMIT */
+#define FRAME_LIMIT (4 + 4096)  /* any frame: the BL602 ISP doc's 4096-byte data limit */
+#define STRICT_PAYLOAD (4 + 2048) /* 0x31/0x3F: what the vendor sends (tx_size 2056) */
 #define MAX_BOOT_INFO 64
 #define MAX_FAULTS 32
 #define RAM_BASE 0x22FC0000u
@@ -57,7 +59,8 @@ enum { DIR_RX = 1, DIR_TX = 2 }; /* RX = host -> device, TX = device -> host */
 struct fault {
 	enum fault_kind kind;
 	int dir;          /* drop/flip */
-	double p;         /* drop/flip probability per byte */
+	double p;         /* drop/flip probability per byte; fussy: at twice `baud` */
+	uint32_t baud;    /* fussy: error-free up to this baud */
 	int cmd;          /* fl/stall opcode */
 	unsigned code;    /* fl code */
 	long nth;         /* fl/stall: occurrence (1-based), 0 = every */
@@ -65,7 +68,7 @@ struct fault {
 	double seconds;   /* stall */
 	uint64_t bytes;   /* powerloss threshold */
 	bool exit_after;  /* powerloss: exit (true) or go dead */
-	long count;       /* romtimeout N / flaky N / app-baud baud / fussy threshold baud */
+	long count;       /* romtimeout N / flaky N / app-baud baud */
 };
 
 struct faults {
@@ -78,8 +81,8 @@ int fault_parse(struct faults *fs, const char *spec, char *err, size_t errlen);
 const struct fault *fault_find(const struct faults *fs, enum fault_kind k);
 unsigned fault_fl_for(struct faults *fs, int cmd);   /* 0 = none */
 double fault_stall_for(struct faults *fs, int cmd);  /* 0 = none */
-/* drop/flip/fussy on bytes crossing the line at `baud` (the UART rate; 0 = unknown) */
-size_t fault_line(struct faults *fs, int dir, uint8_t *buf, size_t n, uint32_t baud);
+/* drop/flip/fussy on bytes crossing the wire at `baud` in direction dir */
+size_t fault_line(struct faults *fs, int dir, uint32_t baud, uint8_t *buf, size_t n);
 double fault_rand(struct faults *fs); /* [0,1) */
 void fault_help(FILE *out);
 
@@ -154,7 +157,8 @@ struct identity {
 	uint32_t flash_size;
 	uint32_t app_baud;
 	/* variant (profiles, variant.c) */
-	size_t max_payload;    /* frame payload limit (default 4 + 4096) */
+	size_t max_payload;    /* 0x31/0x3F payload and 0x32 read (+4) limit (default 4 + 2048) */
+	bool oversize_silent;  /* --oversize silent: such frames get no answer (ROM deaf until timeout) */
 	int mac_len;           /* 6, or 8 (BL702/BL702L: boot-info bytes 16..23) */
 	unsigned header_size;  /* 0x11 boot header: 176, 240, 256 or 352 */
 	bool ram_loader;       /* load_function 1: the ROM knows only RAM-image commands */
@@ -174,6 +178,8 @@ struct timing {
 	double latency;       /* s per direction change */
 	double page_s;        /* per 256-byte page */
 	double sector_s;      /* per 4 KiB sector erase */
+	double blk32_s;       /* per 32 KiB block erase */
+	double blk64_s;       /* per 64 KiB block erase */
 	double chip_s_4m;     /* chip erase per 4 MiB */
 	double rate_switch_s; /* 0x20: time to re-clock before OK at the new rate */
 };
@@ -206,6 +212,15 @@ struct xzdec {
 
 struct replay;
 
+/* the flash part and the ROM's description of it (part.c) */
+struct flashcfg {
+	const char *name;   /* the part, NULL = JEDEC id unknown to ncpsim */
+	uint8_t truth[84];  /* the part's own table entry, packed */
+	uint8_t block[84];  /* what the ROM uses now (the last 88-byte 0x3B) */
+	bool have_block;
+	unsigned io;        /* io mode of the last flash_set (byte 2) */
+};
+
 struct sim {
 	struct identity id;
 	struct timing tm;
@@ -218,6 +233,7 @@ struct sim {
 	struct rxq rx;
 	struct xzdec xz;
 	struct ramimg img;
+	struct flashcfg fcfg;
 	bool loader;          /* a RAM eflash_loader runs (after 0x1A / the run writes) */
 
 	/* options */
@@ -227,6 +243,13 @@ struct sim {
 	bool power_on_download;
 	uint32_t raw_baud;    /* host baud assumed for raw/pty */
 	double default_timeout;
+	unsigned sync_min;    /* 0x55 bytes a handshake needs (0: sync_s of line time) */
+	double sync_s;        /* line time of 0x55 a handshake needs (default 5 ms) */
+	double sync_guard;    /* s after OK during which input is dropped (ISP doc: 20 ms) */
+	double clk_switch;    /* s after the 0x22 OK during which input is lost */
+	bool skip_stray_55;   /* legacy: skip 0x55 wherever a frame header is expected */
+	char chip_id_opt[13]; /* --chip-id (display order), "" = from the state dir */
+	bool boot_info_set;   /* --boot-info given */
 
 	/* lines and bauds */
 	bool dtr, rts;        /* asserted? (RFC 2217) */
@@ -245,6 +268,11 @@ struct sim {
 	int sync_count;
 	bool ignoring_burst;
 	double last_rx_byte;
+	double guard_until;   /* handshake guard: input dropped until then */
+	double deaf_until;    /* 0x22 clock switch: input lost until then */
+	unsigned long dropped; /* bytes dropped by the guard/switch, for the log */
+	bool deaf_to_timeout; /* --oversize silent: ignore input until the ROM times out */
+	bool in_tail;         /* after the handshake OK, before any other byte: 0x55 is the burst's tail */
 	int flaky_left;
 	long romtimeout_left; /* <0: off */
 	uint8_t hdr[4];
@@ -276,7 +304,7 @@ struct reply {
 	uint8_t buf[4 + 4096 + 64];
 	size_t len;
 	unsigned fl;       /* FL code sent, for the log */
-	char note[160];    /* decoded request fields, for the log */
+	char note[512];    /* decoded request fields, for the log */
 	double op_time;    /* realtime: how long the operation takes */
 	uint32_t baud_before, baud_after; /* 0x20 / 0x22 */
 	bool reset_after;
@@ -331,7 +359,18 @@ void net_handle(struct sim *s, const struct pollfd *pfd, int n, double now);
 void net_flush(struct sim *s, double now);
 void net_close(struct sim *s);
 
+/* part.c: the flash part, 0x3B, reads through the ROM's setup, per-unit erase */
+void part_init(struct sim *s);
+void part_reset(struct sim *s);
+void part_set_para(struct sim *s, const uint8_t *p, size_t n, char *note, size_t len);
+void part_read(const struct sim *s, uint32_t addr, uint8_t *out, size_t n);
+bool part_can_program(const struct sim *s);
+bool part_can_chip_erase(const struct sim *s);
+double part_erase(struct sim *s, uint32_t start, uint32_t end, char *note, size_t len);
+const char *part_name(const struct sim *s);
+
 /* flash.c: state directory */
+int state_identity(struct sim *s, char *err, size_t errlen); /* chip id from/into device.json */
 int state_load(struct sim *s, char *err, size_t errlen);
 int state_save(struct sim *s);
 void state_mark(struct sim *s, double now);

@@ -22,14 +22,15 @@ struct profile {
 static const struct profile profiles[] = {
 	{ "bl616", "# BL616/QCC743 (the ST67W611M1 default)\n"
 		   "boot-info=0200160601000100a7128201dcd2037b82401c008f758090e8805be3\n"
-		   "jedec=c4601600\nflash-size=4M\nheader-size=256\nmac-len=6\nmax-payload=4100\n" },
-	{ "bl808", "# BL808/BL606P: ROM flashing, 352-byte header, 4 + 4096 per frame, 16 MiB\n"
+		   "jedec=c4601600\nflash-size=4M\nheader-size=256\nmac-len=6\nmax-payload=2052\n" },
+	{ "bl808", "# BL808/BL606P: ROM flashing, 352-byte header, 4 + 4096 per frame (tx_size 4104), 16 MiB\n"
 		   "boot-info=01000808000000002792800111a2b3c4d5e600000f758010\n"
 		   "jedec=ef401800\nflash-size=16M\nheader-size=352\nmac-len=6\nmax-payload=4100\n"
 		   "timeout-ms=0\n" },
-	{ "bl702l", "# BL702L: ROM flashing at 500 k, 240-byte header, 8-byte MAC (ROM version assumed)\n"
+	{ "bl702l", "# BL702L: ROM flashing at 500 k, 240-byte header, 8-byte MAC (ROM version assumed);\n"
+		    "# 4 + 2048 per frame (tx_size 2056 in the vendor's bl702l config)\n"
 		    "boot-info=0101020700000000000000000000001c7a21b3c4d5e6f708\n"
-		    "jedec=c8601500\nflash-size=2M\nheader-size=240\nmac-len=8\nmax-payload=4100\n"
+		    "jedec=c8601500\nflash-size=2M\nheader-size=240\nmac-len=8\nmax-payload=2052\nsync-ms=3\n"
 		    "timeout-ms=0\n" },
 	{ "bl602", "# BL602: RAM eflash_loader (0x11/0x17/0x18/0x19/0x1A), 176-byte header\n"
 		   "boot-info=0100020600000000000000000c1d2e3f4a5b0000\n"
@@ -37,7 +38,7 @@ static const struct profile profiles[] = {
 		   "ram-loader=1\nrun-image=cmd\ntimeout-ms=2000\n" },
 	{ "bl702", "# BL702: RAM eflash_loader started by memory writes, 8-byte MAC\n"
 		   "boot-info=01000207000000000000000000000000b7c8d9e0f1a2b3c4\n"
-		   "jedec=c8401500\nflash-size=2M\nheader-size=176\nmac-len=8\nmax-payload=4096\n"
+		   "jedec=c8401500\nflash-size=2M\nheader-size=176\nmac-len=8\nmax-payload=4096\nsync-ms=3\n"
 		   "ram-loader=1\nrun-image=memwrite\ntimeout-ms=2000\n" },
 };
 

@@ -159,7 +159,7 @@ size_t wire_take_output(struct sim *s, double now, uint8_t **buf, size_t *cap)
 		q->n -= done;
 	}
 	if (len)
-		len = fault_line(&s->faults, DIR_TX, *buf, len, s->dev_baud ? s->dev_baud : s->host_baud);
+		len = fault_line(&s->faults, DIR_TX, s->host_baud ? s->host_baud : s->dev_baud, *buf, len);
 	return len;
 }
 
@@ -192,7 +192,7 @@ void wire_host_rx(struct sim *s, const uint8_t *d, size_t n, double now)
 		memcpy(tmp, d, k);
 		d += k;
 		n -= k;
-		size_t m = fault_line(&s->faults, DIR_RX, tmp, k, s->dev_baud ? s->dev_baud : s->host_baud);
+		size_t m = fault_line(&s->faults, DIR_RX, s->host_baud ? s->host_baud : s->dev_baud, tmp, k);
 		if (q->head == q->n)
 			q->head = q->n = 0;
 		if (q->n + m > q->cap) {

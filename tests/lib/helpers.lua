@@ -205,10 +205,11 @@ local Sim = {}
 Sim.__index = Sim
 Sim.__close = function(self) self:stop() end
 
+
 --- Start build/ncpsim with extra args (list).  Unless the args name a
 --- frontend, it serves RFC 2217 on a free loopback port; unless they name
 --- --state, a temporary state dir is used.  Returns a handle:
----   url, state, pid, log (path of --log), stop(), flash(), efuse(), lines()
+---   url, state, pid, log (path of --log), chip_id, stop(), flash(), efuse(), lines()
 function M.ncpsim(args, opts)
   if M.in_windows then M.skip("inside ncpflash.exe: ncpsim is a Linux program wine cannot start from it") end
   args = args or {}
@@ -245,6 +246,12 @@ function M.ncpsim(args, opts)
   end
   self.url = url
   if not self.url then self:stop(); error("ncpsim printed no URL within 10 s", 2) end
+  -- the unit's identity: a fresh state dir is a new chip (device.json is written at start)
+  local dj = io.open(self.state .. "/device.json", "r")
+  if dj then
+    self.chip_id = dj:read("a"):match('"chip_id": "(%x+)"')
+    dj:close()
+  end
   return self
 end
 

@@ -83,7 +83,7 @@ test("chip inheritance: a built-in chip lists only what differs from its base", 
   eq(raw.flash_cfg, nil, "the file itself does not repeat the base's fields")
   for _, n in ipairs({ "bl602", "bl702", "bl702l", "bl808" }) do
     local c = chips.load(n)
-    for _, f in ipairs({ "sector_size", "tx_chunk", "read_chunk", "erase_timeout", "xz", "flash_cfg", "header" }) do
+    for _, f in ipairs({ "sector_size", "tx_chunk", "read_chunk", "erase_floor_ms", "xz", "flash_cfg", "header" }) do
       ok(c[f] ~= nil, n .. "." .. f)
     end
     for _, f in ipairs({ "tx_chunk_max", "erase_pending", "header_size" }) do eq(c[f], nil, n .. "." .. f) end

@@ -2,8 +2,6 @@
 local synth = require "synth"
 local sys = require "ncpflash.core.sys"
 
-local CHIP_ID = "40827b03d2dc"   -- ncpsim's default boot info
-
 local function writes(sim)
   -- {addr=, op=} for every program command (0x31 plain, 0x3F XZ) and erase command in the log
   local out = { program = {}, erase = {}, chip_erase = 0 }
@@ -28,9 +26,9 @@ test("power loss mid-flash: --resume rewrites only the unverified regions", func
   local set = synth.release(dir, {})   -- boot2, partition, FW (600 KiB), littlefs; erase = 2
   local state = dir .. "/state"
   local env = { XDG_STATE_HOME = dir .. "/xdg" }
-  local journal = dir .. "/xdg/ncpflash/journal/" .. CHIP_ID .. ".json"
   -- boot2 + partition (~57 KiB) are verified when the power goes after 200000 programmed bytes (inside FW)
   local sim1 <close> = helpers.ncpsim{ "--state", state, "--fault", "powerloss:200000:exit" }
+  local journal = dir .. "/xdg/ncpflash/journal/" .. sim1.chip_id .. ".json"
   local r1 = helpers.run({ "--port", sim1.url, "flash", "--config", set.ini, "--resume" }, { env = env })
   ok(r1.code ~= 0, "the interrupted run fails: " .. r1.err)
   sim1:stop()
@@ -40,6 +38,7 @@ test("power loss mid-flash: --resume rewrites only the unverified regions", func
   eq(writes(sim1).chip_erase, 1, "the first run erased the chip")
 
   local sim2 <close> = helpers.ncpsim{ "--state", state }
+  eq(sim2.chip_id, sim1.chip_id, "the state dir keeps its chip id")
   local r2 = helpers.run({ "--port", sim2.url, "flash", "--config", set.ini, "--resume" }, { env = env })
   eq(r2.code, 0, r2.out .. r2.err)
   match(r2.out, "verified before the interruption")
@@ -68,7 +67,7 @@ test("--resume without a journal starts from the beginning and a complete run le
   match(r.out, "no journal for chip")
   sim:stop()
   eq(writes(sim).chip_erase, 1)
-  ok(not sys.stat(dir .. "/xdg/ncpflash/journal/" .. CHIP_ID .. ".json"))
+  ok(not sys.stat(dir .. "/xdg/ncpflash/journal/" .. sim.chip_id .. ".json"))
 end)
 
 test("a journal of another image set is not used", function()
@@ -76,9 +75,9 @@ test("a journal of another image set is not used", function()
   local set = synth.release(dir, { littlefs = false, fw_size = 64 * 1024 })
   local jdir = dir .. "/xdg/ncpflash/journal"
   assert(sys.mkdirs(jdir))
-  helpers.writefile(jdir .. "/" .. CHIP_ID .. ".json",
-    '{"v":1,"chip_id":"' .. CHIP_ID .. '","plan":"0000","chip_erased":true,"started":{},"verified":{}}\n')
   local sim <close> = helpers.ncpsim{}
+  helpers.writefile(jdir .. "/" .. sim.chip_id .. ".json",
+    '{"v":1,"chip_id":"' .. sim.chip_id .. '","plan":"0000","chip_erased":true,"started":{},"verified":{}}\n')
   local r = helpers.run({ "--port", sim.url, "flash", "--config", set.ini, "--resume" },
     { env = { XDG_STATE_HOME = dir .. "/xdg" } })
   eq(r.code, 0, r.err)

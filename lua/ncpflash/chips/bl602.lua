@@ -3,7 +3,7 @@
 -- talks to the loader: re-handshake at the load speed, PD keep-alives during erase, JEDEC flag
 -- 0x80. Data only (protocol.md §5.2, §9); generic code reads these fields.
 -- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole);
--- the loader sends PD while erasing (accepted until the erase_timeout).
+-- the loader sends PD while erasing (each extends the deadline: erase_pd_extend).
 return {
   base = "bl616",
   name = "bl602",

@@ -3,7 +3,9 @@
 -- The other built-in chips say `base = "bl616"` and list only what differs (ncpflash.chip).
 
 -- The 84-byte SPI flash configuration (protocol.md §6.2, the SPI_Flash_Cfg block) as named
--- fields in wire order. Values are Bouffalo's generic defaults for 4 MiB SPI NOR parts.
+-- fields in wire order: ST's flash_para.bin (QConn_Flash chips/qcc743/efuse_bootheader/), a
+-- GD25Q32-style block, used for flash parts the table (chips/bl616_flash.lua) does not know
+-- and with --flash-config chip.
 -- Each entry: {name, size_in_bytes, value}; size 2 = u16 LE; a table value = byte array.
 local flash_cfg = {
   {"io_mode", 1, 0x04}, {"cont_read_support", 1, 0x01}, {"clk_delay", 1, 0x00},
@@ -46,10 +48,14 @@ return {
   name = "bl616",
   description = "Bouffalo BL616/BL618, Qualcomm QCC743",
   baud = { handshake = 500000, load = 2000000 },
-  -- sync burst: count = floor(seconds * baud / 10) bytes of 0x55 (300 at 500 kbaud)
-  sync = { seconds = 0.006, read_timeout = 0.1, settle = 0.02, retries = 3 },
+  -- sync burst: count = floor(seconds * baud / 10) bytes of 0x55 (300 at 500 kbaud). settle:
+  -- after the OK, as the vendor's handshake (30 ms; BL602's ISP document asks for >= 20 ms);
+  -- boot_info_wait: 500 ms more before the first 0x10 of a connect, as the vendor's boot-info
+  -- path (../shared/conformance/README.md)
+  sync = { seconds = 0.006, read_timeout = 0.1, settle = 0.03, retries = 3 },
+  boot_info_wait = 0.5,
   probe_timeout = 0.1,                 -- bare get_boot_info before any reset/sync
-  baud_switch_guard = 0.01,            -- after 0x22: reopen at the new rate, flush, wait
+  baud_switch_guard = 0.11,            -- after 0x22: reopen at the new rate, flush, wait (vendor: ~110 ms)
   boot_info = {
     lengths = { [24] = true, [28] = true },
     rom_version = 0,                   -- u32 LE at byte offset 0
@@ -59,7 +65,8 @@ return {
   },
   flash_pin_from_boot_info = { shift = 14, mask = 0x3F },  -- replaces flash_set.pin 0x80
   flash_set = { pin = 0x80, clk = 0x41, io = 1, delay = 1 },
-  flash_cfg = flash_cfg,               -- 84 bytes, sent after flash_set when the JEDEC flag says so
+  flash_cfg = flash_cfg,               -- 84 bytes: the default for parts the table does not know
+  flash_table = "ncpflash.chips.bl616_flash",   -- the flash-part table (0x3B block by JEDEC id)
   jedec_flag_required = false,         -- BL602/BL702 only: flag must be 0x80
   jedec_identified_flag = 0x80,
   -- boot-header layout (protocol.md §6.2): offsets of the fields `image create` fills
@@ -72,14 +79,22 @@ return {
   },
   load_function = 2,                   -- the ROM programs the flash itself
   mac_len = 6,
-  tx_chunk = 4096,                     -- data bytes per 0x31/0x3F frame (ROM accepts 4 + 4096)
-  read_chunk = 4096,                   -- data bytes per 0x32 read
+  -- data bytes per 0x31/0x3F frame and per 0x32 read: what the vendor sends (tx_size = 2056 in
+  -- ST's and the generic config); more only after a probe (--frame-size, session.probe_frames)
+  tx_chunk = 2048,
+  read_chunk = 2048,
   decompress_write = true,
   compress_min = 4096,                 -- files up to this size go as plain 0x31 writes
   xz = { dict = 32768, check = "crc32", preset = 6 },
   sector_size = 4096,                  -- flash erase sector (bytes): blank runs, erase-skip blocks
-  erase_timeout = 100,                 -- chip erase deadline (s); no PD seen on this ROM
-  erase_rate = 20000,                  -- bytes/s lower bound used to scale range-erase deadlines
+  -- erase deadlines: the SDK's unit loop over the range, each unit at the flash part's maximum
+  -- time (its table entry, never below these floors: ms), times erase_margin, plus 2 s; each PD
+  -- moves the deadline to at least erase_pd_extend s from now. Floors: the datasheet maxima of a
+  -- 32 Mbit part of this class (W25Q32FV: tSE 400 ms, tBE1 1.6 s, tBE2 2 s, as Bouffalo's SDK
+  -- lists them; tCE 50 s), above the table's 300/1200/1200/33000 (docs/conformance.md)
+  erase_floor_ms = { sector = 400, blk32 = 1600, blk64 = 2000, chip = 50000 },
+  erase_margin = 1.5,                  -- the SDK busy-waits 1.5 x the table time before it gives up
+  erase_pd_extend = 5,
   write_rate = 20000,                  -- bytes/s lower bound used to scale write deadlines
   sha_rate = 2 * 1024 * 1024,          -- bytes/s lower bound for XIP SHA-256
   rom_timeout = {                      -- ROM session timeout (protocol.md §2.2)

@@ -3,7 +3,7 @@
 -- The ROM version below is not confirmed by the protocol notes (§9 lists it as "?"): a chip that
 -- reports another one is not auto-detected; use --chip bl702l (docs/new-module.md).
 -- Based on the BL616 file: only what differs is listed (each field replaces the BL616's whole).
--- Erase is "2 s + PD": PD keep-alives are accepted until the BL616's erase_timeout.
+-- Erase is "2 s + PD": PD keep-alives extend the deadline (erase_pd_extend, from the BL616).
 return {
   base = "bl616",
   name = "bl702l",
@@ -31,5 +31,6 @@ return {
   tx_chunk = 2048,                     -- tx_size 2056
   read_chunk = 2048,
   rom_timeout = false,
+  flash_table = false,                 -- Bouffalo's BL702L table is not carried: chip flash_cfg
   rom_versions = { [0x07020101] = "BL702L (assumed ROM version)" },
 }

@@ -28,6 +28,9 @@ return {
     boot_entry_value = 0x58000000,
   },
   rom_timeout = false,                 -- no 0x23 on this ROM
+  tx_chunk = 4096,                     -- tx_size 4104 in the vendor's bl808 config
+  read_chunk = 4096,
+  flash_table = false,                 -- Bouffalo's BL808 table is not carried: chip flash_cfg
   rom_versions = { [0x08080001] = "BL808" },
   flash_layout = { firmware = 0x0 },   -- whole_img at 0
 }
