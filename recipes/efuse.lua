@@ -38,11 +38,16 @@ of ST's NCP_get_chip_info, with ST's values; --json: chip_info, keyed by ST's fi
 Burning is a dry run unless --confirm-efuse-burn is given; then type BURN at the prompt, or add
 --yes for automation (--yes alone never burns). The plan is refused (exit 6, nothing written)
 when the file wants a bit cleared that the chip has set, or bits in a write-locked range, or
-when it enables secure boot while the images on flash are unsigned or signed with another key.
+when it enables secure boot over a boot image that would not boot with the key being burnt
+(unsigned, another key, a body not matching its hash, a signature that does not verify).
 BL616 burns over the secure path (ECDH 0x90, challenge 0x91 verified with --root-key, AES
 0x80 writes); --insecure-write uses the plain 0x40 command. Regions go 256..511, 128..255,
 0..127 (lock word last); the result is read back and verified, and one JSON line is appended to
-the audit file (default ./ncpflash-efuse-audit.jsonl).]],
+the audit file (default ./ncpflash-efuse-audit.jsonl). The plan names every field that locks
+the module out for good (LOCK-OUT lines); a burn that disables UART download or enables flash
+encryption also needs --allow-lockout with those field names. A write sent but not answered is
+"sent, outcome unknown": read back at once if the chip answers, else at the next connect, and
+the audit file gets the real after-state.]],
   args = {
     { "--raw", type = "path", metavar = "FILE", help = "read: also save the 512 raw bytes to FILE" },
     { "--all", flag = true, help = "read/decode: list fields that are zero too" },
@@ -52,6 +57,8 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
     { "--audit", type = "path", metavar = "FILE", help = "burn: audit log (JSON lines) [default "
       .. efuse.DEFAULT_AUDIT .. "]" },
     { "--insecure-write", flag = true, help = "burn: plain 0x40 writes instead of the ECDH path" },
+    { "--allow-lockout", metavar = "FIELD[,FIELD]", many = true, help = "burn: allow setting these lock-out fields "
+      .. "(UART download disable, flash encryption: needed to burn them)" },
     { "words", type = "string", many = true, help = "read | decode FILE | burn FILE | mac set MAC" },
   },
   run = function(ctx, a)
@@ -101,7 +108,8 @@ the audit file (default ./ncpflash-efuse-audit.jsonl).]],
       burn.apply(ctx, s, { map = map, board_efuse = board_efuse, wanted = wanted, mask = mask,
         source = { label = "mac " .. w[3]:upper(), sha256 = codec.hex(codec.sha256(wanted)), format = "mac" },
         insecure = a.insecure_write, root_key = a.root_key, confirm = a.confirm_efuse_burn,
-        audit = a.audit or efuse.DEFAULT_AUDIT, command = "efuse mac set" })
+        audit = a.audit or efuse.DEFAULT_AUDIT, command = "efuse mac set",
+        allow_lockout = efuse.allowed_lockouts(a.allow_lockout, map) })
     elseif sub == nil then
       usage_sub("missing subcommand (read, decode, burn, mac set)")
     else

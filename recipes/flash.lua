@@ -7,8 +7,12 @@ return {
   description = [[
 Writes each file at its address: XZ-compressed while sending (0x3F) where compression pays,
 plain 0x31 writes otherwise; then write-check and an on-chip SHA-256 verify per region.
-A failed region is retried once. Everything is validated (overlaps, flash size, partition
-sizes, missing or empty files) before anything is sent.
+The erases are planned over all regions and done before the first write (regions sharing a
+4 KiB sector are erased once; skip_mode bytes inside an erased sector are kept). A failed
+region is retried once, together with the regions sharing its sectors. Success is reported
+only after every region was verified again on chip after the last write. Everything is
+validated (overlaps, flash size, partition sizes, missing or empty files) before anything
+is sent.
 
 --config reads a QConn_Flash / BLFlashCommand flash_prog_cfg.ini ([cfg] erase/skip_mode,
 one section per file, @partition addresses resolved from the partition table).
@@ -24,6 +28,10 @@ one section per file, @partition addresses resolved from the partition table).
     { "--root-key", type = "file", metavar = "PEM", help = "with --efuse: root public key for the 0x91 challenge" },
     { "--audit", type = "path", metavar = "FILE", help = "with --efuse: audit log (JSON lines)" },
     { "--insecure-write", flag = true, help = "with --efuse: plain 0x40 eFuse writes" },
+    { "--allow-lockout", metavar = "FIELD[,FIELD]", many = true, help = "with --efuse: allow these lock-out "
+      .. "fields (UART download disable, flash encryption)" },
+    { "--allow-bad-image", flag = true, help = "flash boot images the ROM would not boot (a CRC, a body cut "
+      .. "short or not matching the header's SHA-256, another chip's layout); refused without it" },
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
@@ -41,7 +49,7 @@ one section per file, @partition addresses resolved from the partition table).
       local efuse = require("ncpflash.efuse")
       efuse_job = efuse.precheck(efuse.prepare_file(ctx, a.efuse, { mask = a.efuse_mask,
         confirm_efuse_burn = a.confirm_efuse_burn, root_key = a.root_key, audit = a.audit,
-        insecure_write = a.insecure_write }))
+        insecure_write = a.insecure_write, allow_lockout = a.allow_lockout }))
       efuse_job.command = "flash --efuse"
     end
     local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
@@ -58,7 +66,7 @@ one section per file, @partition addresses resolved from the partition table).
     end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
       resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end,
-      allow_outside = a.allow_outside }
+      allow_outside = a.allow_outside, allow_bad_image = a.allow_bad_image }
     local function body()
       if a.config then
         if a.pairs and #a.pairs > 0 then
@@ -71,7 +79,7 @@ one section per file, @partition addresses resolved from the partition table).
       end
       if opts.erase == nil then opts.erase = 1 end
       local plan = flash.plan(flash.parse_pairs(a.pairs or {}), { flash_size = ctx:board().flash_size,
-        chip = ctx:chip() })
+        chip = ctx:chip(), allow_bad_image = a.allow_bad_image })
       local s <close> = ctx:connect()
       flash.run(ctx, s, plan, opts)
       finish(s)

@@ -123,6 +123,12 @@ local function tune(ctx, a)
       { hint = "run 'ncpflash probe' first: it says why the ROM does not answer" })
   end
   local _, best = try_candidate(port, base, chip, baud, cur.hold, cur.delay, cur.sync, trials, ev)
+  -- the fastest values that worked here are the edge, not a setting: the board file gets a
+  -- margin (twice the hold and delay, 1.5 times the sync burst) for other cables, temperatures
+  -- and units
+  -- (up to the next 0.1 ms, so the file holds exactly the values reported)
+  local function up(x) return math.ceil(x * 10000 - 1e-6) / 10000 end
+  local saved = { hold = up(cur.hold * 2), delay = up(cur.delay * 2), sync = up(cur.sync * 1.5) }
   -- the user board: the effective board with the tuned sequence and sync length
   local name = a.save or board.name
   if not name:match("^[%w_%-]+$") then errors.raise("usage", "--save: a board name is letters, digits, _ and -") end
@@ -131,30 +137,34 @@ local function tune(ctx, a)
   out.name = name
   local r = {}
   for k, v in pairs(board.reset or {}) do r[k] = v end
-  local tuned = reset.saved(reset.retime(base, tune_sequence(cur.hold, cur.delay)))
+  local tuned = reset.saved(reset.retime(base, tune_sequence(saved.hold, saved.delay)))
   if r.strategies then
     r.strategies = { tuned, table.unpack(board.reset.strategies, 2) }
   else
     for k, v in pairs(tuned) do r[k] = v end
   end
   out.reset = r
-  out.sync = { seconds = cur.sync }
+  out.sync = { seconds = saved.sync }
   -- $XDG_CONFIG_HOME/ncpflash/boards (~/.config/...); Windows: %APPDATA%\ncpflash\boards
   local dir = (require("ncpflash.path").config_dir() or "./.config/ncpflash") .. "/boards"
   sys.mkdirs(dir)
   local path = dir .. "/" .. name .. ".lua"
   local f = assert(io.open(path, "wb"))
   f:write(string.format("-- written by `ncpflash probe --tune` on %s for %s: the fastest values that\n"
-    .. "-- answered %d of %d handshakes (reset hold %.0f ms, handshake delay %.0f ms, sync %.1f ms).\n"
+    .. "-- answered %d of %d handshakes were reset hold %.0f ms, handshake delay %.0f ms, sync %.1f ms;\n"
+    .. "-- saved with a margin: %.0f ms, %.0f ms, %.1f ms.\n"
     .. "-- Delete this file to go back to the built-in board.\nreturn %s\n", os.date("!%Y-%m-%d %H:%M UTC"),
-    ctx.opts.port or "?", trials, trials, cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, serialize(out)))
+    ctx.opts.port or "?", trials, trials, cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, saved.hold * 1000,
+    saved.delay * 1000, saved.sync * 1000, serialize(out)))
   f:close()
   ev:result({ tuned = { hold = cur.hold, delay = cur.delay, sync = cur.sync, seconds = best, trials = trials },
-    board_file = path, board = name, sweep = setmetatable(rows, json.array),
+    saved = saved, board_file = path, board = name, sweep = setmetatable(rows, json.array),
     summary = { string.format("tuned     reset hold %.0f ms, handshake delay %.0f ms, sync burst %.1f ms: OK %.0f ms "
       .. "after the reset (worst of %d)", cur.hold * 1000, cur.delay * 1000, cur.sync * 1000, best * 1000, trials),
-      string.format("saved     %s (board %q%s)", path, name,
-        name == board.name and ", used from now on instead of the built-in" or ("; use --board " .. name)) } })
+      string.format("saved     %s with a margin: hold %.0f ms, delay %.0f ms, sync %.1f ms (board %q%s)", path,
+        saved.hold * 1000, saved.delay * 1000, saved.sync * 1000, name,
+        name == board.name and ", used from now on instead of the built-in; connect and info say so"
+          or ("; use --board " .. name)) } })
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -209,8 +219,13 @@ values into a user board file ($XDG_CONFIG_HOME/ncpflash/boards/NAME.lua). See d
     for i, st in ipairs(strategies) do ev:info(string.format("  %d. %s", i, reset.describe(st))) end
     local attempts = {}
     local function on_attempt(at)
-      if attempts[#attempts] ~= at then attempts[#attempts + 1] = at end
-      ev:info(attempt_row(at), { attempt = attempt_json(at) })
+      if attempts[#attempts] ~= at then
+        attempts[#attempts + 1] = at
+        ev:info(attempt_row(at), { attempt = attempt_json(at) })
+      elseif at.app then   -- the same attempt, reclassified after listening at the console bauds
+        ev:info(string.format("           then listened: %s, text at %d baud: %q", at.kind, at.app.baud, at.app.line),
+          { attempt = attempt_json(at) })
+      end
     end
     local function on_port(p)
       info = p:info()

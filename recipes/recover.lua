@@ -23,7 +23,8 @@ report: only a full chip erase made it flashable again). Steps, each logged:
   3. the longest strap at a lower handshake baud (115200)
   4. the ladder from --reset / the board (e.g. manual) when the lines cannot do it
 As soon as the ROM answers: chip erase (the application is gone), then, with --config, the
-release is flashed on the same session. Exit 3 when the ROM never answered.]],
+release is flashed on the same session. Exit 3 when the ROM never answered. On a port without
+modem lines (pty, socket://) steps 2 and 3 are left out: give --reset manual or --reset cmd:...]],
   args = {
     { "--config", type = "file", metavar = "INI", help = "flash this flash_prog_cfg.ini after the chip erase" },
     { "--no-erase", flag = true, help = "do not chip-erase when the ROM answers (only get in)" },
@@ -32,8 +33,9 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local ev = ctx.ev
     local board, chip = ctx:board(), ctx:chip()
     -- validate the release before touching the chip (bad ini, missing file: exit 7, nothing sent)
-    local plan = a.config
-      and flash.config_plan(require("ncpflash.progcfg").load(a.config, { chipname = board.chipname }), board, chip)
+    local cfg = a.config and require("ncpflash.progcfg").load(a.config, flash.ini_options(board, chip))
+    for _, w in ipairs(cfg and cfg.warnings or {}) do ev:warn(w) end
+    local plan = cfg and flash.config_plan(cfg, board, chip)
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do
@@ -42,6 +44,18 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
     local hs = ctx.opts.baud or chip.baud.handshake
     local steps = { { what = "probe: is the ROM already listening?", reset = { { kind = "none", name = "none" } },
       retries = 1, probe = true } }
+    -- strap steps need the port's modem lines: a port without them (a pty, socket://) cannot
+    -- perform one, so they are left out and a manual or command reset is asked for instead
+    local lines_ok, port_kind = true, nil
+    if base and reset.has(base, "modem_lines") then
+      local p <close> = ctx:open_port({ baud = hs })
+      local info = p:info()
+      lines_ok, port_kind = info.lines ~= false, info.kind
+    end
+    if base and not lines_ok then
+      ev:info(string.format("this port (%s) has no modem lines: the strap steps are left out", tostring(port_kind)))
+      base = nil
+    end
     if base then
       for _, hold in ipairs({ 0.05, 0.2, 0.5, 1.0 }) do
         steps[#steps + 1] = { what = string.format("strap entry: BOOT high first, CHIP_EN low for %g ms", hold * 1000),
@@ -51,7 +65,10 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
         reset = { strap(base, 1.0, 0.1) }, retries = 2, baud = math.min(115200, hs) }
     end
     local others = {}
-    for _, st in ipairs(ladder) do if st ~= base then others[#others + 1] = st end end
+    for _, st in ipairs(ladder) do
+      -- the remaining strategies; without modem lines none that needs them
+      if st ~= base and (lines_ok or not reset.has(st, "modem_lines")) then others[#others + 1] = st end
+    end
     if #others > 0 then
       steps[#steps + 1] = { what = "the remaining strategies: " .. reset.describe(others[1]), reset = others }
     end
@@ -79,9 +96,19 @@ release is flashed on the same session. Exit 3 when the ROM never answered.]],
       ev:info(string.format("step %d/%d: %s", i, #steps, label), { step = i, result = res.kind or res.code })
     end
     if not s then
+      if not lines_ok and #others == 0 then
+        errors.raise("usage", string.format("recover: this port cannot drive BOOT/CHIP_EN (%s: no modem lines), so "
+          .. "recover cannot strap the chip into download mode: give --reset manual (you press BOOT and reset when "
+          .. "asked) or --reset cmd:'...' (a program that does it)", ctx.opts.port or "the port"),
+          { hint = "an adapter with DTR/RTS wired to BOOT/CHIP_EN (or rfc2217:// instead of socket://) lets recover "
+            .. "strap the chip itself" })
+      end
+      -- recover was the escalation: its hint says what is left, never "run recover"
       errors.raise("handshake", string.format("recover: the ROM never answered (%d steps, last: %s)", #steps,
         last and (last.kind or last.code) or "?"), { kind = last and last.kind, app = last and last.app,
-        hint = last and last.hint or "check power and the BOOT/CHIP_EN wiring; try --reset manual" })
+        hint = "the chip never entered download mode: check power and the BOOT/CHIP_EN wiring (BOOT high while "
+          .. "CHIP_EN rises); press the buttons yourself with --reset manual, or let your own program do it with "
+          .. "--reset cmd:'...'; a slow adapter: --baud 115200" })
     end
     local guard <close> = s   -- closed on every way out (the re-flash closes it too; idempotent)
     local result = { steps = #steps, seconds = sys.now() - t0, rom_version = guard.info.rom_version }

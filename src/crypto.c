@@ -163,14 +163,14 @@ int ncc_aes128_cbc(int encrypt, const uint8_t key[16], const uint8_t iv[16],
 	return ok ? 0 : -1;
 }
 
-int ncc_ecdsa_verify(ncc_key *pub, const uint8_t *msg, size_t len,
-		     const uint8_t sig_rs[64])
+int ncc_ecdsa_verify_digest(ncc_key *pub, const uint8_t digest[32],
+			    const uint8_t sig_rs[64])
 {
 	ECDSA_SIG *sig = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig_rs, 32, NULL);
 	BIGNUM *s = BN_bin2bn(sig_rs + 32, 32, NULL);
 	unsigned char *der = NULL;
-	EVP_MD_CTX *md = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
 	int rc = -1, dlen, v;
 	if (!sig || !r || !s || !is_p256(pub))
 		goto out;
@@ -180,16 +180,27 @@ int ncc_ecdsa_verify(ncc_key *pub, const uint8_t *msg, size_t len,
 	dlen = i2d_ECDSA_SIG(sig, &der);
 	if (dlen <= 0)
 		goto out;
-	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pub, NULL) != 1)
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+	if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1)
 		goto out;
-	v = EVP_DigestVerify(md, der, (size_t)dlen, msg, len);
+	v = EVP_PKEY_verify(ctx, der, (size_t)dlen, digest, 32);
 	rc = v == 1; /* 0 or an error (malformed signature): invalid */
 out:
-	EVP_MD_CTX_free(md);
+	EVP_PKEY_CTX_free(ctx);
 	OPENSSL_free(der);
 	BN_free(r);
 	BN_free(s);
 	ECDSA_SIG_free(sig);
 	return rc;
+}
+
+int ncc_ecdsa_verify(ncc_key *pub, const uint8_t *msg, size_t len,
+		     const uint8_t sig_rs[64])
+{
+	uint8_t digest[32];
+	unsigned int n = 0;
+	if (EVP_Digest(msg, len, digest, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		return -1;
+	return ncc_ecdsa_verify_digest(pub, digest, sig_rs);
 }

@@ -43,4 +43,8 @@ int ncc_aes128_cbc(int encrypt, const uint8_t key[16], const uint8_t iv[16],
 int ncc_ecdsa_verify(ncc_key *pub, const uint8_t *msg, size_t len,
 		     const uint8_t sig_rs[64]);
 
+/* The same over a SHA-256 digest computed elsewhere (e.g. by the chip: a boot image's hash). */
+int ncc_ecdsa_verify_digest(ncc_key *pub, const uint8_t digest[32],
+			    const uint8_t sig_rs[64]);
+
 #endif

@@ -7,8 +7,10 @@
  * Module loading (package.searchers, in order):
  *   1. package.preload (the C modules ncpflash.core.*)
  *   2. disk roots (registry NCP_ROOTS: --lua-path DIR/lua, user config dir),
- *      text chunks only; "ncpflash.boards.x" is also looked up as
- *      ROOT/boards/x.lua so a user config dir can hold boards/ and chips/
+ *      text chunks only. A root is a path (ROOT/lua: any module, as
+ *      ROOT/lua/ncpflash/x.lua or ROOT/lua/x.lua) or a table {path=, only={prefix,
+ *      ...}}: then only "ncpflash.<prefix>..." modules, as ROOT/<prefix>/x.lua
+ *      (ROOT/boards/x.lua, chips/, reset/): a stray ROOT/flash.lua shadows nothing
  *   3. the embedded library (lua/ compiled into the binary)
  * The stock path/cpath searchers are removed: nothing is loaded from the
  * current directory and no native modules are loaded.
@@ -155,8 +157,26 @@ static int search_roots(lua_State *L)
 	lua_Integer n = luaL_len(L, roots);
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, roots, i);
-		const char *root = lua_tostring(L, -1);
-		for (int pass = 0; root && pass < 2; pass++) {
+		int limited = lua_istable(L, -1);
+		int allowed = 1;
+		if (limited) { /* {path=, only={...}}: the short form under those folders only */
+			allowed = 0;
+			lua_getfield(L, -1, "only");
+			if (short_rel && lua_istable(L, -1)) {
+				lua_Integer m = luaL_len(L, -1);
+				for (lua_Integer k = 1; k <= m && !allowed; k++) {
+					lua_geti(L, -1, k);
+					const char *pre = lua_tostring(L, -1);
+					allowed = pre && strncmp(short_rel, pre, strlen(pre)) == 0;
+					lua_pop(L, 1);
+				}
+			}
+			lua_pop(L, 1);
+			lua_getfield(L, -1, "path");
+			lua_replace(L, -2);
+		}
+		const char *root = allowed ? lua_tostring(L, -1) : NULL;
+		for (int pass = limited ? 1 : 0; root && pass < 2; pass++) {
 			const char *r = pass ? short_rel : rel;
 			if (!r)
 				continue;

@@ -10,6 +10,8 @@
  *   crypto.ecdsa_verify_p256(key, msg, sig_rs64) -> true | false
  *                                         key = PEM text or 64-byte X||Y
  *                                         (65 bytes with the 0x04 prefix too)
+ *   crypto.ecdsa_verify_p256_digest(key, sha256_32, sig_rs64) -> true | false
+ *                                         the same with SHA-256(msg) given
  *   crypto.pem_public_xy(pem_text)        -> 64 bytes X||Y
  *
  * Misuse (wrong types, wrong lengths, a closed key pair) raises a string
@@ -152,6 +154,21 @@ static int l_ecdsa_verify(lua_State *L)
 	return 1;
 }
 
+static int l_ecdsa_verify_digest(lua_State *L)
+{
+	const uint8_t *digest = check_len(L, 2, 32, "SHA-256 digest");
+	const uint8_t *sig = check_len(L, 3, 64, "signature (r||s)");
+	ncc_key *k = key_arg(L, 1);
+	if (!k)
+		return ncp_error(L, "input", "ecdsa_verify_p256_digest: not a P-256 public key");
+	int v = ncc_ecdsa_verify_digest(k, digest, sig);
+	ncc_key_free(k);
+	if (v < 0)
+		return luaL_error(L, "ecdsa_verify_p256_digest: libcrypto failure");
+	lua_pushboolean(L, v == 1);
+	return 1;
+}
+
 static int l_pem_public_xy(lua_State *L)
 {
 	size_t n;
@@ -181,6 +198,7 @@ int luaopen_ncpflash_core_crypto(lua_State *L)
 		{"aes128_cbc_encrypt", l_aes_enc},
 		{"aes128_cbc_decrypt", l_aes_dec},
 		{"ecdsa_verify_p256", l_ecdsa_verify},
+		{"ecdsa_verify_p256_digest", l_ecdsa_verify_digest},
 		{"pem_public_xy", l_pem_public_xy},
 		{NULL, NULL},
 	};

@@ -7,6 +7,8 @@
  *   listdir(path) -> names | nil, err      (sorted, without . and ..)
  *   stat(path) -> {type=, size=, mtime=} | nil, err
  *   realpath(path) -> p | nil, err         mkdirs(path) -> true | nil, err
+ *   create_new(path) -> file | nil, err, exists   a new file, never an existing one (O_EXCL):
+ *                             a Lua file handle open for writing; exists = the path was taken
  *   replace(from, to) -> true | nil, err   atomic rename over an existing file
  *                             (rename(2); MoveFileEx on Windows)
  *   getenv(name)              pid()
@@ -26,9 +28,11 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "embedded.h"
 #include "host.h"
@@ -118,8 +122,13 @@ static int l_listdir(lua_State *L)
 static int l_stat(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+#if defined(_WIN32) /* the default struct stat has a 32-bit size there: an 8 GB file would look small */
+	struct _stat64 st;
+	if (_stat64(path, &st))
+#else
 	struct stat st;
 	if (stat(path, &st))
+#endif
 		return fail(L, path);
 	lua_createtable(L, 0, 3);
 	lua_pushstring(L, S_ISREG(st.st_mode) ? "file" :
@@ -140,6 +149,40 @@ static int l_realpath(lua_State *L)
 		return fail(L, path);
 	lua_pushstring(L, r);
 	free(r);
+	return 1;
+}
+
+static int close_stream(lua_State *L)
+{
+	luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+	int ok = fclose(p->f) == 0;
+	return luaL_fileresult(L, ok, NULL);
+}
+
+static int l_create_new(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+	p->closef = NULL; /* not a file yet: __gc does nothing */
+	luaL_setmetatable(L, LUA_FILEHANDLE);
+	int fd = ncp_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644); /* children do not inherit it */
+	if (fd < 0) {
+		int e = errno;
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(e));
+		lua_pushboolean(L, e == EEXIST);
+		return 3;
+	}
+	p->f = fdopen(fd, "wb");
+	if (!p->f) {
+		int e = errno;
+		close(fd);
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(e));
+		lua_pushboolean(L, 0);
+		return 3;
+	}
+	p->closef = close_stream;
 	return 1;
 }
 
@@ -372,6 +415,7 @@ int luaopen_ncpflash_core_sys(lua_State *L)
 		{"isatty", l_isatty},     {"term_cols", l_term_cols},
 		{"listdir", l_listdir},   {"stat", l_stat},
 		{"realpath", l_realpath}, {"mkdirs", l_mkdirs},
+		{"create_new", l_create_new},
 		{"replace", l_replace},
 		{"getenv", l_getenv},     {"pid", l_pid},
 		{"spawn", l_spawn},       {"wait", l_wait},

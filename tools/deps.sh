@@ -5,8 +5,9 @@
 #   deps.sh fuzz               same for `make fuzz` / `make check-asan` (clang, libFuzzer, valgrind)
 #   deps.sh lab                same for the lab tests (`make test`): Debian's labgrid, pytest and ser2net
 set -u
-# libsqlite3-dev, libmicrohttpd-dev: the station (unit records, dashboard); curl: its API tests
-PKGS="make gcc pkg-config liblua5.4-dev libserialport-dev zlib1g-dev liblzma-dev libssl-dev lua-check socat xz-utils libsqlite3-dev libmicrohttpd-dev curl"
+# libsqlite3-dev, libmicrohttpd-dev: the station (unit records, dashboard); curl: its API tests;
+# openssl: the tests sign synthetic boot images (the secure-boot guard verifies signatures)
+PKGS="make gcc pkg-config liblua5.4-dev libserialport-dev zlib1g-dev liblzma-dev libssl-dev lua-check socat xz-utils libsqlite3-dev libmicrohttpd-dev curl openssl"
 # optional: the station's dashboard test drives headless Chromium (skipped, saying so, without it)
 OPTIONAL="chromium chromium-driver fonts-dejavu-core"
 [ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev valgrind" && OPTIONAL=""

@@ -13,8 +13,8 @@ M.globals = {
   { "--ports", metavar = "FILTER", many = true,
     help = "every port matching FILTER: a glob on the name or by-id path, VID:PID, or sn:SERIAL (repeatable)" },
   { "--log-dir", metavar = "DIR", help = "per-device logs (human log and wire trace) named by MAC and time" },
-  { "--baud", type = "int", metavar = "N", help = "handshake baud rate (default: the chip's)" },
-  { "--load-baud", type = "int", metavar = "N", help = "baud rate after the switch (default: the chip's)" },
+  { "--baud", type = "baud", metavar = "N", help = "handshake baud rate (default: the chip's)" },
+  { "--load-baud", type = "baud", metavar = "N", help = "baud rate after the switch (default: the chip's)" },
   { "--board", metavar = "NAME", help = "board file to use (default st67w611m1)" },
   { "--chip", metavar = "NAME", help = "chip file to use (default: the board's)" },
   { "--loader", metavar = "FILE", env = "NCPFLASH_LOADER", help = "RAM eflash_loader image for chips whose ROM "
@@ -66,9 +66,18 @@ local function convert(spec, value, what)
     end
     usage(("%s: %q is not one of %s"):format(what, value, table.concat(spec.choices, ", ")))
   elseif t == "file" then
+    local st = require("ncpflash.core.sys").stat(value)
+    if st and st.type == "dir" then
+      errors.raise("input", ("%s: %s is a directory, not a file"):format(what, value), { file = value })
+    end
     local f = io.open(value, "rb")
     if not f then errors.raise("input", ("%s: file %s not found or not readable"):format(what, value)) end
     f:close()
+  elseif t == "baud" then
+    local v = math.tointeger(tonumber(value))
+    if not v then usage(("%s: %q is not a whole number (a baud rate, 300..20000000)"):format(what, value)) end
+    if v < 300 or v > 20000000 then usage(("%s: %d is not a baud rate (300..20000000)"):format(what, v)) end
+    return v
   end
   return value
 end
@@ -107,6 +116,13 @@ function M.parse_globals(argv)
     -- recipe's own flag of the same name (flash --reset) keeps working
     if spec and spec.value_if and not inline and not M.value_checks[spec.value_if](argv[i + 1]) then
       if #rest == 0 then   -- before the command name it cannot be a recipe's flag
+        local v = argv[i + 1]
+        if v ~= nil and not v:match("^%-") then
+          local _, kinds = reset.kinds()
+          usage(("option %s: %q is not a reset strategy: give steps such as "
+            .. "'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0', or a kind (%s; cmd:COMMAND, gpio:...)")
+            :format(name, v, table.concat(kinds, ", ")), { hint = "docs/api/connect.md lists the reset strategies" })
+        end
         usage(("option %s needs a value (%s), e.g. %s 'boot=1,en=0,wait=100ms,en=1,wait=100ms,boot=0'")
           :format(name, spec.metavar or "VALUE", name))
       end

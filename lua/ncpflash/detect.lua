@@ -63,6 +63,20 @@ function M.apply(s, raw, load_baud, opts)
   local L = current.loader
   local running = L and L.running_rom_version and #raw >= 4 and string.unpack("<I4", raw, 1) == L.running_rom_version
   local forced = opts.chip ~= nil or cop.chip ~= nil or running
+  local lens = current.boot_info and current.boot_info.lengths
+  if forced and not running and lens and not lens[#raw] then
+    -- --chip names a chip whose boot info this ROM does not send: say so, and what it looks like
+    local sizes = {}
+    for n in pairs(lens) do sizes[#sizes + 1] = n end
+    table.sort(sizes)
+    local cands = M.candidates(raw)
+    local like = cands[1] and (" it looks like a " .. cands[1].name) or " no chip file knows this ROM"
+    errors.raise("usage", string.format("--chip %s: the chip sent a %d-byte boot info, a %s sends %s (ROM version "
+      .. "0x%08X):%s", tostring(current.name), #raw, tostring(current.name), table.concat(sizes, " or "),
+      #raw >= 4 and string.unpack("<I4", raw, 1) or 0, like), { boot_info = codec.hex(raw),
+      hint = cands[1] and ("drop --chip (the chip is detected from the boot info) or give --chip " .. cands[1].name)
+        or "drop --chip, or describe the chip in a chip file (docs/new-module.md)" })
+  end
   local chip, changed = M.resolve(raw, current, forced)
   if changed then
     local board = s.board or {}

@@ -41,7 +41,8 @@ function M.load_map(chip_name, board_name)
       :format(chip_name, chip_name))
   end
   local board = board_name and try_require("ncpflash.boards." .. board_name .. "_efuse") or nil
-  local map = setmetatable({ fields = {} }, { __index = chip })
+  local map = setmetatable({ fields = {}, chip_name = chip_name, board_name = board and board_name or nil },
+    { __index = chip })
   for _, f in ipairs(chip.fields) do map.fields[#map.fields + 1] = f end
   for _, f in ipairs(board and board.fields or {}) do map.fields[#map.fields + 1] = f end
   if board and board.secure_write ~= nil then map.secure_write = board.secure_write end
@@ -91,9 +92,9 @@ local function input_error(file, offset, what, expected, found, hint)
     expected, found), { file = file, offset = offset, expected = expected, found = found, hint = hint })
 end
 
---- Parse eFuse file content. Raw images (1..size bytes) are zero-padded to the eFuse size; the
---- 4608-byte saved format is decrypted (AES-128-CBC, Bouffalo's fixed file key) and its CRC32
---- checked. Returns {data =, format =, size =}.
+--- Parse eFuse file content: a raw image of exactly the eFuse size (512 bytes on the BL616), or
+--- the 4608-byte saved format, decrypted (AES-128-CBC, Bouffalo's fixed file key) and its CRC32
+--- checked. Any other size is an input error. Returns {data =, format =, size =}.
 function M.parse_file(data, file, map)
   file = file or "eFuse file"
   local size = map.size
@@ -115,16 +116,24 @@ function M.parse_file(data, file, map)
     end
     return { data = plain, format = "saved", size = #data }
   end
-  if #data == 0 or #data > size then
-    input_error(file, #data, "file size", ("1..%d bytes (raw eFuse image) or %d bytes (saved format)"):format(size,
-      sv and sv.size or 0), #data .. " bytes")
+  -- a raw image is the whole eFuse: anything shorter or longer is a cut or another file, and
+  -- padding it would burn whatever its first bytes happen to be
+  if #data ~= size then
+    input_error(file, #data, "file size", ("%d bytes (raw eFuse image) or %d bytes (saved format)"):format(size,
+      sv and sv.size or 0), #data .. " bytes", "an eFuse file is the whole eFuse: a cut file is never padded")
   end
-  return { data = pad(data, size), format = "raw", size = #data }
+  return { data = data, format = "raw", size = #data }
 end
 
 --- Read and parse an eFuse file; adds sha256 (hex of the file bytes) and path.
 function M.load_file(path, map)
-  local data = util.readfile(path, "eFuse file")
+  local size = util.regular_file(path, "eFuse file")
+  local saved = map.saved and map.saved.size
+  if size ~= map.size and size ~= saved then   -- the size is refused before reading
+    input_error(path, size, "file size", ("%d bytes (raw eFuse image) or %d bytes (saved format)"):format(map.size,
+      saved or 0), size .. " bytes", "an eFuse file is the whole eFuse: a cut file is never padded")
+  end
+  local data = util.readfile(path, "eFuse file", math.max(map.size, saved or 0))
   local f = M.parse_file(data, path, map)
   f.path = path
   f.sha256 = codec.hex(codec.sha256(data))
@@ -355,6 +364,7 @@ function M.plan(current, wanted, mask, map)
   p.bits_already = popcount(p.already)
   p.empty = p.bits_to_set == 0
   -- field-level diff
+  p.lockouts = {}
   for _, f in ipairs(map.fields) do
     if touches(f, p.to_set) then
       local _, before = M.field_value(f, current, map)
@@ -362,6 +372,11 @@ function M.plan(current, wanted, mask, map)
       if math.type(av) ~= "integer" and av ~= "" and after == "set" then after = av end
       p.diff[#p.diff + 1] = { name = f.name, offset = f.offset, bits = bits_text(f), before = before, after = after,
         description = f.description }
+      local kind = M.lockout_kind(f)
+      if kind then
+        p.lockouts[#p.lockouts + 1] = { name = f.name, kind = kind, description = f.description,
+          needs_flag = f.lockout_flag == true }
+      end
     end
   end
   local cov = coverage(map)
@@ -374,6 +389,26 @@ function M.plan(current, wanted, mask, map)
     end
   end
   return p
+end
+
+--- What a field can lock out for good, or nil: the map's `lockout` word (secure boot, UART
+--- download, flash encryption, JTAG, ...), and every write/read-lock field.
+function M.lockout_kind(f)
+  if f.lockout then return f.lockout end
+  if f.lock == "wr" or f.name:match("^wr_lock_") then return "write lock" end
+  if f.lock == "rd" or f.name:match("^rd_lock_") then return "read lock" end
+  return nil
+end
+
+--- The lock-out fields of a plan that need `--allow-lockout NAME` (UART download disable,
+--- flash encryption) and are not in `allowed` (a set of names): sorted names.
+function M.lockouts_needing_flag(p, allowed)
+  local out = {}
+  for _, l in ipairs(p.lockouts or {}) do
+    if l.needs_flag and not (allowed and allowed[l.name]) then out[#out + 1] = l.name end
+  end
+  table.sort(out)
+  return out
 end
 
 --- Human lines describing a plan.
@@ -391,6 +426,10 @@ function M.plan_text(p)
     local regs = {}
     for _, r in ipairs(p.regions) do regs[#regs + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1) end
     lines[#lines + 1] = "  writes, in this order: " .. table.concat(regs, ", ")
+    for _, l in ipairs(p.lockouts or {}) do
+      lines[#lines + 1] = ("  LOCK-OUT %s: %s, for good (%s)%s"):format(l.name, l.kind, l.description,
+        l.needs_flag and "; needs --allow-lockout " .. l.name or "")
+    end
   end
   for _, c in ipairs(p.conflicts) do
     lines[#lines + 1] = ("  CONFLICT at 0x%03X (%s): %s"):format(c.offset, c.field, c.reason)
@@ -412,7 +451,7 @@ M.touches, M.active_locks, M.lock_at, M.is_zero = touches, active_locks, lock_at
 
 --- Load and check a root public key (PEM file). Returns {pem =, xy =, sha256 = hex, path =}.
 function M.load_root_key(path)
-  local pem = util.readfile(path, "root key")
+  local pem = util.readfile(path, "root key", 1024 * 1024)
   local ok, xy = pcall(crypto.pem_public_xy, pem)
   if not ok then
     errors.raise("input", ("%s: not a PEM P-256 public key"):format(path), { file = path })
@@ -446,7 +485,23 @@ function M.prepare_file(ctx, path, a)
   return { map = map, board_efuse = board_efuse, wanted = f.data, mask = mask,
     source = { path = path, sha256 = f.sha256, format = f.format }, insecure = a.insecure_write,
     root_key = a.root_key, confirm = a.confirm_efuse_burn, audit = a.audit or M.DEFAULT_AUDIT,
-    command = "efuse burn" }
+    command = "efuse burn", allow_lockout = M.allowed_lockouts(a.allow_lockout, map) }
+end
+
+--- The set of field names given with --allow-lockout (repeatable, comma lists); an unknown
+--- name is a usage error (a typo must not look like permission).
+function M.allowed_lockouts(list, map)
+  local set, known = {}, {}
+  for _, f in ipairs(map.fields) do known[f.name] = true end
+  for _, item in ipairs(list or {}) do
+    for n in tostring(item):gmatch("[^,%s]+") do
+      if not known[n] then
+        errors.raise("usage", ("--allow-lockout: %q is not an eFuse field of this chip"):format(n))
+      end
+      set[n] = true
+    end
+  end
+  return set
 end
 
 --- Checks that need no chip, so that a job that would be refused fails before anything else

@@ -25,8 +25,21 @@ local region_names = efuse.region_names
 ---------------------------------------------------------------------------------------------------
 -- chip access
 
---- Read the whole eFuse (0x41 in map.read_chunk pieces; with `channel`, 0x81 decrypted).
+--- Read the whole eFuse (0x41 in map.read_chunk pieces; with `channel`, 0x81 decrypted). A read
+--- reply carries no checksum: two reads must agree (up to four tries), so a garbled byte can
+--- neither fake a burnt bit nor hide one.
 function M.read(s, map, channel)
+  local last
+  for _ = 1, 4 do
+    local d = M.read_once(s, map, channel)
+    if d == last then return d end
+    last = d
+  end
+  errors.raise("protocol", "eFuse read: four reads of the eFuse disagree (bytes garbled on the line)",
+    { op = channel and "efuse_security_read" or "efuse_read" })
+end
+
+function M.read_once(s, map, channel)
   local out, pos = {}, 0
   local chunk = map.read_chunk or map.size
   while pos < map.size do
@@ -91,8 +104,11 @@ local function board_images(board_efuse)
     { name = "FW", address = 0x10000 } }
 end
 
---- Refuse (safety) when the plan enables secure boot while the images on flash are unsigned or
---- signed with a key whose SHA-256 differs from the key hash the chip will hold.
+--- Refuse (safety) when the plan enables secure boot over images that would not boot with the key
+--- being burnt: every board boot image must be on flash, signed, carry a public key whose SHA-256
+--- is the key hash the chip will hold, have a body whose on-chip SHA-256 is the header's hash, and
+--- a signature over that hash (ECDSA-P256/SHA-256 over the image bytes, as Bouffalo's image tool
+--- signs: bflb_mcu_tool img_create_sign_data) that verifies with that public key.
 --- Returns true when the plan enables secure boot (the caller warns about the lock).
 function M.secure_boot_guard(ctx, s, p, map, board_efuse)
   local sign_f, hash_f
@@ -108,28 +124,165 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
     errors.raise("safety", "refusing to enable secure boot (sign_cfg) without a public-key hash in key slots 0-1: "
       .. "the module could never boot again")
   end
+  local function refuse(msg, hint)
+    errors.raise("safety", "refusing to enable secure boot: " .. msg .. " (nothing was written)", { hint = hint or
+      "flash the release set signed with the key the eFuse data names first, e.g. `flash --config X.ini "
+      .. "--efuse FILE`" })
+  end
   for _, im in ipairs(board_images(board_efuse)) do
-    local head = s:read(im.address, H.size + 72)
+    -- header, public key + CRC, signature length + up to 256 signature bytes + CRC
+    local head = s:read(im.address, H.size + 64 + 4 + 4 + 256 + 4)
     local where = ("%s @0x%X"):format(im.name, im.address)
     if not header.is_header(head) then
-      errors.raise("safety", ("refusing to enable secure boot: no boot image at %s (flash the signed images "
-        .. "first; an unsigned or missing image would never boot again)"):format(where),
-        { hint = "flash the release set first, or use `flash --config X.ini --efuse FILE`" })
+      refuse(("no boot image at %s (an unsigned or missing image would never boot again)"):format(where))
     end
     local h = header.parse(s.chip, head, { file = "flash@" .. ("0x%X"):format(im.address) })
-    if not h.signed or not h.public_key_hash then
-      errors.raise("safety", ("refusing to enable secure boot: the image at %s is not signed"):format(where))
+    if h.header_crc_ok == false or h.flash_cfg_crc_ok == false or h.clock_cfg_crc_ok == false then
+      refuse(("the boot header at %s has a bad CRC32"):format(where))
+    end
+    if not h.signed or not h.public_key_hash then refuse(("the image at %s is not signed"):format(where)) end
+    if h.public_key_crc_ok == false then
+      refuse(("the public-key block of the image at %s is damaged"):format(where))
     end
     if h.public_key_hash ~= want then
-      errors.raise("safety", ("refusing to enable secure boot: the image at %s is signed with key SHA-256 %s, "
-        .. "but the eFuse data holds %s"):format(where, codec.hex(h.public_key_hash), codec.hex(want)))
+      refuse(("the image at %s is signed with key SHA-256 %s, but the eFuse data holds %s"):format(where,
+        codec.hex(h.public_key_hash), codec.hex(want)))
+    end
+    if not h.image_len or h.image_len == 0 then refuse(("the image at %s has no image length"):format(where)) end
+    local got = s:sha256(im.address + h.image_offset, h.image_len)
+    if got ~= h.sha256 then
+      refuse(("the image at %s does not match its header's SHA-256 (on chip %s, header %s): it would not boot")
+        :format(where, codec.hex(got):sub(1, 16), codec.hex(h.sha256):sub(1, 16)))
+    end
+    local vok, valid = errors.catch(crypto.ecdsa_verify_p256_digest, h.public_key, h.sha256,
+      h.signature and #h.signature == 64 and h.signature or string.rep("\0", 64))
+    if not vok then refuse(("the public key in the image at %s is not a P-256 key"):format(where)) end
+    if not h.signature or #h.signature ~= 64 or not valid then
+      refuse(("the signature of the image at %s does not verify with its public key: it would not boot"):format(where))
     end
   end
   local where = {}
   for _, im in ipairs(board_images(board_efuse)) do where[#where + 1] = ("0x%X"):format(im.address) end
-  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s)")
-    :format(table.concat(where, ", "), codec.hex(want)))
+  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s); "
+    .. "hash and signature verified on chip"):format(table.concat(where, ", "), codec.hex(want)))
   return true
+end
+
+---------------------------------------------------------------------------------------------------
+-- after a failed write: read back, region status, the pending record for the next session
+
+--- Read the eFuse after a failed write, giving a busy device (an unanswered command) a few
+--- seconds; nil when the chip does not answer.
+function M.read_back_after_failure(s, map)
+  local deadline = require("ncpflash.core.sys").now() + 12
+  repeat
+    pcall(function() s.port:flush_input() end)
+    local ok, back = errors.catch(M.read, s, map)
+    if ok then return back end
+    if back.code == "interrupted" or back.code == "port" then return nil end
+    require("ncpflash.core.sys").sleep(0.3)
+    -- the ROM may have given up on the session meanwhile (its timeout, 2 s during eFuse writes):
+    -- a new handshake on the same port, as after a failed flash frame
+    if s._rehandshake then pcall(s._rehandshake, s) end
+  until require("ncpflash.core.sys").now() > deadline
+  return nil
+end
+
+--- The state of every planned region: list of {region = "A..B", status =}. `status` maps a
+--- region of p.regions to what the burn knows ("written", "sent, outcome unknown"; others were
+--- not sent); `back` (the eFuse read after the failure, or nil) decides the regions that were
+--- sent: "written (read back)", "partly written (read back)", "not written (read back)".
+function M.region_status(p, status, back)
+  local out = {}
+  for _, r in ipairs(p.regions) do
+    local st = status[r] or "not written"
+    if back and status[r] then
+      local want, got, all, none = 0, 0, true, true
+      for i = r.start, r.start + r.len - 1 do
+        local w = p.to_set:byte(i + 1)
+        if w ~= 0 then
+          want = want + 1
+          local g = back:byte(i + 1) & w
+          if g ~= w then all = false end
+          if g ~= 0 then none = false; got = got + 1 end
+        end
+      end
+      if want == 0 or all then st = st == "written" and "written" or "written (read back)"
+      elseif none then st = "not written (read back)"
+      else st = "partly written (read back)" end
+    end
+    out[#out + 1] = { region = ("%d..%d"):format(r.start, r.start + r.len - 1), status = st }
+  end
+  return setmetatable(out, json.array)
+end
+
+local function pending_dir()
+  local d = require("ncpflash.journal").dir()
+  return d and (require("ncpflash.util").dirname(d) .. "/efuse-pending") or nil
+end
+
+local function pending_path(chip_id)
+  local d = pending_dir()
+  return d and (d .. "/" .. tostring(chip_id) .. ".json") or nil
+end
+
+--- Remember a burn whose outcome is unknown, so that the next session on this chip reads the
+--- eFuse back and appends the real after-state to the audit file.
+function M.save_pending(ctx, s, job, record, p)
+  local path = pending_path(record.chip_id)
+  if not path then return end
+  local sys = require("ncpflash.core.sys")
+  local rec = { v = 1, time = record.time, command = record.command, chip_id = record.chip_id, mac = record.mac,
+    file = record.file, file_sha256 = record.file_sha256, audit = job.audit and sys.realpath(job.audit) or job.audit,
+    before = record.before, to_set = codec.hex(p.to_set), regions = record.regions,
+    chip = job.map and job.map.chip_name or (s.chip and s.chip.name), board = job.map and job.map.board_name }
+  for _, r in ipairs(p.regions) do rec.spans = rec.spans or {}; rec.spans[#rec.spans + 1] = { r.start, r.len } end
+  if not sys.mkdirs(require("ncpflash.util").dirname(path)) then return end
+  local f = io.open(path, "wb")
+  if not f then return end
+  f:write(json.encode(rec), "\n")
+  f:close()
+  ctx.ev:info("the burn's outcome is unknown: recorded in " .. path .. "; the next connect to this chip reads the "
+    .. "eFuse back")
+end
+
+--- Called after every connect: when an earlier burn on this chip ended with a write sent but
+--- not answered, read the eFuse now, append the real after-state to that burn's audit file and
+--- say what happened. Never raises (a failure is a warning).
+function M.settle_pending(ctx, s)
+  local chip_id = s.info and s.info.chip_id
+  local path = chip_id and pending_path(chip_id)
+  if not path or not require("ncpflash.core.sys").stat(path) then return end
+  local ok, err = pcall(function()
+    local f = assert(io.open(path, "rb"))
+    local rec = json.decode(f:read("a"))
+    f:close()
+    local map = efuse.load_map(rec.chip or (s.chip and s.chip.name) or "bl616", rec.board)
+    local back = M.read(s, map)
+    local p = { to_set = codec.unhex(rec.to_set), regions = {} }
+    local status = {}
+    for i, sp in ipairs(rec.spans or {}) do
+      local r = { start = sp[1], len = sp[2] }
+      p.regions[i] = r
+      local old = rec.regions and rec.regions[i] and rec.regions[i].status
+      if old and old ~= "not written" then status[r] = old end
+    end
+    local regions = M.region_status(p, status, back)
+    local detail = {}
+    for _, rs in ipairs(regions) do detail[#detail + 1] = rs.region .. ": " .. rs.status end
+    local out = { time = os.date("!%Y-%m-%dT%H:%M:%SZ"), command = rec.command, chip_id = rec.chip_id, mac = rec.mac,
+      file = rec.file, file_sha256 = rec.file_sha256, result = "read back after an interrupted burn",
+      interrupted_burn = rec.time, before = rec.before, after = codec.hex(back), regions = regions }
+    if rec.audit then M.audit(rec.audit, out) end
+    os.remove(path)
+    ctx.ev:warn(("the eFuse burn of %s on this chip (%s) was interrupted: read back now: %s%s"):format(
+      tostring(rec.file), tostring(rec.time), table.concat(detail, "; "),
+      rec.audit and ("; audit record appended to " .. rec.audit) or ""), { regions = regions })
+  end)
+  if not ok then
+    ctx.ev:warn("could not read back the eFuse of an interrupted burn (" .. path .. "): "
+      .. tostring(errors.is(err) and err.message or err))
+  end
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -137,7 +290,7 @@ end
 
 -- job fields: wanted (512 B), mask (512 B or nil), source ({path=, sha256=, format=} or label),
 -- insecure (plain 0x40 path), root_key (path), confirm (--confirm-efuse-burn), audit (path),
--- command (label for the audit record).
+-- command (label for the audit record), allow_lockout (set of field names: --allow-lockout).
 -- Returns a result table; raises on refusal or failure.
 function M.apply(ctx, s, job)
   local ev = ctx.ev
@@ -161,6 +314,24 @@ function M.apply(ctx, s, job)
     res.nothing_to_do = true
     ev:result(res)
     return res
+  end
+  -- lock-out fields that a burn may only set when the user names them (--allow-lockout NAME)
+  local need = efuse.lockouts_needing_flag(p, job.allow_lockout)
+  if #need > 0 then
+    local what = {}
+    for _, l in ipairs(p.lockouts) do
+      for _, n in ipairs(need) do
+        if l.name == n then what[#what + 1] = ("%s (%s)"):format(l.name, l.description) end
+      end
+    end
+    if job.confirm then
+      errors.raise("safety", ("refusing to burn: this plan sets %s, which lock%s the module out for good; add "
+        .. "--allow-lockout %s to burn %s (nothing was written)"):format(table.concat(what, ", "),
+        #need == 1 and "s" or "", table.concat(need, ","), #need == 1 and "it" or "them"),
+        { fields = table.concat(need, ","), hint = "an eFuse bit cannot be cleared again" })
+    end
+    ev:warn(("this plan sets %s: a real burn needs --allow-lockout %s"):format(table.concat(what, ", "),
+      table.concat(need, ",")))
   end
   local secure_boot = M.secure_boot_guard(ctx, s, p, map, board_efuse)
   if secure_boot then
@@ -213,13 +384,16 @@ function M.apply(ctx, s, job)
   if map.write_timeout and rt then s:set_rom_timeout(map.write_timeout) end
   local channel = secure and M.secure_channel(s, root_key) or nil
   local written_list = {}
+  local sent                                   -- the region whose write is unanswered
   local ok, err = pcall(function()
     ev:stage("efuse-write", { regions = res.regions })
     for _, r in ipairs(p.regions) do
       local payload = r.data
       if channel then payload = crypto.aes128_cbc_encrypt(channel.key, ZERO_IV, payload) end
+      sent = r
       s:cmd(channel and "EFUSE_SECURITY_WRITE" or "EFUSE_WRITE", string.pack("<I4", r.start) .. payload,
         { timeout = 5 })
+      sent = nil
       written_list[#written_list + 1] = r
       res.written[#res.written + 1] = ("%d..%d"):format(r.start, r.start + r.len - 1)
       ev:info(("  wrote eFuse %d..%d (%d bit%s to set)"):format(r.start, r.start + r.len - 1, r.bits,
@@ -249,29 +423,45 @@ function M.apply(ctx, s, job)
     end
   end)
   if not ok then
-    local not_written = {}
-    for _, r in ipairs(p.regions) do
-      local done = false
-      for _, w in ipairs(written_list) do if w == r then done = true end end
-      if not done then not_written[#not_written + 1] = r end
+    -- what each region holds: acknowledged writes, the one in flight (sent, outcome unknown until
+    -- the chip is read back), the ones never sent; then the read-back decides where it can
+    local status = {}
+    for _, r in ipairs(written_list) do status[r] = "written" end
+    if sent then status[sent] = "sent, outcome unknown" end
+    local lost = errors.is(err) and (err.code == "port" or err.code == "handshake")
+    local back = not record.after and not lost and M.read_back_after_failure(s, map) or nil
+    if back then record.after = codec.hex(back) end
+    record.regions = M.region_status(p, status, back)
+    local w, nw, unk = {}, {}, {}
+    for _, rs in ipairs(record.regions) do
+      if rs.status:match("^written") then w[#w + 1] = rs.region
+      elseif rs.status:match("^not written") then nw[#nw + 1] = rs.region
+      else unk[#unk + 1] = rs.region end
     end
+    local function names(list) return #list > 0 and table.concat(list, ", ") or "none" end
     record.result = "failed"
     record.error = errors.is(err) and err.message or tostring(err)
-    record.not_written = region_names(not_written)
-    if not record.after and not (errors.is(err) and (err.code == "interrupted" or err.code == "port")) then
-      local rok, back = pcall(M.read, s, map)
-      if rok then record.after = codec.hex(back) end
-    end
+    record.not_written = names(nw)
+    record.unknown = #unk > 0 and names(unk) or nil
     audit()
+    if #unk > 0 and job.audit then M.save_pending(ctx, s, job, record, p) end
     if errors.is(err) then
-      if err.code ~= "verify" then
-        err.message = ("%s - eFuse regions written: %s; not written: %s"):format(err.message,
-          region_names(written_list), region_names(not_written))
+      local detail = {}
+      for _, rs in ipairs(record.regions) do detail[#detail + 1] = rs.region .. ": " .. rs.status end
+      local summary = ("eFuse regions written: %s; not written: %s%s (%s)"):format(names(w), names(nw),
+        #unk > 0 and ("; outcome unknown: " .. names(unk)) or "", table.concat(detail, "; "))
+      if err.code ~= "verify" then err.message = ("%s - %s"):format(err.message, summary) end
+      if #unk > 0 then
+        err.message = err.message .. (" - read back at the next connect to this chip%s"):format(job.audit
+          and (", and recorded in " .. job.audit) or "")
       end
-      err.written = region_names(written_list)
-      err.not_written = region_names(not_written)
-      ev:warn(("eFuse burn failed: regions written: %s; not written: %s"):format(region_names(written_list),
-        region_names(not_written)), { written = err.written, not_written = err.not_written })
+      -- the link was lost with eFuse writes sent: the device's failure (exit 4), not "no contact"
+      if lost and (#written_list > 0 or sent) then err.code = "device" end
+      err.written = names(w)
+      err.not_written = names(nw)
+      err.unknown = #unk > 0 and names(unk) or nil
+      ev:warn("eFuse burn failed: " .. summary, { written = err.written, not_written = err.not_written,
+        unknown = err.unknown })
     end
     error(err, 0)
   end

@@ -117,10 +117,11 @@ function Events:progress(done, total, fields)
     self.bar = true
     if done >= total then self:_endbar() end
   else
-    local step = pct // 25
-    if self.last_pct ~= step or done >= total and self.last_pct ~= 4 then
-      self.last_pct = done >= total and 4 or step
-      self.out:write(("    %s%d%% (%d/%d bytes, %s/s)\n"):format(label, pct, done, total,
+    -- a line each time a 25 % step is passed (25, 50, 75 and 100 %), labelled with the step
+    local step = done >= total and 4 or pct // 25
+    if step > (self.last_pct or 0) then
+      self.last_pct = step
+      self.out:write(("    %s%d%% (%d/%d bytes, %s/s)\n"):format(label, step * 25, done, total,
         util.fmt_size(math.floor(rate))))
       self.out:flush()
     end
@@ -148,7 +149,7 @@ function Events:warn(message, fields)
   for k, v in pairs(fields or {}) do f[k] = v end
   if not self:_emit("warn", f) then return end
   self:_endbar()
-  self.err:write(self:_paint("33", "warning: "), message, "\n")
+  self.err:write(self:_paint("33", "warning: "), util.terminal_safe(message), "\n")
   self.err:flush()
 end
 
@@ -176,8 +177,8 @@ function Events:error(err, exit_code, traceback)
   if type(f.got) == "string" then f.got = util.hex(f.got) end
   if not self:_emit("error", f) then return end
   self:_endbar()
-  self.err:write(self:_paint("31", "error: "), tostring(f.message), "\n")
-  if f.hint then self.err:write("hint: ", f.hint, "\n") end
+  self.err:write(self:_paint("31", "error: "), util.terminal_safe(f.message), "\n")
+  if f.hint then self.err:write("hint: ", util.terminal_safe(f.hint), "\n") end
   if traceback and self.verbose > 0 then self.err:write(traceback, "\n") end
   self.err:flush()
 end

@@ -181,6 +181,16 @@ function M.attempt(s, st, n, baud, opts)
   local t0 = sys.now()
   local rok, why = true, nil
   if not (reset.has(st, "retry_without_reset") and n > 1) then rok, why = M.run_strategy(s, st, "enter") end
+  -- a reset that could not be carried out is said, even when the ROM answers anyway (it was in
+  -- download mode already); missing modem lines are warned about by run_strategy
+  if not rok and not reset.has(st, "modem_lines") then
+    s.warned_reset = s.warned_reset or {}
+    if not s.warned_reset[st] then
+      s.warned_reset[st] = true
+      s.ev:warn(string.format("%s (%s)", reset.has(st, "runs_program") and "the reset command failed"
+        or ("the reset (" .. reset.describe(st) .. ") failed"), tostring(why or "no reason given")))
+    end
+  end
   local ok, seen = M.sync_once(s, baud)
   local a = { strategy = st.name or reset.describe(st), kind_of_reset = st.kind, attempt = n, baud = baud,
     got = seen or "", seconds = sys.now() - t0, modem_lines = reset.has(st, "modem_lines") or nil }

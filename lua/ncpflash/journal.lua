@@ -8,10 +8,12 @@
 -- power loss or a pulled cable leaves either the old or the new record.  A successful flash
 -- removes the file: there is nothing left to resume.
 --
--- On --resume with a journal of the same plan: the chip erase is not repeated; a region recorded
--- as verified is checked by on-chip SHA-256 and left alone when it matches; a region that was
--- started is erased and rewritten; a region never started after the chip erase is written
--- without an erase.  Without a journal (or for another plan) the flash starts from the beginning.
+-- On --resume with a journal of the same plan nothing it claims is taken on trust: the chip
+-- erase is not repeated; a region recorded as verified is checked by on-chip SHA-256 and left
+-- alone only when it matches (else rewritten, with a warning); a region that was started is
+-- erased and rewritten; a region never started after the chip erase is written without an
+-- erase only when its sectors read blank on chip (else they are erased, with a warning).
+-- Without a journal (or for another plan) the flash starts from the beginning.
 local sys = require "ncpflash.core.sys"
 local codec = require "ncpflash.core.codec"
 local util = require "ncpflash.util"

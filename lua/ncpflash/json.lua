@@ -6,7 +6,24 @@ local M = {}
 --- Metatable marking a table as a JSON array (so an empty one encodes as []).
 M.array = {}
 
+-- `s` as valid UTF-8: well-formed sequences are kept, any other byte becomes the character of
+-- the same number (Latin-1), so that every JSON line is valid UTF-8 whatever a message quotes.
+local function utf8_clean(s)
+  if utf8.len(s) then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local n, bad = utf8.len(s, i)
+    if n then out[#out + 1] = s:sub(i); break end
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = utf8.char(s:byte(bad))
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+M.utf8_clean = utf8_clean
+
 local function json_string(s)
+  s = utf8_clean(s)
   return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
     local b = c:byte()
     if c == '"' then return '\\"' elseif c == "\\" then return "\\\\"
@@ -20,7 +37,8 @@ end
 
 --- Encode a Lua value as JSON.  Tables with only integer keys 1..n become
 --- arrays; other tables become objects with sorted keys.  Binary strings
---- should be hex-encoded by the caller (non-UTF-8 bytes pass through).
+--- should be hex-encoded by the caller; bytes that are not UTF-8 are escaped as the Latin-1
+--- character of the same number, so the output is always valid UTF-8.
 function M.encode(v)
   local t = type(v)
   if t == "nil" then return "null"

@@ -87,10 +87,7 @@ function M.start(s, load_baud, opts)
       .. "\"PATH\"` in a board file)", chip.description or chip.name),
       { hint = L.hint })
   end
-  local f = io.open(path, "rb")
-  if not f then errors.raise("input", "loader image " .. path .. ": not found or not readable", { file = path }) end
-  local data = f:read("a")
-  f:close()
+  local data = util.readfile(path, "loader image", 16 * 1024 * 1024)
   local img = M.parse(chip, data, path)
   local t0 = sys.now()
   s.ev:stage("loader", { file = path, size = #data })

@@ -30,11 +30,16 @@ function M.roots(opts)
   return roots
 end
 
+-- The documented override folders of a root (README "Writing your own recipes, boards and
+-- chips"): ROOT/lua/ holds library modules (development); directly under ROOT only boards/,
+-- chips/ and reset/ count, so a stray ROOT/flash.lua never shadows ncpflash.flash.
+M.ROOT_FOLDERS = { "boards/", "chips/", "reset/" }
+
 local function install_roots(roots)
   local dirs = {}
   for _, r in ipairs(roots) do
     dirs[#dirs + 1] = r.dir .. "/lua"
-    dirs[#dirs + 1] = r.dir
+    dirs[#dirs + 1] = { path = r.dir, only = M.ROOT_FOLDERS }
   end
   sys.set_roots(dirs)
 end
@@ -67,7 +72,7 @@ end
 
 local function recipe_source(entry)
   if entry.embedded then return sys.embedded_source(entry.path), "@" .. entry.path end
-  return util.readfile(entry.path, "recipe"), "@" .. entry.path
+  return util.readfile(entry.path, "recipe", 16 * 1024 * 1024), "@" .. entry.path
 end
 
 -- The recipe environment (README "Recipes and external commands"). Recipes run without
@@ -161,6 +166,13 @@ function Ctx:board()
   local b = require("ncpflash.boards." .. name)
   b.name = b.name or name
   self._board = b
+  -- a user file of that name shadows the built-in board: remember it, connect says so
+  for _, r in ipairs(M.roots(self.opts)) do
+    for _, p in ipairs({ r.dir .. "/boards/" .. name .. ".lua", r.dir .. "/lua/ncpflash/boards/" .. name .. ".lua",
+        r.dir .. "/lua/boards/" .. name .. ".lua" }) do
+      if not self._board_file and sys.stat(p) then self._board_file = p end
+    end
+  end
   return b
 end
 
@@ -189,6 +201,13 @@ function Ctx:open_port(o)
       { hint = "'ncpflash ports' lists serial ports; try rfc2217://HOST:PORT for ncpsim or ser2net" })
   end
   local trace = self.opts.trace_file or (self.opts.trace and "stderr") or false
+  if not url:find("://", 1, true) then
+    local st = sys.stat(url)
+    if st and st.type == "file" then
+      errors.raise("port", ("%s is a regular file, not a serial port"):format(url),
+        { port = url, hint = "'ncpflash ports' lists serial ports; ncpsim prints its URL when it starts" })
+    end
+  end
   return require("ncpflash.core.port").open(url, { baud = o.baud, trace = trace })
 end
 
@@ -204,7 +223,18 @@ function Ctx:connect(o)
       end
     end
   end
-  return require("ncpflash.session").connect(self, o)
+  local s = require("ncpflash.session").connect(self, o)
+  if self._board_file and not (o and o.board) then
+    local f = io.open(self._board_file, "rb")
+    local head = f and f:read(200) or ""
+    if f then f:close() end
+    self.ev:info(("board %s: the user board file %s is in effect%s"):format(self._board.name, self._board_file,
+      head:find("probe --tune", 1, true) and " (written by probe --tune; delete it to go back to the built-in board)"
+        or ""), { board = self._board.name, board_file = self._board_file })
+  end
+  -- an earlier eFuse burn on this chip whose outcome is unknown is read back now (never raises)
+  require("ncpflash.efuse_burn").settle_pending(self, s)
+  return s
 end
 
 --- Ask for a typed confirmation word; false in --json/non-interactive
@@ -261,6 +291,13 @@ local function general_help(roots)
 end
 
 local function find_command(roots, name)
+  if name:match("^%-") then   -- a global option ncpflash does not know, before the command
+    local names = {}
+    for _, g in ipairs(cli.globals) do names[#names + 1] = g[1]; if g.short then names[#names + 1] = g.short end end
+    local hint = util.suggest(name:match("^([^=]*)"), names)
+    errors.raise("usage", ("unknown option %s%s"):format(name:match("^([^=]*)"),
+      hint and (" (did you mean " .. hint .. "?)") or ""), { hint = "'ncpflash --help' lists the global options" })
+  end
   local all = M.list_recipes(roots)
   if all[name] then return all[name] end
   local names = {}
@@ -273,6 +310,13 @@ local function find_command(roots, name)
 end
 
 local function run(opts, rest, ev, late)
+  if opts.lua_path then
+    local st = sys.stat(opts.lua_path)
+    if not st or st.type ~= "dir" then
+      errors.raise("usage", ("--lua-path %s: not a directory"):format(opts.lua_path),
+        { hint = "--lua-path DIR loads DIR/lua and DIR/recipes (development)" })
+    end
+  end
   local roots = M.roots(opts)
   install_roots(roots)
   local late_version = false    -- --version after the command name may be the command's own option
@@ -310,7 +354,7 @@ local function run(opts, rest, ev, late)
     trusted = true
     local file = cmd == "run" and table.remove(rest, 1) or cmd
     if not file then errors.raise("usage", "run: missing FILE.lua") end
-    src = util.readfile(file, "script")
+    src = util.readfile(file, "script", 16 * 1024 * 1024)
     chunk = "@" .. file
     entry = { name = file, origin = file }
   else

@@ -257,12 +257,16 @@ function Run:finish_device(d, code)
   if d.logf then
     d.logf:close()
     d.logf = nil
-    if d.mac then   -- name the logs by MAC now that it is known
+    if d.mac then   -- name the logs by MAC now that it is known; never over another run's log
       local base = ("%s/%s_%s"):format(self.log_dir, d.mac:gsub(":", ""), d.stamp)
-      if sys.stat(base .. ".log") then base = base .. "_" .. d.index end
-      os.rename(d.log_path, base .. ".log")
-      if d.trace_path and sys.stat(d.trace_path) then os.rename(d.trace_path, base .. ".trace") end
-      d.log_path, d.trace_path = base .. ".log", d.trace_path and (base .. ".trace")
+      local ok, f, log, paths = pcall(util.create_unique, base, { ".log", ".trace" })
+      if ok then
+        f:close()
+        sys.replace(d.log_path, log)         -- over our own reservation (MoveFileEx on Windows)
+        if d.trace_path and sys.stat(d.trace_path) then sys.replace(d.trace_path, paths[2])
+        else os.remove(paths[2]) end
+        d.log_path, d.trace_path = log, d.trace_path and paths[2]
+      end
     end
   end
   if code == 130 and not self.cancelled then self:cancel_all() end
@@ -345,9 +349,10 @@ function M._main(opts, rest, argv, ev)
     if opts.log_dir then
       local slug = d.label:gsub("[^%w%-%.]", "_")
       local base = ("%s/%s_%d_%s"):format(opts.log_dir, d.stamp, i, slug)
-      d.log_path, d.trace_path = base .. ".log", base .. ".trace"
-      d.logf = io.open(d.log_path, "wb")
-      if not d.logf then errors.raise("input", "--log-dir: cannot write " .. d.log_path) end
+      local ok, f, log, paths = pcall(util.create_unique, base, { ".log", ".trace" })
+      if not ok then errors.raise("input", "--log-dir: cannot write a log in " .. opts.log_dir .. ": "
+        .. tostring(errors.is(f) and f.message or f)) end
+      d.logf, d.log_path, d.trace_path = f, log, paths[2]
       self:log(d, ("ncpflash %s on %s: %s"):format(sys.version, url, table.concat(rest, " ")))
       extra = { "--trace-file", d.trace_path }
     elseif opts.trace_file or opts.trace then

@@ -1,7 +1,6 @@
 -- Bouffalo partition tables ("BFPT", protocol.md §6.5): parse, validate (both CRCs), look up,
 -- build (tests, tools) and describe.
 local codec = require("ncpflash.core.codec")
-local errors = require("ncpflash.errors")
 local util = require("ncpflash.util")
 
 local M = {}
@@ -73,11 +72,7 @@ end
 
 -- Read and parse a file.
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then errors.raise("input", "cannot read partition table " .. path .. ": " .. tostring(err),
-    { file = path }) end
-  local data = f:read("a")
-  f:close()
+  local data = util.readfile(path, "partition table", 1024 * 1024)
   return M.parse(data, { file = path }), data
 end
 

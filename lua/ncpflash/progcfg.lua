@@ -6,6 +6,7 @@
 local sys = require("ncpflash.core.sys")
 local errors = require("ncpflash.errors")
 local partition = require("ncpflash.partition")
+local util = require("ncpflash.util")
 local fpath = require("ncpflash.path")
 
 local M = {}
@@ -17,7 +18,7 @@ local function fail(ini, line, key, msg, fields)
   errors.raise("input", string.format("%s: %s%s", where, key and ("[" .. key .. "] ") or "", msg), f)
 end
 
-local function q(s) return string.format("%q", s) end
+local function q(s) return util.quote(s) end
 
 -- Paths in an ini: "/" or, on Windows, also "\" and drive letters (ncpflash.path), so an ini
 -- written on Windows (".\bin\app.bin") resolves as it does there.
@@ -33,11 +34,19 @@ local function fit_entry(path, r, e)
   end
 end
 
--- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16).
+-- Addresses and skip_mode values are hex with or without 0x (BLFlashCommand reads them base 16,
+-- protocol.md §5.4 and §6.6). Returns the value and, for a value that reads differently as a
+-- decimal number ("65536"), a note saying how it was read.
 local function parse_hex(s)
-  s = s:match("^%s*(.-)%s*$"):gsub("^0[xX]", "")
-  if s:match("^%x+$") and #s <= 8 then return tonumber(s, 16) end
-  return nil
+  s = s:match("^%s*(.-)%s*$")
+  local digits = s:gsub("^0[xX]", "")
+  if not (digits:match("^%x+$") and #digits <= 8) then return nil end
+  local v = tonumber(digits, 16)
+  if digits == s and s:match("^%d+$") and tonumber(s, 10) ~= v then
+    return v, string.format("%q is read as hex 0x%X, as the vendor tool reads addresses (base 16); write "
+      .. "0x%X to say so, or 0x%X if %s was meant as a decimal number", s, v, v, tonumber(s, 10), s)
+  end
+  return v
 end
 
 local function parse_number(s)
@@ -48,12 +57,29 @@ local function parse_number(s)
 end
 
 -- Plain INI reader: returns list of sections {name=, line=, keys={k={value=, line=}}, order={}}.
+M.INI_MAX = 1024 * 1024   -- an ini is a few hundred bytes; anything near this is another file
+
 function M.read_ini(path)
+  local st = sys.stat(path)
+  if st and st.type ~= "file" then fail(path, nil, nil, "not a regular file") end
+  if st and st.size > M.INI_MAX then
+    fail(path, nil, nil, string.format("%s is %d bytes, more than an ini file can be (limit %d): is this the "
+      .. "flash_prog_cfg.ini?", path, st.size, M.INI_MAX), { size = st.size })
+  end
   local f, err = io.open(path, "rb")
   if not f then fail(path, nil, nil, "cannot read: " .. tostring(err)) end
-  local text = f:read("a")
+  local text = f:read(M.INI_MAX + 1) or ""
   f:close()
+  if #text > M.INI_MAX then fail(path, nil, nil, "more than an ini file can be (it grows while read)") end
   text = text:gsub("^\xEF\xBB\xBF", "")
+  -- a binary file given as the ini: say so, and never quote its bytes
+  local nul = text:find("%z")
+  local _, bad = utf8.len(text)
+  if nul or bad then
+    local at = math.min(nul or math.huge, bad or math.huge)
+    fail(path, nil, nil, string.format("not a text file (byte 0x%02X at offset %d): an ini is text; is this the "
+      .. "flash_prog_cfg.ini?", text:byte(at), at - 1), { offset = at - 1 })
+  end
   local sections, cur = {}, nil
   local n = 0
   for raw in (text .. "\n"):gmatch("([^\n]*)\n") do
@@ -75,6 +101,12 @@ function M.read_ini(path)
       if not cur then fail(path, n, k, "key outside any section") end
       v = v:gsub("%s+[#;].*$", "")
       v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
+      -- a second value for a key is ambiguous (which one does the vendor tool use?): refused
+      local first = cur.keys[k]
+      if first then
+        fail(path, n, cur.name, string.format("duplicate key %s (first at line %d)", k, first.line),
+          { first_line = first.line })
+      end
       cur.keys[k] = { value = v, line = n }
       cur.order[#cur.order + 1] = k
     end
@@ -146,13 +178,22 @@ end
 
 -- Parse and resolve an ini. opts.chipname substitutes $(CHIPNAME) (default "qcc743").
 -- opts.allow_outside: accept files outside M.release_root (otherwise an input error).
+-- opts.partition_addresses: where the [partition] file may go (the chip's or board's
+-- flash_layout.partition_table; another address is an input error); opts.sector_size (4096):
+-- an address off a sector boundary is a warning. A key given twice in a section is an input
+-- error naming both lines; a decimal-looking address is read as hex, as the vendor tool reads
+-- it, with a warning. Warnings are returned in cfg.warnings.
 -- Returns {file=, dir=, erase=, skip={{address=, length=}}, boot2_isp_mode=, partition=(parsed
--- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}}.
+-- table or nil), regions={{name=, file=, address=, size=, max_size=, entry=, line=}}, warnings=}.
 function M.load(path, opts)
   opts = opts or {}
   local sections = M.read_ini(path)
-  local dir = dirname(path)
-  local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {} }
+  local dir = util.dirname(path)
+  local cfg = { file = path, dir = dir, erase = 1, skip = {}, boot2_isp_mode = 0, regions = {}, warnings = {} }
+  local function warn(line, key, msg)
+    cfg.warnings[#cfg.warnings + 1] = string.format("%s:%s: [%s] %s", path, tostring(line), key, msg)
+  end
+  local sector = opts.sector_size or 4096
   local chipname = opts.chipname or "qcc743"
   local pt, root
   for _, s in ipairs(sections) do
@@ -168,10 +209,13 @@ function M.load(path, opts)
         elseif k == "skip_mode" then
           for pair in e.value:gmatch("[^;]+") do
             local a, l = pair:match("^%s*([^,]-)%s*,%s*(.-)%s*$")
-            local av, lv = a and parse_hex(a), l and parse_hex(l)
+            local av, an = parse_hex(a or "")
+            local lv, ln = parse_hex(l or "")
             if not av or not lv then
               fail(path, e.line, "cfg.skip_mode", "expected addr, len[; addr, len], found " .. q(e.value))
             end
+            if an then warn(e.line, "cfg.skip_mode", an) end
+            if ln then warn(e.line, "cfg.skip_mode", ln) end
             if lv > 0 then cfg.skip[#cfg.skip + 1] = { address = av, length = lv } end
           end
         elseif k == "boot2_isp_mode" then
@@ -227,16 +271,30 @@ function M.load(path, opts)
         r.address = e.address0
         fit_entry(path, r, e)
       else
-        local a = parse_hex(ad.value)
+        local a, note = parse_hex(ad.value)
         if not a then
           fail(path, ad.line, s.name .. ".address", "expected a hex address or @partition, found " .. q(ad.value))
         end
+        if note then warn(ad.line, s.name .. ".address", note) end
         r.address = a
       end
+      if s.name:lower() == "partition" and opts.partition_addresses then
+        local okaddr, where = false, {}
+        for _, pa in ipairs(opts.partition_addresses) do
+          okaddr = okaddr or pa == r.address
+          where[#where + 1] = string.format("0x%X", pa)
+        end
+        if not okaddr then
+          fail(path, ad.line, s.name .. ".address", string.format("0x%X: the partition table goes at %s (where "
+            .. "boot2 reads it); at another address the module would not find it", r.address,
+            table.concat(where, " or ")))
+        end
+      elseif r.address % sector ~= 0 then
+        warn(ad.line, s.name .. ".address", string.format("0x%X is not %d KiB-aligned: the rest of its first sector "
+          .. "(from 0x%X) is erased with it", r.address, sector // 1024, r.address - r.address % sector))
+      end
       if s.name:lower() == "partition" then
-        local fh = io.open(file, "rb")
-        local data = fh:read("a")
-        fh:close()
+        local data = util.readfile(file, "partition table", 1024 * 1024)
         local ok, res = pcall(partition.parse, data, { file = file })
         if not ok then
           fail(path, fd.line, s.name .. ".filedir", tostring(res), { cause = res })

@@ -186,7 +186,7 @@ Hook.__index = Hook
 
 --- Load a provisioning file (text only) for ctx.
 function M.load(ctx, path)
-  local src = util.readfile(path, "provisioning file")
+  local src = util.readfile(path, "provisioning file", 4 * 1024 * 1024)
   local env = setmetatable({}, { __index = _G })
   local fn, err = load(src, "@" .. path, "t", env)
   if not fn then errors.raise("input", "cannot load " .. path .. ": " .. err, { file = path }) end
@@ -199,6 +199,17 @@ function M.load(ctx, path)
   return setmetatable({ ctx = ctx, path = path, hook = h }, Hook)
 end
 
+-- Call the script's function `name`: an error it raises that is not an ncpflash error (a bug or
+-- an error() in the script) is a bad input file (exit 7) naming the script.
+function Hook:call(name, ...)
+  local res = table.pack(pcall(self.hook[name], ...))
+  if res[1] then return table.unpack(res, 2, res.n) end
+  local e = res[2]
+  if errors.is(e) then error(e, 0) end
+  errors.raise("input", ("%s: the provisioning script's %s failed: %s"):format(self.path, name, tostring(e)),
+    { file = self.path })
+end
+
 function Hook:identity(s)
   local job = self.ctx.job
   return { chip_id = s.info and s.info.chip_id, mac = s:mac(), port = s.url, index = job and job.index or 1,
@@ -209,7 +220,7 @@ end
 function Hook:before(s, plan)
   local flash = require "ncpflash.flash"
   self.dev = self:identity(s)
-  local regions = self.hook.unit(self.dev, self.ctx)
+  local regions = self:call("unit", self.dev, self.ctx)
   if regions == nil or #regions == 0 then
     self.ctx.ev:info("provision: no per-unit data for chip " .. tostring(self.dev.chip_id))
     return
@@ -229,7 +240,7 @@ function Hook:before(s, plan)
 end
 
 function Hook:commit()
-  if self.dev and self.hook.commit then self.hook.commit(self.dev, self.ctx) end
+  if self.dev and self.hook.commit then self:call("commit", self.dev, self.ctx) end
 end
 
 function Hook:release(err)

@@ -502,7 +502,11 @@ function Session:_compression_pays(data)
   return #out < #sample * 0.95
 end
 
--- Write `data` at `addr`. opts: progress(done, total), compress (nil = auto, true, false).
+-- Write `data` at `addr`. opts: progress(done, total, acked), compress (nil = auto, true, false),
+-- on_compress(bool) (told whether XZ is used, before the first frame).
+-- Progress counts what the device acknowledged: `done` bytes of `data` (with XZ an upper bound:
+-- the acknowledged stream can decode to no more than the input it was made from), `acked`
+-- payload bytes (compressed bytes with XZ).
 -- Returns {sent = bytes of payload sent, written = #data, compressed = bool, frames = n}.
 function Session:write(addr, data, opts)
   u32(addr, "address")
@@ -514,7 +518,8 @@ function Session:write(addr, data, opts)
   local wrate = c.write_rate or 20000
   local compress = opts.compress
   if compress == nil then compress = self:_compression_pays(data) end
-  local st = { sent = 0, written = total, compressed = compress, frames = 0 }
+  if opts.on_compress then opts.on_compress(compress) end   -- before the first frame
+  local st = { sent = 0, acked = 0, written = total, compressed = compress, frames = 0 }
   local t0 = sys.now()
   -- Frames go out through isp.send/isp.reply with at most `window` unacknowledged. window 1
   -- (default) is stop-and-wait on the wire: the next frame is only prepared (compressed) while the
@@ -527,7 +532,11 @@ function Session:write(addr, data, opts)
     local f = table.remove(inflight, 1)
     local ok, err = pcall(isp.reply, self.port, f.code, { timeout = f.timeout })
     self.last_io = sys.now()
-    if ok then return end
+    if ok then
+      st.acked = f.sent_after
+      progress(f.done, total, st.acked)
+      return
+    end
     -- the replies of later frames still in flight are drained and dropped: the error is this frame's
     for _, g in ipairs(inflight) do pcall(isp.reply, self.port, g.code, { timeout = 0.2 }) end
     inflight = {}
@@ -539,27 +548,30 @@ function Session:write(addr, data, opts)
     end
     error(err, 0)
   end
-  local function post(name, payload, timeout, offset)
+  -- done: the bytes of `data` this frame completes once acknowledged
+  local function post(name, payload, timeout, offset, done)
     if #inflight >= window then reap() end
     if #inflight == 0 then self:_keepalive() end
     local code = op(name)
     isp.send(self.port, code, payload)
     st.frames = st.frames + 1
-    inflight[#inflight + 1] = { code = code, timeout = timeout, index = st.frames, offset = offset }
+    inflight[#inflight + 1] = { code = code, timeout = timeout, index = st.frames, offset = offset, done = done,
+      sent_after = st.sent + #payload - 4 }
   end
   if not compress then
     local pos = 1
     while pos <= total do
       local piece = data:sub(pos, pos + chunk - 1)
       local payload = string.pack("<I4", addr + pos - 1) .. piece
-      if window > 1 then post("FLASH_WRITE", payload, 2 + #piece / wrate, pos - 1)
+      if window > 1 then post("FLASH_WRITE", payload, 2 + #piece / wrate, pos - 1, pos - 1 + #piece)
       else
         self:cmd("FLASH_WRITE", payload, { timeout = 2 + #piece / wrate })
         st.frames = st.frames + 1
+        st.acked = st.sent + #piece
+        progress(pos - 1 + #piece, total, st.acked)
       end
       st.sent = st.sent + #piece
       pos = pos + #piece
-      progress(pos - 1, total)
     end
     while #inflight > 0 do reap() end
   else
@@ -572,7 +584,7 @@ function Session:write(addr, data, opts)
       -- the ROM may program far more than the frame carries (highly compressible data)
       local ratio = fed / math.max(st.sent + #piece, 1)
       local t = math.min(60, 2 + #piece * ratio / wrate)
-      post("FLASH_DECOMPRESS_WRITE", string.pack("<I4", a) .. piece, t, st.sent)
+      post("FLASH_DECOMPRESS_WRITE", string.pack("<I4", a) .. piece, t, st.sent, math.min(fed, total))
       first = false
       st.sent = st.sent + #piece
     end
@@ -583,7 +595,6 @@ function Session:write(addr, data, opts)
         local piece = s:sub(pos, pos + chunk - 1)
         send(piece)
         pos = pos + #piece
-        progress(math.min(fed, total), total)
       end
       buf = { s:sub(pos) }
       buflen = #buf[1]
@@ -600,7 +611,7 @@ function Session:write(addr, data, opts)
     buf[#buf + 1] = enc:finish()
     pump(true)
     while #inflight > 0 do reap() end
-    progress(total, total)
+    progress(total, total, st.acked)
   end
   st.seconds = sys.now() - t0
   self.stats.write = (self.stats.write or 0) + st.seconds

@@ -228,10 +228,9 @@ function Station:new_device(slot)
     done = 0, total = 0, stamp = multi.stamp(), regions = {}, region_order = {} }
   local slug = d.label:gsub("[^%w%-%.]", "_")
   local base = ("%s/%s_%d_%s"):format(self.cfg.log_dir, d.stamp, slot.index, slug)
-  if sys.stat(base .. ".log") then base = base .. "_" .. slot.attempts end
-  d.log_path, d.trace_path = base .. ".log", base .. ".trace"
-  d.logf = io.open(d.log_path, "w")
-  if not d.logf then self:halt("cannot write the unit log " .. d.log_path) return nil end
+  local ok, f, log, paths = pcall(util.create_unique, base, { ".log", ".trace" })   -- never over another log
+  if not ok then self:halt("cannot write a unit log in " .. self.cfg.log_dir) return nil end
+  d.logf, d.log_path, d.trace_path = f, log, paths[2]
   return d
 end
 

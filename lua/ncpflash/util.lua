@@ -32,6 +32,38 @@ function M.parse_u32(s)
   return math.tointeger(v)
 end
 
+--- `s` quoted for a message: printable ASCII as is, anything else as \xNN, at most `max`
+--- bytes of it (default 60) with "..." after. Never puts raw bytes from a file on a terminal.
+function M.quote(s, max)
+  max = max or 60
+  local body = tostring(s):sub(1, max):gsub('[^\32-\126]', function(c) return ("\\x%02X"):format(c:byte()) end)
+    :gsub('"', '\\"')
+  return '"' .. body .. '"' .. (#tostring(s) > max and "..." or "")
+end
+
+--- Text safe for a terminal: control characters (but newline and tab) and bytes that are not
+--- UTF-8 become \xNN; well-formed UTF-8 is kept.
+function M.terminal_safe(s)
+  s = tostring(s)
+  if not s:find("[%c\128-\255]") then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local c = s:byte(i)
+    local n = c < 0x80 and 1 or (c >= 0xF0 and 4) or (c >= 0xE0 and 3) or (c >= 0xC2 and 2) or 0
+    local seq = n > 0 and s:sub(i, i + n - 1) or ""
+    if n == 1 and (c >= 32 and c ~= 127 or c == 10 or c == 9) then
+      out[#out + 1] = seq
+    elseif n > 1 and #seq == n and utf8.len(seq) == 1 then
+      out[#out + 1] = seq
+      i = i + n - 1
+    else
+      out[#out + 1] = ("\\x%02X"):format(c)
+    end
+    i = i + 1
+  end
+  return table.concat(out)
+end
+
 --- Human size: 1536 -> "1.5 KiB".
 function M.fmt_size(n)
   if n < 1024 then return ("%d B"):format(n) end
@@ -76,12 +108,44 @@ function M.suggest(word, candidates)
   return nil
 end
 
---- Read a whole file; raises an "input" error naming the file.
-function M.readfile(path, what)
+M.READ_MAX = 256 * 1024 * 1024   -- the default bound of M.readfile
+
+--- The size of a regular file, looked at before anything is read: a missing path, a directory,
+--- a device or a pipe (/dev/zero) raises an "input" error naming it.
+function M.regular_file(path, what)
+  local st, err = sys.stat(path)
+  local label = (what and (what .. " ") or "") .. tostring(path)
+  if not st then
+    local f, oerr = io.open(path, "rb")
+    if f then f:close() end
+    errors.raise("input", ("cannot read %s"):format(oerr or (label .. ": " .. tostring(err))), { file = path })
+  end
+  if st.type ~= "file" then
+    errors.raise("input", ("%s: not a regular file (%s)"):format(label, st.type == "dir" and "a directory"
+      or "a device, pipe or socket"), { file = path })
+  end
+  return st.size
+end
+
+--- Read a whole regular file of at most `max` bytes (default M.READ_MAX): the size is checked
+--- before reading (M.regular_file), the read itself is bounded too (a file that grows).
+--- Raises "input" errors naming the file.
+function M.readfile(path, what, max)
+  max = max or M.READ_MAX
+  local size = M.regular_file(path, what)
+  local label = (what and (what .. " ") or "") .. tostring(path)
+  local function too_big(n)
+    errors.raise("input", ("%s is %d bytes, more than the %d bytes it may have"):format(label, n, max),
+      { file = path, size = n, max = max })
+  end
+  if size > max then too_big(size) end
   local f, err = io.open(path, "rb")
-  if not f then errors.raise("input", ("cannot read %s%s"):format(what and (what .. " ") or "", err)) end
-  local data = f:read("a")
+  if not f then
+    errors.raise("input", ("cannot read %s%s"):format(what and (what .. " ") or "", err), { file = path })
+  end
+  local data = f:read(max + 1) or ""
   f:close()
+  if #data > max then too_big(#data) end
   return data
 end
 
@@ -91,6 +155,37 @@ function M.writefile(path, data)
   local ok, werr = f:write(data)
   if not ok then f:close(); errors.raise("input", "cannot write " .. path .. ": " .. tostring(werr)) end
   f:close()
+end
+
+--- New files named BASE..EXT for each of `exts` (a list), never an existing file, also when
+--- other processes pick names at the same time (sys.create_new: O_EXCL): BASE, else BASE_2,
+--- BASE_3, ... until every name of the set is free. Returns the first file (open for writing),
+--- its path, and the list of paths (the others are created empty: reserved for the caller).
+function M.create_unique(base, exts)
+  for n = 1, 1000 do
+    local sfx = n == 1 and "" or ("_" .. n)
+    local made, taken = {}, false
+    for _, ext in ipairs(exts) do
+      local path = base .. sfx .. ext
+      local f, err, exists = sys.create_new(path)
+      if not f then
+        for _, m in ipairs(made) do m.f:close(); os.remove(m.path) end
+        if not exists then errors.raise("input", "cannot create " .. tostring(err), { file = path }) end
+        taken = true
+        break
+      end
+      made[#made + 1] = { f = f, path = path }
+    end
+    if not taken then
+      local paths = {}
+      for i, m in ipairs(made) do
+        paths[i] = m.path
+        if i > 1 then m.f:close() end
+      end
+      return made[1].f, made[1].path, paths
+    end
+  end
+  errors.raise("input", "no free file name for " .. base .. " (1000 taken)", { file = base })
 end
 
 --- Raise an "input" error about a field of a binary structure (`what`: "boot header",
@@ -122,8 +217,18 @@ function M.module_names(sub)
   local function add(n)
     if n and not seen[n] and n:match("^[%w_%-]+$") then seen[n] = true; out[#out + 1] = n end
   end
-  for _, dir in ipairs(sys.get_roots and sys.get_roots() or {}) do
-    for _, d in ipairs({ dir .. "/" .. sub, dir .. "/ncpflash/" .. sub }) do
+  for _, root in ipairs(sys.get_roots and sys.get_roots() or {}) do
+    -- a root is a path (any module under it) or {path=, only={folders}} (those folders only)
+    local dirs
+    if type(root) == "table" then
+      dirs = {}
+      for _, pre in ipairs(root.only or {}) do
+        if pre == sub .. "/" then dirs[1] = root.path .. "/" .. sub end
+      end
+    else
+      dirs = { root .. "/" .. sub, root .. "/ncpflash/" .. sub }
+    end
+    for _, d in ipairs(dirs) do
       for _, f in ipairs(sys.listdir(d) or {}) do add(f:match("^(.+)%.lua$")) end
     end
   end

@@ -94,6 +94,14 @@ static void test_ecdsa(void)
 	rs[5] ^= 0x40;
 	CHECK("ecdsa_verify_other_msg", pub && ncc_ecdsa_verify(pub, msg, sizeof msg - 1, rs) == 0,
 	      "accepted");
+	/* the digest form: SHA-256(msg) computed here, as the chip computes a boot image's hash */
+	uint8_t digest[32];
+	unsigned int dn = 0;
+	EVP_Digest(msg, sizeof msg, digest, &dn, EVP_sha256(), NULL);
+	CHECK("ecdsa_verify_digest_valid", pub && dn == 32 && ncc_ecdsa_verify_digest(pub, digest, rs) == 1,
+	      "rejected");
+	digest[0] ^= 1;
+	CHECK("ecdsa_verify_digest_other", pub && ncc_ecdsa_verify_digest(pub, digest, rs) == 0, "accepted");
 	memset(rs, 0, sizeof rs);
 	CHECK("ecdsa_verify_zero_sig", pub && ncc_ecdsa_verify(pub, msg, sizeof msg, rs) == 0, "accepted");
 

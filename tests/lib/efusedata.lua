@@ -21,4 +21,13 @@ function M.st_like(hash)
   return d
 end
 
+--- The eFuse write commands (0x40 plain, 0x80 secure) in an ncpsim handle's log.
+function M.efuse_writes(sim)
+  local n = 0
+  for _, l in ipairs(sim:log_lines()) do
+    if l:match("^0x40 ") or l:match("^0x80 ") then n = n + 1 end
+  end
+  return n
+end
+
 return M

@@ -86,16 +86,28 @@ function M.rmtree(path)
   os.remove(path)
 end
 
+-- The state directory (journals, pending eFuse records) of the runs of one test: never the
+-- user's ~/.local/state, and not shared between tests.
+local test_state
+local function state_home()
+  if not test_state then test_state = M.tmpdir() .. "/state-home" end
+  return test_state
+end
+
 --- Run build/ncpflash with argv (a list); returns {code=, out=, err=}.
 --- opts.stdin: text fed on stdin; opts.timeout (s, default 120); opts.env:
---- {NAME = value} added to the environment.
+--- {NAME = value} added to the environment (XDG_STATE_HOME defaults to a directory of the test).
 function M.run(argv, opts)
   opts = opts or {}
   local dir = M.tmpdir()
   local cmd = {}
-  if opts.env then
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  -- the state directory of the test (not inside ncpflash.exe, where there is no env program)
+  if env.XDG_STATE_HOME == nil and not M.in_windows then env.XDG_STATE_HOME = state_home() end
+  if next(env) then
     cmd[1] = "env"
-    for k, v in pairs(opts.env) do cmd[#cmd + 1] = k .. "=" .. v end
+    for k, v in pairs(env) do cmd[#cmd + 1] = k .. "=" .. v end
   end
   for _, a in ipairs(M.ncpflash_argv(argv)) do cmd[#cmd + 1] = a end
   local stdin = "null"
@@ -315,6 +327,7 @@ function M.cleanup()
     pcall(live[i])
     live[i] = nil
   end
+  test_state = nil
 end
 
 return M

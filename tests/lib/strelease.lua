@@ -9,8 +9,9 @@
 --   R.images[profile][version] = bytes, R.boot2, R.partition, R.littlefs, R.efuse_data (512 B)
 --   R.expected(profile, version, size) -> the flash a chip-erased module holds afterwards
 --   R.hostfile(board, name) -> path of a host file in <BOARD>_Binaries
--- Images are signed boot headers with one synthetic public key (R.pk), and efusedata.bin names
--- that key's hash (the bits of ST's file, st67w611m1.md §2.6), so the secure-boot guard accepts it.
+-- Images are boot headers signed with one synthetic P-256 key (R.pk, tests/lib/signing.lua), and
+-- efusedata.bin names that key's hash (the bits of ST's file, st67w611m1.md §2.6), so the
+-- secure-boot guard (key hash, image hash and signature) accepts them.
 local codec = require "ncpflash.core.codec"
 local header = require "ncpflash.header"
 local bl616 = require "ncpflash.chips.bl616"
@@ -21,7 +22,17 @@ local helpers = require "helpers"
 
 local M = {}
 
-M.PK = helpers.random_bytes(64, 0x57A61E)
+-- a real P-256 key (the secure-boot guard verifies every image's signature); without the
+-- openssl tool a random "key" (the eFuse steps' guard then refuses)
+local signing = require "signing"
+M.KEY = signing.available() and signing.keypair() or nil
+M.PK = M.KEY and M.KEY.xy or helpers.random_bytes(64, 0x57A61E)
+
+local function signed(opts)
+  if M.KEY then return signing.image(bl616, M.KEY, opts) end
+  opts.sign, opts.public_key = 1, M.PK
+  return header.build(bl616, opts)
+end
 M.PROFILES = { "mission_t01", "mission_t02", "mfg" }
 
 local function mkdir(p) assert(require("ncpflash.core.sys").mkdirs(p)) end
@@ -67,7 +78,7 @@ function M.build(dir, opts)
   R.nb = R.bin .. "/NCP_Binaries"
   mkdir(R.nb)
   mkdir(R.root .. "/LittleFS/littlefs")
-  R.boot2 = header.build(bl616, { image = synth.compressible(9000, 3), offset = 0x2000, sign = 1, public_key = M.PK })
+  R.boot2 = signed({ image = synth.compressible(9000, 3), offset = 0x2000 })
   R.partition = synth.partition_table()
   R.littlefs = ("littlefs"):rep(64) .. string.rep("\255", 8192 - 512)
   helpers.writefile(R.nb .. "/st67w611m_boot2_v8.1.9.bin", R.boot2)
@@ -77,8 +88,7 @@ function M.build(dir, opts)
     R.images[profile] = {}
     for vi, v in ipairs(versions) do
       -- each version a different image (and size), so a test sees which one landed
-      local img = header.build(bl616, { image = synth.compressible(6000 + 1000 * vi + 100 * pi, 10 * pi + vi),
-        offset = 0x1000, sign = 1, public_key = M.PK })
+      local img = signed({ image = synth.compressible(6000 + 1000 * vi + 100 * pi, 10 * pi + vi), offset = 0x1000 })
       R.images[profile][v] = img
       local base = R.nb .. "/st67w611m_" .. profile .. "_v" .. v
       helpers.writefile(base .. ".bin", img)

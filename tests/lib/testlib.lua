@@ -48,17 +48,28 @@ function M.nomatch(s, pattern, msg)
   end
 end
 
---- fn must raise; `want` is an error code ("timeout") or a Lua pattern
---- matched against the message.  Returns the error.
-function M.raises(fn, want)
+-- The error codes of ncpflash.errors (and "internal"): a `want` that is one of them is a code.
+local CODES = { internal = true }
+for k in pairs(require("ncpflash.errors").exit_codes) do CODES[k] = true end
+
+--- fn must raise. `want` is an error code ("timeout": the error must be an error object with
+--- exactly that code) or a Lua pattern matched against the message (plain string errors, i.e.
+--- misuse, and error objects alike). `pattern` (optional, with a code) must match the message
+--- too. Returns the error.
+function M.raises(fn, want, pattern)
   local ok, e = pcall(fn)
   if ok then error("expected an error" .. (want and (" (" .. want .. ")") or ""), 2) end
-  if want then
-    local code = type(e) == "table" and e.code
-    local msg = type(e) == "table" and tostring(e.message) or tostring(e)
-    if code ~= want and not msg:find(want) then
-      error(("expected error %q, got [%s] %s"):format(want, tostring(code), msg), 2)
+  local code = type(e) == "table" and e.code or nil
+  local msg = type(e) == "table" and tostring(e.message) or tostring(e)
+  if want and CODES[want] then
+    if code ~= want then
+      error(("expected error code %q, got [%s] %s"):format(want, tostring(code), msg), 2)
     end
+  elseif want and not msg:find(want) then
+    error(("expected an error matching %q, got [%s] %s"):format(want, tostring(code), msg), 2)
+  end
+  if pattern and not msg:find(pattern) then
+    error(("expected the [%s] error to match %q, got %s"):format(tostring(code), pattern, msg), 2)
   end
   return e
 end

@@ -8,8 +8,13 @@ local efuse = require "ncpflash.efuse"
 local header = require "ncpflash.header"
 local bl616 = require "ncpflash.chips.bl616"
 
+local signing = require "signing"
+
 local map = efuse.load_map("bl616", "st67w611m1")
-local SYN_PK = helpers.random_bytes(64, 0x5EC0B007)
+-- the synthetic signing key (real P-256: the secure-boot guard verifies the images' signatures)
+skip_if(not signing.available(), "the openssl tool is not installed (Debian package openssl): no signed images")
+local KEY = signing.available() and signing.keypair() or { xy = string.rep("\0", 64) }
+local SYN_PK = KEY.xy
 local E = require "efusedata"
 local ZERO, ST_HASH, put, u32, st_like = E.ZERO, E.ST_HASH, E.put, E.u32, E.st_like
 
@@ -32,23 +37,24 @@ local FOREIGN_PEM = "-----BEGIN PUBLIC KEY-----\n"
   .. "+EJ/7l7NmDz6KppwwwJ5HaE7kK/slcyNJSQDDr7itig+e/zjE2jZsHZATA==\n"
   .. "-----END PUBLIC KEY-----\n"
 
--- Signed boot headers (synthetic key) at 0x0 and 0x10000.
+-- Signed boot images at 0x0 and 0x10000: signed with the synthetic key, or carrying another
+-- public key `pk` (with a signature that does not matter: the key hash is refused first).
+local function signed(opts, pk)
+  if pk then
+    opts.sign, opts.public_key = 1, pk
+    return header.build(bl616, opts)
+  end
+  return signing.image(bl616, KEY, opts)
+end
+
 local function flash_signed(sim, dir, pk)
-  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
-    offset = 0x2000, sign = 1, public_key = pk or SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
-    offset = 0x1000, sign = 1, public_key = pk or SYN_PK }))
+  local b2 = helpers.writefile(dir .. "/b2.bin", signed({ image = string.rep("\x5A", 4096), offset = 0x2000 }, pk))
+  local fw = helpers.writefile(dir .. "/fw.bin", signed({ image = string.rep("\xA5", 8192), offset = 0x1000 }, pk))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw }
   eq(r.code, 0, r.err)
 end
 
-local function efuse_writes(sim)
-  local n = 0
-  for _, l in ipairs(sim:log_lines()) do
-    if l:match("^0x40 ") or l:match("^0x80 ") then n = n + 1 end
-  end
-  return n
-end
+local efuse_writes = E.efuse_writes
 
 local function raw_efuse(sim, dir)
   local path = dir .. "/raw-" .. math.random(1, 1e9) .. ".bin"
@@ -142,10 +148,11 @@ test("ST's efusedata.bin burns exactly its decoded bits over ST-signed headers (
   local dir = helpers.tmpdir()
   local key = sim_key(dir)
   local sim <close> = helpers.ncpsim{}
-  local b2 = helpers.writefile(dir .. "/b2.bin", helpers.readfile(nb .. "/st67w611m_boot2_v8.1.9.bin"):sub(1, 8192))
-  local fw = helpers.writefile(dir .. "/fw.bin",
-    helpers.readfile(nb .. "/st67w611m_mission_t02_v2.0.89.bin"):sub(1, 4096))
-  eq(helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw }.code, 0)
+  -- the whole images: the guard checks their on-chip hash and ST's signature
+  local b2 = nb .. "/st67w611m_boot2_v8.1.9.bin"
+  local fw = nb .. "/st67w611m_mission_t02_v2.0.89.bin"
+  local fl = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw }
+  eq(fl.code, 0, fl.err)
   local before = raw_efuse(sim, dir)
   local r = burn(sim, st_file, { "--confirm-efuse-burn", "--yes", "--root-key", key, "--audit", dir .. "/a" })
   eq(r.code, 0, r.err)
@@ -326,10 +333,8 @@ test("flash --efuse burns after a successful flash; a refused job flashes nothin
   local dir = helpers.tmpdir()
   local key, file = sim_key(dir), synthetic_file(dir)
   local sim <close> = helpers.ncpsim{}
-  local b2 = helpers.writefile(dir .. "/b2.bin", header.build(bl616, { image = string.rep("\x5A", 4096),
-    offset = 0x2000, sign = 1, public_key = SYN_PK }))
-  local fw = helpers.writefile(dir .. "/fw.bin", header.build(bl616, { image = string.rep("\xA5", 8192),
-    offset = 0x1000, sign = 1, public_key = SYN_PK }))
+  local b2 = helpers.writefile(dir .. "/b2.bin", signed({ image = string.rep("\x5A", 4096), offset = 0x2000 }))
+  local fw = helpers.writefile(dir .. "/fw.bin", signed({ image = string.rep("\xA5", 8192), offset = 0x1000 }))
   local r = helpers.run{ "--port", sim.url, "flash", "0", b2, "0x10000", fw, "--efuse", file,
     "--confirm-efuse-burn", "--yes" }
   eq(r.code, 6)

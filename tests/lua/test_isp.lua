@@ -247,7 +247,7 @@ test("command: argument errors", function()
   local pr <close> = peer("")
   local p <close> = port.open(pr.url)
   raises(function() isp.command(p, 0x100, "") end, "0..255")
-  raises(function() isp.command(p, 0x10, "", { timeout = -1 }) end, "timeout")
+  raises(function() isp.command(p, 0x10, "", { timeout = -1 }) end, "opts%.timeout must be a number")
   raises(function() isp.command({}, 0x10, "") end)
 end)
 

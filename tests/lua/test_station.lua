@@ -168,7 +168,8 @@ test("three units: late plug-in, a fault, a repeat; records, API, report", funct
   for l in csv:gmatch("([^\r\n]*)\r\n") do lines[#lines + 1] = l end
   eq(#lines, 5, csv)
   match(lines[1], "^attempt_id,session_id,station,operator,slot,port,chip_id,mac,")
-  ok(csv:find('"fw.bin @0x10000 failed twice, region is now erased:', 1, true), "a message with commas is quoted")
+  ok(csv:find('"fw.bin @0x10000 failed twice, region is now erased (no write acknowledged):', 1, true),
+    "a message with commas is quoted")
   ok(csv:find("fw.bin@0x10000=written", 1, true))
   local xml = helpers.readfile(dir .. "/a.xml")
   eq(select(2, xml:gsub("<testcase ", "")), 4)

@@ -8,10 +8,10 @@ local header = require "ncpflash.header"
 skip_if(not io.open(helpers.build .. "/ncpsim"), "build/ncpsim not built")
 
 local VARIANTS = {
-  bl808 = { addr = 0x0, chunk = 4096, mac_len = 6, rom = 0x08080001 },
-  bl702l = { addr = 0x10000, chunk = 2048, mac_len = 8, rom = 0x07020101 },
-  bl602 = { addr = 0x10000, chunk = 2048, mac_len = 6, rom = 0x06020001, loader = true },
-  bl702 = { addr = 0x10000, chunk = 2048, mac_len = 8, rom = 0x07020001, loader = true, no_xz = true },
+  bl808 = { addr = 0x0, chunk = 4096, mac_len = 6, rom = 0x08080001, flash = 16 },
+  bl702l = { addr = 0x10000, chunk = 2048, mac_len = 8, rom = 0x07020101, flash = 2 },
+  bl602 = { addr = 0x10000, chunk = 2048, mac_len = 6, rom = 0x06020001, loader = true, flash = 4 },
+  bl702 = { addr = 0x10000, chunk = 2048, mac_len = 8, rom = 0x07020001, loader = true, no_xz = true, flash = 2 },
 }
 local ORDER = { "bl808", "bl702l", "bl602", "bl702" }
 
@@ -46,8 +46,11 @@ end
 for _, name in ipairs(ORDER) do
   local V = VARIANTS[name]
   test(name .. ": detected from the boot info, raw app wrapped by `image create`, flashed and verified", function()
-    local sim <close> = helpers.ncpsim({ "--profile", name })
     local dir = helpers.tmpdir()
+    -- old (zero) content: the region's sectors must be erased (erased flash is left as it is)
+    require("ncpflash.core.sys").mkdirs(dir .. "/state")
+    helpers.writefile(dir .. "/state/flash.bin", string.rep("\0", V.flash * 1024 * 1024))
+    local sim <close> = helpers.ncpsim({ "--profile", name, "--state", dir .. "/state" })
     local app = helpers.random_bytes(20000, 7) .. helpers.compressible_bytes(60000, 8)
     helpers.writefile(dir .. "/app.bin", app)
     local r = helpers.run({ "--chip", name, "image", "create", dir .. "/app.bin", dir .. "/app_hdr.bin" })

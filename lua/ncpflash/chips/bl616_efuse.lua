@@ -12,7 +12,9 @@
 --   bit-field of the little-endian 32-bit word at `offset`: bits = {lo, hi}
 --   byte range: len = N (kind "bytes", "hash", "mac", "ascii", "counter")
 -- `values` maps integer values to words; `lock` marks write/read-lock bits with the byte range
--- they protect (`protects = {first, len}`), used by the burn planner.
+-- they protect (`protects = {first, len}`), used by the burn planner. `lockout` says what a
+-- field locks out for good (the plan names it; every wr_lock_/rd_lock_ field is one too);
+-- `lockout_flag` = a burn that sets it needs --allow-lockout NAME.
 
 local F = {}
 local function bit(offset, lo, hi, name, desc, src, extra)
@@ -27,12 +29,15 @@ local function bytes(offset, len, kind, name, desc, src, extra)
 end
 
 -- word 0 (offset 0x00): configuration
-bit(0x00, 0, 1, "ef_sf_aes_mode", "flash AES mode (0 = off)", "BK")
-bit(0x00, 4, 5, "ef_sboot_en", "secure-boot enable bits of word 0 (ST's file leaves them 0)", "BK")
-bit(0x00, 6, 9, "ef_uart_dis", "UART disable bits", "BK")
-bit(0x00, 24, 25, "ef_dbg_jtag_1_dis", "JTAG 1 disable", "BK")
+bit(0x00, 0, 1, "ef_sf_aes_mode", "flash AES mode (0 = off)", "BK",
+  { lockout = "flash encryption: only images encrypted with the eFuse key run", lockout_flag = true })
+bit(0x00, 4, 5, "ef_sboot_en", "secure-boot enable bits of word 0 (ST's file leaves them 0)", "BK",
+  { lockout = "secure boot" })
+bit(0x00, 6, 9, "ef_uart_dis", "UART disable bits", "BK",
+  { lockout = "UART download disabled: no more flashing over UART", lockout_flag = true })
+bit(0x00, 24, 25, "ef_dbg_jtag_1_dis", "JTAG 1 disable", "BK", { lockout = "JTAG disabled" })
 bit(0x00, 26, 27, "ef_dbg_jtag_0_dis", "JTAG disable (ST's read_chip_info: 3 = disabled)", "P,ST",
-  { values = { [0] = "enabled", [3] = "disabled" }, security = "jtag" })
+  { values = { [0] = "enabled", [3] = "disabled" }, security = "jtag", lockout = "JTAG disabled" })
 bit(0x00, 28, 31, "ef_dbg_mode", "debug mode", "BK")
 bytes(0x04, 16, "bytes", "ef_dbg_pwd", "debug password (16 bytes)", "BK")
 -- MAC slot 0 (factory) and key slots
@@ -46,9 +51,11 @@ bytes(0x4C, 16, "bytes", "key_slot_3", "key slot 3 (unknown use on ST67W611M1)",
 -- sw_usage_0 (offset 0x5C = 92)
 bit(0x5C, 0, 0, "bootrom_protect", "boot ROM protect", "BK")
 bit(0x5C, 1, 1, "uart_log_disable", "ROM UART log disable", "BK")
-bit(0x5C, 4, 4, "uartboot_disable", "UART boot (this download mode!) disable", "BK")
+bit(0x5C, 4, 4, "uartboot_disable", "UART boot (this download mode!) disable", "BK",
+  { lockout = "UART download disabled: no more flashing over UART", lockout_flag = true })
 bit(0x5C, 7, 7, "sign_cfg", "sw_usage_0 sign_cfg: secure boot, ROM accepts signed images only", "P",
-  { values = { [0] = "off", [1] = "SECURE BOOT" }, security = "sign_cfg" })
+  { values = { [0] = "off", [1] = "SECURE BOOT" }, security = "sign_cfg",
+    lockout = "secure boot: only images signed with the key in slots 0-1 boot" })
 bit(0x5C, 9, 11, "jtag_cfg", "JTAG pin configuration", "BK")
 bit(0x5C, 29, 29, "hbn_check_sign", "check signature when waking from hibernate", "BK")
 bytes(0x60, 4, "bytes", "sw_usage_1", "sw_usage_1 (clock/boot options; not decoded)", "BK")
@@ -81,7 +88,8 @@ bytes(0xC0, 28, "bytes", "rf_trim_a", "RF/analog trim words 0xC0..0xDB (ST reads
 bit(0xDC, 26, 26, "unknown_0xdc_bit26",
   "unknown: set by ST's efusedata.bin; inside ST's RF-trim range (Bouffalo: key_slot_9_w3)", "ST")
 bytes(0xE0, 24, "bytes", "rf_trim_b", "RF/analog trim words 0xE0..0xF7 (ST reads 0xC0..0xF4 as RF trim)", "ST")
-bytes(0xFC, 4, "bytes", "ef_data_1_lock", "lock word of 0x80..0xFF (key slots 4-10); not decoded", "BK")
+bytes(0xFC, 4, "bytes", "ef_data_1_lock", "lock word of 0x80..0xFF (key slots 4-10); not decoded", "BK",
+  { lockout = "write/read locks of 0x80..0xFF" })
 -- 0x100..0x1FF (ST's manufacturing data)
 bytes(0x100, 24, "ascii", "part_number", "part number (ASCII, until a 0x03 byte)", "ST")
 bytes(0x118, 2, "bytes", "bom", "BOM / manufacturing info (width assumed: 2 bytes)", "ST")
