@@ -43,6 +43,16 @@ function M.have_fixtures()
   return M.fixtures ~= nil and sys.stat(M.ncp_binaries) ~= nil
 end
 
+--- The lines of a text file ({} when it does not exist).
+function M.read_lines(path)
+  local f = io.open(path, "r")
+  if not f then return {} end
+  local out = {}
+  for l in f:lines() do out[#out + 1] = l end
+  f:close()
+  return out
+end
+
 function M.readfile(path)
   local f = assert(io.open(path, "rb"))
   local d = f:read("a")
@@ -274,14 +284,7 @@ end
 function Sim:flash() return M.readfile(self.state .. "/flash.bin") end
 function Sim:efuse() return M.readfile(self.state .. "/efuse.bin") end
 --- The command log lines.
-function Sim:log_lines()
-  local f = io.open(self.log, "r")
-  if not f then return {} end
-  local out = {}
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+function Sim:log_lines() return M.read_lines(self.log) end
 
 --- Raise unless ncpsim's flash `got` equals `want`, naming the first 4 KiB sector that differs.
 function M.same_flash(got, want)

@@ -67,14 +67,7 @@ local function rig(opts)
     o = o or {}
     return helpers.run(args, { env = env, stdin = o.stdin, timeout = 120 })
   end
-  function self.calls()
-    local f = io.open(log, "r")
-    if not f then return {} end
-    local out = {}
-    for l in f:lines() do out[#out + 1] = l end
-    f:close()
-    return out
-  end
+  function self.calls() return helpers.read_lines(log) end
   function self.stop()
     sim:stop()
     keeper:stop()

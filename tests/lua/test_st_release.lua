@@ -23,13 +23,7 @@ local function run(sim, args, opts)
   return helpers.run(argv, opts)
 end
 
-local function efuse_writes(sim)
-  local n = 0
-  for _, l in ipairs(sim:log_lines()) do
-    if l:match("^0x40 ") or l:match("^0x80 ") then n = n + 1 end
-  end
-  return n
-end
+local efuse_writes = E.efuse_writes
 
 local function commands(sim)
   local n = 0
