@@ -36,6 +36,15 @@ modem lines (pty, socket://) steps 2 and 3 are left out: give --reset manual or 
     local cfg = a.config and require("ncpflash.progcfg").load(a.config, flash.ini_options(board, chip))
     for _, w in ipairs(cfg and cfg.warnings or {}) do ev:warn(w) end
     local plan = cfg and flash.config_plan(cfg, board, chip)
+    -- skip_mode means "leave these bytes alone"; the chip erase of recover cannot
+    if cfg and #(cfg.skip or {}) > 0 and not a.no_erase then
+      local sk = cfg.skip[1]
+      errors.raise("input", string.format("recover --config %s: the ini keeps skip_mode ranges (0x%X, %d bytes%s), "
+        .. "and recover's chip erase would destroy them", a.config, sk.address, sk.length,
+        #cfg.skip > 1 and string.format(", and %d more", #cfg.skip - 1) or ""), { hint = "recover --no-erase --config "
+          .. "X.ini gets in without erasing and flashes the ini with its skip_mode; or save those bytes first "
+          .. "(ncpflash read ADDR LEN FILE)" })
+    end
     local ladder = reset.ladder({ reset = ctx.opts.reset }, board)
     local base
     for _, st in ipairs(ladder) do
@@ -123,7 +132,8 @@ modem lines (pty, socket://) steps 2 and 3 are left out: give --reset manual or 
     if a.config then
       ev:info("re-flashing " .. a.config .. " on the same session")
       local rctx = setmetatable({ connect = function() return s end }, { __index = ctx })
-      local sum = flash.from_config(rctx, a.config, { erase = 0, plan = plan })
+      -- after the chip erase nothing needs erasing; with --no-erase the ini's own erase policy
+      local sum = flash.from_config(rctx, a.config, { erase = (not a.no_erase) and 0 or nil, plan = plan })
       result.flashed = sum and sum.regions
     end
     ev:result(result)

@@ -57,11 +57,11 @@ local function fault_for(rng, total)
   if kind == 1 then return { "drop:" .. pick(rng, { "0.0002", "0.001", "0.005" }) .. ":" .. dirn } end
   if kind == 2 then return { "flip:" .. pick(rng, { "0.0002", "0.001", "0.005" }) .. ":" .. dirn } end
   if kind == 3 then
-    return { ("stall:%s:%s:%d"):format(pick(rng, { "30", "3F", "3D", "3A", "31" }),
+    return { ("stall:%s:%s:%d"):format(pick(rng, { "30", "3F", "3E", "3A", "31" }),
       pick(rng, { "0.5", "3", "6" }), rng(0, 4)) }
   end
   if kind == 4 then
-    local cmd = pick(rng, { "30", "3F", "3A", "3D", "31", "3C" })
+    local cmd = pick(rng, { "30", "3F", "3A", "3E", "31", "3C" })
     return { ("fl:%s:%s:%d"):format(cmd, pick(rng, { "0003", "0006", "000C", "0103", "FFFF" }), rng(1, 6)) }
   end
   if kind == 5 then return { ("powerloss:%d:exit"):format(rng(1, total)) } end
@@ -70,7 +70,7 @@ local function fault_for(rng, total)
   if kind == 8 then -- two faults at once
     return { "drop:0.0005:" .. dirn, ("fl:3F:000C:%d"):format(rng(1, 8)) }
   end
-  return { "flip:0.0005:" .. dirn, ("stall:3D:1:%d"):format(rng(1, 3)) }
+  return { "flip:0.0005:" .. dirn, ("stall:3E:1:%d"):format(rng(1, 3)) }
 end
 
 -- a fault during an eFuse burn; "KILL": the device goes away while a write is unanswered

@@ -44,9 +44,10 @@ local function readfile(r, flash_size)
 end
 
 -- Cut the ranges in `skip` ({address=, length=}) out of the regions (QConn skip_mode).
+-- Returns the regions and the list of those that lie wholly inside skip ranges (not flashed).
 local function apply_skip(regions, skip)
-  if not skip or #skip == 0 then return regions end
-  local out = {}
+  if not skip or #skip == 0 then return regions, {} end
+  local out, dropped = {}, {}
   for _, r in ipairs(regions) do
     local pieces = { { lo = r.address, hi = r.address + r.size } }
     for _, s in ipairs(skip) do
@@ -62,7 +63,9 @@ local function apply_skip(regions, skip)
       end
       pieces = next_pieces
     end
-    if #pieces == 1 and pieces[1].lo == r.address and pieces[1].hi == r.address + r.size then
+    if #pieces == 0 then
+      dropped[#dropped + 1] = r
+    elseif #pieces == 1 and pieces[1].lo == r.address and pieces[1].hi == r.address + r.size then
       out[#out + 1] = r
     else
       for _, p in ipairs(pieces) do
@@ -72,7 +75,7 @@ local function apply_skip(regions, skip)
       end
     end
   end
-  return out
+  return out, dropped
 end
 
 -- What of a boot image the ROM checks before it boots it: the flash/clock-config and header
@@ -180,11 +183,12 @@ function M.plan(regions, opts)
   end
   M.check_overlaps(out)
   for _, r in ipairs(out) do r.sha256 = codec.sha256(r.data) end
-  out = apply_skip(out, opts.skip)
+  local dropped
+  out, dropped = apply_skip(out, opts.skip)
   local total = 0
   for _, r in ipairs(out) do total = total + r.size end
   return { regions = out, bytes = total, flash_size = opts.flash_size, chip = opts.chip, skip = opts.skip,
-    allow_bad_image = opts.allow_bad_image }
+    allow_bad_image = opts.allow_bad_image, dropped = dropped }
 end
 
 -- Re-check a plan against the connected chip: its flash size, and the boot-header layout of
@@ -213,6 +217,10 @@ end
 -- unsigned boot images on a chip whose boot info says secure boot is on.
 function M.warnings(ctx, s, plan)
   local secure = s.info and s.info.secure_boot
+  for _, r in ipairs(plan.dropped or {}) do
+    ctx.ev:warn(string.format("%s (%d bytes) lies wholly inside skip_mode: not flashed", label(r), r.size),
+      { region = r.name, address = r.address, skipped_whole = true })
+  end
   for _, r in ipairs(plan.regions) do
     if r.warning then ctx.ev:warn(label(r) .. ": " .. r.warning, { region = r.name, address = r.address }) end
     if secure and r.layout and r.signed == false then
@@ -343,6 +351,21 @@ local function keep_skipped(s, u, skip)
   end
 end
 
+-- Save the bytes of a kept skip_mode range (k.data) to a file the user can restore them from:
+-- $XDG_STATE_HOME/ncpflash/kept/ADDR_SHA.bin (beside the journal). Returns the path or nil.
+local function save_kept(k)
+  local jdir = require("ncpflash.journal").dir()
+  if not jdir then return nil end
+  local dir = util.dirname(jdir) .. "/kept"
+  if not sys.mkdirs(dir) then return nil end
+  local path = string.format("%s/%08X_%s.bin", dir, k.address, sha_hex(codec.sha256(k.data)):sub(1, 16))
+  local f = io.open(path, "wb")
+  if not f then return nil end
+  local ok = f:write(k.data)
+  f:close()
+  return ok and path or nil
+end
+
 -- Erase a unit's sectors. fresh: first attempt, so the whole sectors from some 64 KiB block on
 -- that already read erased are left alone (the whole unit on a blank chip, the tail behind a
 -- shorter previous image or a file system's free end): one XIP SHA-256 for the unit, then a
@@ -437,7 +460,7 @@ local function write_region(ctx, s, r, opts, attempt, configured)
   s:write_check()
   state.checked = true
   if opts.verify ~= false then
-    local got = s:sha256(r.address, r.size)
+    local got = s:verify_sha({ { addr = r.address, len = r.size, want = r.sha256 } })[1]
     if got ~= r.sha256 then
       errors.raise("verify", string.format("%s: on-chip SHA-256 %s differs from the file's %s", label(r),
         sha_hex(got), sha_hex(r.sha256)), { region = r.name, address = r.address, got = sha_hex(got),
@@ -459,6 +482,10 @@ function M.describe_state(st, r)
   if st.written then return "written, but the write check (0x3A) failed" end
   local acked = st.acked or 0
   local rest = st.erased and "the rest is erased" or "the rest holds what was there before"
+  if st.writing then   -- a frame was sent and not acknowledged: it may have been programmed
+    rest = (st.erased and "the rest is erased, except what the unacknowledged frame after it may have programmed"
+      or "the rest holds what was there before, except what the unacknowledged frame after it may have programmed")
+  end
   if acked > 0 then
     local where = string.format("0x%X..0x%X", r.address, r.address + acked - 1)
     if st.compressed then
@@ -508,8 +535,8 @@ end
 local function verify_all(ctx, s, list)
   ctx.ev:stage("verify", { regions = #list, detail = string.format("%d regions, after the last write", #list) })
   local ranges = {}
-  for i, r in ipairs(list) do ranges[i] = { addr = r.address, len = r.size } end
-  local got = s:sha256_many(ranges)
+  for i, r in ipairs(list) do ranges[i] = { addr = r.address, len = r.size, want = r.sha256 } end
+  local got = s:verify_sha(ranges)
   local bad, first = {}, nil
   for i, r in ipairs(list) do
     if got[i] ~= r.sha256 then
@@ -616,8 +643,9 @@ function M.run(ctx, s, plan, opts)
       ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
     elseif opts.erase == 2 then
       ev:stage("erase", { all = true, detail = "whole chip" })
-      touched = true
+      touched, phase = true, "chip-erase"
       s:erase_all()
+      phase = "write"
       if jr then jr:mark_chip_erased() end
     end
     if resume_erase or opts.erase == 2 then
@@ -717,8 +745,36 @@ function M.run(ctx, s, plan, opts)
       if err.code == "port" or err.code == "handshake" then
         err.code, err.lost = "device", true
       end
-      if phase == "verify" and err.code ~= "verify" then
+      -- anything programmed (acknowledged, or a frame in flight) anywhere in the plan?
+      local wrote = false
+      for _, u in ipairs(units) do
+        for _, r in ipairs(u.regions) do
+          local st = r.state
+          if st and (st.written or (st.acked or 0) > 0 or st.writing) then wrote = true end
+        end
+      end
+      local lost_kept = {}
+      for _, u in ipairs(units) do
+        for _, r in ipairs(u.regions) do
+          if r.kept and r.state and not r.state.written then lost_kept[#lost_kept + 1] = r end
+        end
+      end
+      if phase == "chip-erase" then
+        err.message = err.message .. " - the chip erase was sent and did not complete: the whole flash is in an "
+          .. "unknown state (erased, partly erased or as before); nothing was written"
+        err.state = "unknown"
+      elseif phase == "verify" and err.code ~= "verify" then
         err.message = err.message .. " - every region was written, but the final verify did not finish"
+      elseif not wrote and err.state then
+        err.message = err.message .. " - nothing was written"
+      elseif not wrote then
+        local r = units[1] and units[1].regions[1]
+        for _, u in ipairs(units) do
+          for _, x in ipairs(u.regions) do if x.name == err.region then r = x end end
+        end
+        local st = r and describe_state(r.state, r) or "untouched"
+        err.message = err.message .. " - nothing was written; " .. (r and label(r) or "the unit") .. " is now " .. st
+        err.state = st
       else
         local never, untouched = {}, {}
         for _, u in ipairs(units) do
@@ -740,6 +796,14 @@ function M.run(ctx, s, plan, opts)
         end
         if #untouched > 0 then err.message = err.message .. "; not written: " .. table.concat(untouched, ", ") end
         err.partial = true
+      end
+      -- skip_mode bytes read before an erase and not yet back on the chip: the only copy is ours
+      for _, k in ipairs(lost_kept) do
+        local saved = save_kept(k)
+        err.message = err.message .. string.format("; the %d skip_mode bytes at 0x%X (kept across the erase) may be "
+          .. "lost: %s", k.size, k.address, saved and ("their old content is saved in " .. saved .. " (restore: "
+          .. "ncpflash flash --erase 0 " .. string.format("0x%X", k.address) .. " " .. util.quote(saved) .. ")")
+          or "their old content could not be saved")
       end
     end
     error(err, 0)
@@ -776,7 +840,7 @@ function M.verify(ctx, s, plan, opts)
   M.check_device(plan, s)
   local res, bad = {}, {}
   for _, r in ipairs(plan.regions) do
-    local got = s:sha256(r.address, r.size)
+    local got = s:verify_sha({ { addr = r.address, len = r.size, want = r.sha256 } })[1]
     local m = got == r.sha256
     res[#res + 1] = { name = r.name, address = r.address, size = r.size, match = m, got = sha_hex(got),
       expected = sha_hex(r.sha256) }

@@ -662,6 +662,32 @@ function Session:sha256_many(ranges)
   end)
 end
 
+-- The on-chip SHA-256 of each range {addr=, len=, want=} for a verify, in one XIP session: list
+-- of digests. A 0x3E reply carries no checksum, so a digest that differs from `want` is asked
+-- again: one that then matches was a garbled reply (nothing on the line can forge the right
+-- digest); a mismatch counts when two replies agree on it; four replies that never agree are a
+-- protocol error (the line, not the flash).
+function Session:verify_sha(ranges)
+  return self:xip_sha(function(sha)
+    local out = {}
+    for i, r in ipairs(ranges) do
+      local seen, got = {}, sha(r.addr, r.len)
+      local tries = 1
+      while got ~= r.want and not seen[got] do
+        if tries == 4 then
+          errors.raise("protocol", string.format("flash_xip_read_sha of 0x%X+%d: %d replies, no two agree (bytes "
+            .. "garbled on the line)", r.addr, r.len, tries), { op = "flash_xip_read_sha", address = r.addr })
+        end
+        seen[got] = true
+        got = sha(r.addr, r.len)
+        tries = tries + 1
+      end
+      out[i] = got
+    end
+    return out
+  end)
+end
+
 -- Read [addr, addr+len) from flash. opts.progress(done, total).
 function Session:read(addr, len, opts)
   u32(addr, "address"); u32(len, "length")

@@ -252,3 +252,110 @@ test("7: the device gone mid-write (no more answers): exit 4 and the unit is par
   match(r.err, "fw%.bin @0x10000")
   match(r.err, "the unit is partially written")
 end)
+
+-- Found by a hostile review after the integrity merge (each failed before its fix).
+
+test("verify: a garbled SHA-256 reply is asked again, not reported as a mismatch", function()
+  local Session = require("ncpflash.session").Session
+  ok(Session and Session.verify_sha, "Session.verify_sha")
+  local want = string.rep("A", 32)
+  local function fake(replies)
+    local i = 0
+    return setmetatable({}, { __index = { xip_sha = function(_, fn)
+      return fn(function() i = i + 1; return replies[i] end)
+    end, calls = function() return i end } })
+  end
+  local s = fake({ "garbled" .. string.rep("x", 25), want })
+  eq(Session.verify_sha(s, { { addr = 0, len = 4, want = want } })[1], want, "the second reply matches")
+  local wrong = string.rep("B", 32)
+  s = fake({ wrong, wrong })
+  eq(Session.verify_sha(s, { { addr = 0, len = 4, want = want } })[1], wrong, "two replies agree: a real mismatch")
+  s = fake({ wrong, string.rep("C", 32), string.rep("D", 32), string.rep("E", 32) })
+  raises(function() Session.verify_sha(s, { { addr = 0, len = 4, want = want } }) end, "protocol", "no two agree")
+end)
+
+test("state: a power loss mid-frame after acknowledged frames says the frame in flight may have programmed", function()
+  local dir = helpers.tmpdir()
+  local f = helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(65536, 14))
+  local sim <close> = sim_with_old_flash(dir, { "--fault", "powerloss:20000:dead" })
+  local r = helpers.run({ "--port", sim.url, "flash", "0x10000", f }, { timeout = 200 })
+  eq(r.code, 4, r.err)
+  match(r.err, "partly written up to offset")
+  match(r.err, "except what the unacknowledged frame after it may have programmed")
+end)
+
+test("interrupted erases: nothing written, the region's state unknown; a chip erase names the whole flash", function()
+  helpers.skip_on_windows("SIGINT to wine does not reach the program as Ctrl-C")
+  for _, mode in ipairs({ "1", "2" }) do
+    local dir = helpers.tmpdir()
+    local a = helpers.writefile(dir .. "/a.bin", helpers.random_bytes(200000, 15))
+    local cmd = mode == "1" and "30" or "3C"
+    local sim <close> = sim_with_old_flash(dir, { "--fault", "stall:" .. cmd .. ":8" })
+    local p <close> = helpers.spawn(helpers.ncpflash_argv{ "--port", sim.url, "flash", "--erase", mode, "0x10000", a })
+    local deadline, seen = sys.now() + 20, false
+    while sys.now() < deadline and not seen do
+      for _, l in ipairs(sim:log_lines()) do if l:match("^0x" .. cmd .. " ") then seen = true end end
+      sys.sleep(0.05)
+    end
+    ok(seen, "the erase was sent")
+    sys.sleep(0.5)
+    sys.kill(p.pid, "INT")
+    eq(sys.wait(p.pid, 20), 130)
+    local err = helpers.readfile(p.err)
+    nomatch(err, "partially written")
+    if mode == "1" then
+      match(err, "nothing was written; a%.bin @0x10000 is now unknown: an erase of its sectors was sent")
+    else
+      match(err, "the chip erase was sent and did not complete: the whole flash is in an unknown state")
+    end
+  end
+end)
+
+test("skip_mode bytes lost with a failed unit: the error says so and saves them; the file restores them", function()
+  local dir = helpers.tmpdir()
+  helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(8192, 16))
+  helpers.writefile(dir .. "/x.ini", table.concat({ "[cfg]", "erase = 1", "skip_mode = 0x20800, 0x100", "",
+    "[FW]", "filedir = ./fw.bin", "address = 0x20000", "" }, "\n"))
+  local env = { XDG_STATE_HOME = dir .. "/xdg" }
+  local sim <close>, old = sim_with_old_flash(dir, { "--fault", "fl:31:0003:0" })
+  local r = helpers.run({ "--port", sim.url, "flash", "--config", dir .. "/x.ini" }, { env = env })
+  eq(r.code, 4, r.err)
+  local saved = r.err:match("the 256 skip_mode bytes at 0x20800 %(kept across the erase%) may be lost: their old "
+    .. "content is saved in (%S+) %(restore")
+  ok(saved, "the lost bytes are named and saved: " .. r.err)
+  eq(helpers.readfile(saved), old:sub(0x20801, 0x20900), "the saved file holds the old bytes")
+  sim:stop()
+  eq(sim:flash():sub(0x20801, 0x20900), string.rep("\255", 256), "(they are erased on the chip)")
+  local sim2 <close> = helpers.ncpsim{ "--state", dir .. "/state" }
+  eq(helpers.run({ "--port", sim2.url, "flash", "--erase", "0", "0x20800", saved }, { env = env }).code, 0)
+  sim2:stop()
+  eq(sim2:flash():sub(0x20801, 0x20900), old:sub(0x20801, 0x20900), "restored from the saved file")
+end)
+
+test("recover --config refuses an ini with skip_mode before touching the chip (its chip erase would wipe them)",
+  function()
+  local dir = helpers.tmpdir()
+  helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(8192, 17))
+  helpers.writefile(dir .. "/x.ini", table.concat({ "[cfg]", "erase = 1", "skip_mode = 0x20800, 0x100", "",
+    "[FW]", "filedir = ./fw.bin", "address = 0x20000", "" }, "\n"))
+  local sim <close> = sim_with_old_flash(dir)
+  local r = helpers.run{ "--port", sim.url, "recover", "--config", dir .. "/x.ini" }
+  eq(r.code, 7, r.err)
+  match(r.err, "skip_mode ranges %(0x20800, 256 bytes%)")
+  match(r.err, "recover %-%-no%-erase")
+  sim:stop()
+  eq(#log_index(sim, "^0x"), 0, "nothing sent")
+end)
+
+test("a region wholly inside skip_mode is not flashed, and the run says so", function()
+  local dir = helpers.tmpdir()
+  helpers.writefile(dir .. "/a.bin", helpers.random_bytes(4096, 18))
+  helpers.writefile(dir .. "/x.ini", table.concat({ "[cfg]", "erase = 1", "skip_mode = 0x20000, 0x1000", "",
+    "[A]", "filedir = ./a.bin", "address = 0x20000", "" }, "\n"))
+  local sim <close>, old = sim_with_old_flash(dir)
+  local r = helpers.run{ "--port", sim.url, "flash", "--config", dir .. "/x.ini" }
+  eq(r.code, 0, r.err)
+  match(r.err, "A @0x20000 %(4096 bytes%) lies wholly inside skip_mode: not flashed")
+  sim:stop()
+  eq(sim:flash():sub(0x20001, 0x21000), old:sub(0x20001, 0x21000), "left alone")
+end)
