@@ -610,17 +610,75 @@ function M.run(ctx, s, plan, opts)
       error(res2, 0)
     end
   end
+  local sel   -- erase = 2 reached without a chip erase (ncpflash.eraseplan)
   local function body()
-    -- 2. a chip erase, before anything else
+    -- 2. erase = 2: a chip erase before anything else, unless checking the chip on-chip shows
+    --    that erasing less reaches the same end state faster (ncpflash.eraseplan)
+    -- (--resume keeps the chip erase: its journal records it, and a run without --resume after
+    -- an interruption re-checks everything on chip anyway)
+    if opts.erase == 2 and not jr and opts.chip_erase ~= true then
+      phase = "plan"
+      local p = require("ncpflash.eraseplan").plan(s, units, sector)
+      if p.chip then
+        ev:info("erase = 2: chip erase (" .. p.why .. ")", { chip_erase = true, why = p.why })
+      else
+        sel = p
+      end
+      phase = "write"
+    end
     if resume_erase then
       ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
-    elseif opts.erase == 2 then
+    elseif opts.erase == 2 and not sel then
       ev:stage("erase", { all = true, detail = "whole chip" })
       touched = true
       s:erase_all()
       if jr then jr:mark_chip_erased() end
+    elseif sel then
+      local n = { match = 0, blank = 0, erased = 0 }
+      for _, u in ipairs(units) do n[sel.class[u]] = n[sel.class[u]] + 1 end
+      local bytes = 0
+      for _, e in ipairs(sel.erase) do bytes = bytes + e.hi - e.lo end
+      ev:info(string.format("erase = 2 without a chip erase: %d on-chip SHA-256 checks; of %d unit%s %d already as "
+        .. "planned, %d blank, %d to erase; erasing %d bytes (about %.1f s, the chip erase %.1f s)", sel.checks,
+        #units, #units == 1 and "" or "s", n.match, n.blank, n.erased, bytes, sel.cost_ms / 1000, sel.chip_ms / 1000),
+        { checks = sel.checks, units_match = n.match, units_blank = n.blank, units_erased = n.erased,
+          erase_bytes = bytes })
+      if #sel.erase > 0 then
+        phase = "gaps"
+        touched = true
+        s:flash_config()
+        for _, e in ipairs(sel.erase) do
+          ev:stage("erase", { address = e.lo, size = e.hi - e.lo, detail = string.format(
+            "0x%X..0x%X (%d bytes)", e.lo, e.hi - 1, e.hi - e.lo) })
+          local ok, err = errors.catch(s.erase, s, e.lo, e.hi - e.lo)
+          if not ok and err.code ~= "interrupted" and err.code ~= "port" then
+            sum.retries = sum.retries + 1
+            ev:warn(string.format("erase of 0x%X..0x%X failed (%s); retrying once", e.lo, e.hi - 1,
+              tostring(err.message)), { code = err.code })
+            ok, err = errors.catch(s.erase, s, e.lo, e.hi - e.lo)
+          end
+          if not ok then
+            err.message = string.format("erase of 0x%X..0x%X: %s", e.lo, e.hi - 1, err.message)
+            error(err, 0)
+          end
+        end
+        phase = "write"
+      end
+      for _, u in ipairs(units) do
+        local c = sel.class[u]
+        if c == "match" and not u.skip then
+          u.skip = true
+          for _, r in ipairs(u.regions) do
+            sum.skipped = sum.skipped + 1
+            ev:info(string.format("%s: already on chip with the 0xFF around it (SHA-256 %s), not rewritten", label(r),
+              sha_hex(r.sha256):sub(1, 16)), { region = r.name, address = r.address, unchanged = true })
+          end
+        elseif c == "blank" or c == "erased" then
+          for _, r in ipairs(u.regions) do r.state = { erased = true } end
+        end
+      end
     end
-    if resume_erase or opts.erase == 2 then
+    if resume_erase or (opts.erase == 2 and not sel) then
       for _, u in ipairs(units) do
         for _, r in ipairs(u.regions) do r.state = { erased = true } end
       end
@@ -629,6 +687,7 @@ function M.run(ctx, s, plan, opts)
     -- one it never started must still read blank (rework, another tool): checked on chip
     local function needs_erase(u)
       if opts.erase == 1 then return true end
+      if sel then return false end   -- erased above
       if not resume_erase then return false end
       for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
       local n = u.hi - u.lo
@@ -719,6 +778,10 @@ function M.run(ctx, s, plan, opts)
       end
       if phase == "verify" and err.code ~= "verify" then
         err.message = err.message .. " - every region was written, but the final verify did not finish"
+      elseif phase == "gaps" then
+        err.message = err.message .. " - while erasing, before any region was written: the plan is not written "
+          .. "(what the range holds is unknown; run it again)"
+        err.partial = true
       else
         local never, untouched = {}, {}
         for _, u in ipairs(units) do
@@ -854,7 +917,7 @@ function M.from_config(ctx, ini, opts)
   end
   local s <close> = ctx:connect(opts.connect)
   local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged,
-    resume = opts.resume, before = opts.before })
+    resume = opts.resume, before = opts.before, chip_erase = opts.chip_erase })
   if opts.after then opts.after(s, sum) end
   return sum
 end
