@@ -1,7 +1,7 @@
 -- tests/bench.lua - `make bench`: flashing time against the link limit (docs/api/bench.md).
 --
 -- Runs ncpsim --realtime (2 Mbaud after the switch; adapter latency 1 ms and 16 ms) and times
---   a  ST's mission t02 set with a chip erase (the ini's erase = 2)
+--   a  ST's mission t02 set with a chip erase (the ini's erase = 2, --chip-erase: the vendor's way)
 --   b  the same with --erase 1
 --   c  the unchanged set again with --erase 1 --skip-unchanged
 --   d  a 1 MiB incompressible image (--erase 1)
@@ -159,7 +159,7 @@ end
 
 local CASES = {
   { id = "a", name = "t02 set, chip erase",
-    argv = function(set) return { "flash", "--config", set.ini, "--erase", "2" } end },
+    argv = function(set) return { "flash", "--config", set.ini, "--erase", "2", "--chip-erase" } end },
   { id = "b", name = "t02 set, --erase 1",
     argv = function(set) return { "flash", "--config", set.ini, "--erase", "1" } end },
   { id = "c", name = "t02 unchanged, --skip-unchanged",
@@ -170,7 +170,9 @@ local CASES = {
   -- it is busy; whether the BL616 ROM does (or acks early) is unconfirmed, so this is not the
   -- default, and the stop-and-wait bound does not apply to it.
   { id = "e", name = "(a), 2 frames in flight [info]", env = true,
-    argv = function(set) return { "--chip", "bl616_window2", "flash", "--config", set.ini, "--erase", "2" } end },
+    argv = function(set)
+      return { "--chip", "bl616_window2", "flash", "--config", set.ini, "--erase", "2", "--chip-erase" }
+    end },
   -- issue 17: each on a module of its own (a state dir prepared before ncpsim starts)
   { id = "s", name = "seed: t01 on chip, t02 (erase = 2)", state = "seed",
     argv = function(set) return { "flash", "--config", set.ini } end },
