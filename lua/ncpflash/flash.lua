@@ -2,10 +2,11 @@
 --
 --   local plan = flash.plan(regions, {flash_size=, skip=})   -- validates; nothing is sent
 --   local s <close> = ctx:connect()
---   local summary = flash.run(ctx, s, plan, {erase=0|1|2, verify=true, skip_unchanged=false})
+--   local summary = flash.run(ctx, s, plan, {erase=0|1|2, chip_erase=false, verify=true, skip_unchanged=false})
 --
 -- A region is {address=, file= | data=, name=, max_size=}. Validation errors are "input" errors
--- (exit 7) naming the region. run() erases (policy 0 none, 1 each region, 2 chip erase first),
+-- (exit 7) naming the region. run() erases (policy 0 none, 1 each region, 2 every byte not written
+-- ends 0xFF: ncpflash.eraseplan, or the chip erase first with chip_erase / --resume),
 -- writes (XZ decompress-write or plain), write-checks, verifies by on-chip SHA-256, retries a
 -- failed region once, and reports progress and a summary through ctx.ev.
 local sys = require("ncpflash.core.sys")
@@ -546,7 +547,7 @@ function M.run(ctx, s, plan, opts)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
   local before = { erase = s.stats.erase or 0, verify = s.stats.verify or 0, write = s.stats.write or 0 }
-  if opts.erase == 2 and opts.skip_unchanged then
+  if opts.erase == 2 and opts.skip_unchanged and (opts.chip_erase or opts.resume) then
     ev:warn("--skip-unchanged has no effect with a chip erase (erase = 2); use --erase 1 or 0 to keep "
       .. "unchanged regions")
   end
@@ -777,7 +778,13 @@ function M.run(ctx, s, plan, opts)
         err.code, err.lost = "device", true
       end
       if phase == "verify" and err.code ~= "verify" then
-        err.message = err.message .. " - every region was written, but the final verify did not finish"
+        local names = {}
+        for _, u in ipairs(units) do
+          for _, r in ipairs(u.regions) do if not r.kept then names[#names + 1] = label(r) end end
+        end
+        err.message = err.message .. " - every region was written (" .. table.concat(names, ", ")
+          .. "), but the final verify did not finish: they are unverified"
+        err.unverified = table.concat(names, ", ")
       elseif phase == "gaps" then
         err.message = err.message .. " - while erasing, before any region was written: the plan is not written "
           .. "(what the range holds is unknown; run it again)"
