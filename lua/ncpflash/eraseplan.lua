@@ -183,23 +183,25 @@ function M.plan(s, units, sector)
         a = e
       end
       local function mark(i, j) must[#must + 1] = { lo = cuts[i].lo, hi = cuts[j].hi } end
-      -- the first block with data in i..j ([cuts[i].lo, cuts[j].hi) holds data)
+      -- the first block with data in i..j ([cuts[i].lo, cuts[j].hi) holds data); each check
+      -- hashes only what is still unknown (the blocks before x read blank), so a bisection
+      -- hashes about the range once in all
       local function first(i, j)
         if i == j or not blank(cuts[i].lo, cuts[i].hi) then return i end
         local x, y = i + 1, j
         while x < y do
           local m = (x + y) // 2
-          if blank(cuts[i].lo, cuts[m].hi) then x = m + 1 else y = m end
+          if blank(cuts[x].lo, cuts[m].hi) then x = m + 1 else y = m end
         end
         return x
       end
-      -- the last block with data in i..j (cuts[i] holds data)
+      -- the last block with data in i..j (cuts[i] holds data; the blocks after y read blank)
       local function last(i, j)
         if i == j or not blank(cuts[j].lo, cuts[j].hi) then return j end
         local x, y = i, j - 1
         while x < y do
           local m = (x + y + 1) // 2
-          if blank(cuts[m].lo, cuts[j].hi) then y = m - 1 else x = m end
+          if blank(cuts[m].lo, cuts[y].hi) then y = m - 1 else x = m end
         end
         return x
       end
