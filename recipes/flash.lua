@@ -16,7 +16,10 @@ is sent.
 
 --config reads a QConn_Flash / BLFlashCommand flash_prog_cfg.ini ([cfg] erase/skip_mode,
 one section per file, @partition addresses resolved from the partition table).
---erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 chip erase first.]],
+--erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 every byte not written
+ends erased (0xFF): the chip's SHA-256 of its flash shows what holds data, and only that and
+the written ranges are erased, unless a chip erase is cheaper or the flash is encrypted
+(--chip-erase: always the chip erase, as the vendor's flasher).]],
   args = {
     { "--config", type = "file", metavar = "INI", help = "QConn/BLFlashCommand flash_prog_cfg.ini" },
     { "--allow-outside", flag = true, help = "with --config: accept files outside the ini's release folder "
@@ -33,6 +36,8 @@ one section per file, @partition addresses resolved from the partition table).
     { "--allow-bad-image", flag = true, help = "flash boot images the ROM would not boot (a CRC, a body cut "
       .. "short or not matching the header's SHA-256, another chip's layout); refused without it" },
     { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
+    { "--chip-erase", flag = true, help = "with erase = 2: always the chip erase (0x3C), even where erasing less "
+      .. "ends in the same bytes" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },
     { "--no-verify", flag = true, help = "skip the on-chip SHA-256 check after writing" },
     { "--reset", flag = true, help = "afterwards, reset the chip into its flash image (board reset lines)" },
@@ -65,7 +70,7 @@ one section per file, @partition addresses resolved from the partition table).
       end
     end
     local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
-      resume = a.resume, before = prov and function(s, plan) prov:before(s, plan) end,
+      resume = a.resume, chip_erase = a.chip_erase, before = prov and function(s, plan) prov:before(s, plan) end,
       allow_outside = a.allow_outside, allow_bad_image = a.allow_bad_image }
     local function body()
       if a.config then

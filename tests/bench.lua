@@ -1,15 +1,19 @@
 -- tests/bench.lua - `make bench`: flashing time against the link limit (docs/api/bench.md).
 --
 -- Runs ncpsim --realtime (2 Mbaud after the switch; adapter latency 1 ms and 16 ms) and times
---   a  ST's mission t02 set with a chip erase (the ini's erase = 2)
+--   a  ST's mission t02 set with a chip erase (the ini's erase = 2, --chip-erase: the vendor's way)
 --   b  the same with --erase 1
 --   c  the unchanged set again with --erase 1 --skip-unchanged
 --   d  a 1 MiB incompressible image (--erase 1)
 --   e  (a) with two write frames in flight: informational, no target (see docs/api/bench.md)
+--   s  the seed job (issue 17): ncpsim holding ST's t01 set, flash the t02 set (its erase = 2)
+--   z  the t02 set (erase = 2) on a blank module
+-- For s and z also the vendor's modelled time: the bound of the vendor's recorded command
+-- sequence for the job (../shared/conformance/vendor/st_t02) plus its fixed waits.
 -- Per phase it prints the time ncpflash reports, the model's lower bound (tests/lib/benchmodel.lua:
 -- wire bytes at the baud in effect + the device time ncpsim logs) and their ratio; per case also
 -- the child's CPU seconds and peak RSS. Writes BUILD/bench/results.json. Exit 1 when a target is
--- missed. Args: `--latency MS` (repeatable) to run only some latencies, `--cases abcde`.
+-- missed. Args: `--latency MS` (repeatable) to run only some latencies, `--cases abcdesz`.
 local sys = require "ncpflash.core.sys"
 
 dofile("tests/lib/init.lua")   -- test libraries (tests/lib/NAME.lua)
@@ -19,7 +23,7 @@ local model = require "benchmodel"
 local handshake = require "ncpflash.handshake"
 
 local args = { ... }
-local latencies, only = {}, "abcde"
+local latencies, only = {}, "abcdesz"
 do
   local i = 1
   while i <= #args do
@@ -30,7 +34,8 @@ do
   if #latencies == 0 then latencies = { 1, 16 } end
 end
 
-local TARGET = { ratio = 1.15, skip_vs_a = 0.10, reset_to_cmd = 0.5, cpu_a = 1.5, rss_kib = 32 * 1024 }
+local TARGET = { ratio = 1.15, skip_vs_a = 0.10, reset_to_cmd = 0.5, cpu_a = 1.5, rss_kib = 32 * 1024,
+  vs_vendor = { s = 0.5, z = 0.35 } }
 
 local writefile = helpers.writefile
 
@@ -52,10 +57,39 @@ end
 -- The t02 release set: ST's files when ../shared/fixtures is there, else synthetic files of the
 -- same sizes and compressibility (boot2 52,544 B, partition table, FW 1,267,264 B, LittleFS
 -- 446,464 B mostly zeros, like ST's).
+local FLASH_SIZE = 4 * 1024 * 1024
+
+-- A flash image: 0xFF with each {address, bytes} of `parts` in place.
+local function image(parts)
+  table.sort(parts, function(x, y) return x[1] < y[1] end)
+  local out, at = {}, 0
+  for _, p in ipairs(parts) do
+    out[#out + 1] = string.rep("\255", p[1] - at)
+    out[#out + 1] = p[2]
+    at = p[1] + #p[2]
+  end
+  out[#out + 1] = string.rep("\255", FLASH_SIZE - at)
+  return table.concat(out)
+end
+
+-- The regions of an ini as {address, bytes} (ncpflash's own ini reader).
+local function ini_parts(ini)
+  local progcfg, flash = require "ncpflash.progcfg", require "ncpflash.flash"
+  local board, chip = require "ncpflash.boards.st67w611m1", require "ncpflash.chips.bl616"
+  local cfg = progcfg.load(ini, flash.ini_options(board, chip))
+  local parts = {}
+  for _, r in ipairs(cfg.regions) do parts[#parts + 1] = { r.address, helpers.readfile(r.file) } end
+  return parts
+end
+
 local function release_set(dir)
   if helpers.have_fixtures() then
     local ini = helpers.ncp_binaries .. "/mission_t02_flash_prog_cfg_v2.0.89.ini"
-    if sys.stat(ini) then return { ini = ini, source = "ST fixtures (" .. ini:match("[^/]+$") .. ")" } end
+    local t01 = helpers.ncp_binaries .. "/mission_t01_flash_prog_cfg_v2.0.89.ini"
+    if sys.stat(ini) and sys.stat(t01) then
+      return { ini = ini, source = "ST fixtures (" .. ini:match("[^/]+$") .. ")",
+        seed = function() return image(ini_parts(t01)) end }
+    end
   end
   local files = {
     { "boot2", 0x0, "boot2.bin", synthetic_fw(52544, 3) },
@@ -69,8 +103,13 @@ local function release_set(dir)
     writefile(dir .. "/" .. f[3], f[4])
     ini[#ini + 1] = ("[%s]\nfiledir = ./%s\naddress = 0x%06X\n"):format(f[1], f[3], f[2])
   end
+  -- the seed: the same set with another FW of the t01 size (1,400,224 B) in place of the t02 one
+  local seed = {}
+  for _, f in ipairs(files) do
+    seed[#seed + 1] = { f[2], f[1] == "FW" and synthetic_fw(1400224, 13) or f[4] }
+  end
   return { ini = writefile(dir .. "/t02_flash_prog_cfg.ini", table.concat(ini, "\n")),
-           source = "synthetic (fixtures absent)" }
+           source = "synthetic (fixtures absent)", seed = function() return image(seed) end }
 end
 
 local function read_lines(path)
@@ -120,7 +159,7 @@ end
 
 local CASES = {
   { id = "a", name = "t02 set, chip erase",
-    argv = function(set) return { "flash", "--config", set.ini, "--erase", "2" } end },
+    argv = function(set) return { "flash", "--config", set.ini, "--erase", "2", "--chip-erase" } end },
   { id = "b", name = "t02 set, --erase 1",
     argv = function(set) return { "flash", "--config", set.ini, "--erase", "1" } end },
   { id = "c", name = "t02 unchanged, --skip-unchanged",
@@ -131,8 +170,22 @@ local CASES = {
   -- it is busy; whether the BL616 ROM does (or acks early) is unconfirmed, so this is not the
   -- default, and the stop-and-wait bound does not apply to it.
   { id = "e", name = "(a), 2 frames in flight [info]", env = true,
-    argv = function(set) return { "--chip", "bl616_window2", "flash", "--config", set.ini, "--erase", "2" } end },
+    argv = function(set)
+      return { "--chip", "bl616_window2", "flash", "--config", set.ini, "--erase", "2", "--chip-erase" }
+    end },
+  -- issue 17: each on a module of its own (a state dir prepared before ncpsim starts)
+  { id = "s", name = "seed: t01 on chip, t02 (erase = 2)", state = "seed",
+    argv = function(set) return { "flash", "--config", set.ini } end },
+  { id = "z", name = "blank module, t02 (erase = 2)", state = "blank",
+    argv = function(set) return { "flash", "--config", set.ini } end },
 }
+
+-- The vendor's recording of the t02 job (its command sequence, its wire trace), if present.
+local VENDOR = helpers.root .. "/../shared/conformance/vendor/st_t02"
+local vendor_rec = sys.stat(VENDOR .. "/ncpsim.log") and sys.stat(VENDOR .. "/wire.trace") and {
+  log = (function() local t = {} for l in io.lines(VENDOR .. "/ncpsim.log") do t[#t + 1] = l end return t end)(),
+  trace = (function() local t = {} for l in io.lines(VENDOR .. "/wire.trace") do t[#t + 1] = l end return t end)(),
+} or nil
 
 local function r3(x) return x and math.floor(x * 1000 + 0.5) / 1000 end
 
@@ -163,14 +216,23 @@ local function check(what, value, limit, fmt)
 end
 
 for _, lat in ipairs(latencies) do
-  local sim <close> = helpers.ncpsim({ "--realtime", "--latency-ms", tostring(lat) })
+  local main_sim <close> = helpers.ncpsim({ "--realtime", "--latency-ms", tostring(lat) })
   local per = {}
+  local vendor = vendor_rec and model.vendor(vendor_rec.log, vendor_rec.trace,
+    { latency = lat / 1000, sync_bytes = sync_bytes })
   print(("\n-- adapter latency %g ms --"):format(lat))
   print(("%-36s %-8s %9s %9s %7s"):format("case", "phase", "time_s", "bound_s", "ratio"))
   for _, c in ipairs(CASES) do
     if only:find(c.id, 1, true) then
       if c.id == "c" and not per.b and not per.a then                 -- (c) needs the set on the chip
-        run_case(sim, dir, CASES[2].argv(set))
+        run_case(main_sim, dir, CASES[2].argv(set))
+      end
+      local sim, own = main_sim, nil
+      if c.state then                                     -- a module of its own
+        local sdir = helpers.tmpdir()
+        if c.state == "seed" then writefile(sdir .. "/flash.bin", set.seed()) end
+        own = helpers.ncpsim({ "--realtime", "--latency-ms", tostring(lat), "--state", sdir })
+        sim = own
       end
       local before = #read_lines(sim.log)
       local run = run_case(sim, dir, c.argv(set), c.env and ("XDG_CONFIG_HOME=" .. dir .. "/config") or nil)
@@ -196,6 +258,23 @@ for _, lat in ipairs(latencies) do
       print(("%-36s %-8s %9.3f %9.3f %7.2f   cpu %.2f s, rss %.1f MiB, reset->first command %s"):format("", "total",
         run.wall, b.total.bound, run.wall / b.total.bound, rec.cpu_s, rec.rss_kib / 1024,
         rec.reset_to_first_command_s and ("%.3f s"):format(rec.reset_to_first_command_s) or "-"))
+      if c.state then
+        if vendor then
+          rec.vendor_s, rec.vendor_waits_s = r3(vendor.total), r3(vendor.waits)
+          rec.vs_vendor, rec.bound_vs_vendor = r3(run.wall / vendor.total), r3(b.total.bound / vendor.total)
+          print(("%-36s %-8s %9.3f %9s %7.2f   vendor modelled: bound %.3f s of its %d commands + its waits %.3f s;"
+            .. " this run's bound / vendor = %.2f"):format("", "vendor", vendor.total, "", rec.vs_vendor, vendor.bound,
+            vendor.commands, vendor.waits, rec.bound_vs_vendor))
+          local at = ("(%s) at %g ms: "):format(c.id, lat)
+          if not check(at .. "total / vendor's modelled time", rec.vs_vendor, TARGET.vs_vendor[c.id], "%.3f") then
+            fail(("(%s) at %g ms: %.3f x the vendor's modelled time > %.2f"):format(c.id, lat, rec.vs_vendor,
+              TARGET.vs_vendor[c.id]))
+          end
+        else
+          print("    (no vendor comparison: " .. VENDOR .. " is absent)")
+        end
+        own:stop()
+      end
       per[c.id] = rec
       results[#results + 1] = rec
       -- targets

@@ -5,7 +5,9 @@
 -- stalls, FL codes on erase/write/check/SHA, power loss (process exit or a dead device) after a
 -- random byte count, ROM inactivity drops. Four kinds of run, in turn:
 --
---   flash    three regions (compressible, random, small) by ADDR FILE pairs
+--   flash    three regions (compressible, random, small) by ADDR FILE pairs; every other run
+--            with --erase 2 (issue 17: erased only where the chip's digests show data), where
+--            exit 0 also implies that every byte outside the regions reads 0xFF
 --   shared   a sector-sharing plan (--erase 1): two files in one 4 KiB sector, two small
 --            records in another, a region at an unaligned address; or an ini with an unaligned
 --            skip_mode inside its file, whose skipped bytes must keep their old content
@@ -181,6 +183,19 @@ local function identical(img, plan, skip, old)
   return true
 end
 
+-- erase = 2's end state outside the regions: every byte 0xFF
+local function rest_erased(img, plan)
+  local sorted = {}
+  for i, r in ipairs(plan) do sorted[i] = r end
+  table.sort(sorted, function(a, b) return a.addr < b.addr end)
+  local at = 0
+  for _, r in ipairs(sorted) do
+    if img:sub(at + 1, r.addr):find("[^\255]") then return false end
+    at = r.addr + #r.data
+  end
+  return not img:sub(at + 1):find("[^\255]")
+end
+
 local function flash_outcome(res, sim, plan, ident)
   local ev = json_error(res.out)
   local outcome
@@ -215,7 +230,7 @@ local function run_flash(dir, seed, rng, kind)
   local faults = fault_for(rng, total_bytes(plan))
   local sdir, old = new_state(dir, seed)
   local sim = helpers.ncpsim(plus(fault_args(seed, faults), { "--state", sdir }))
-  local argv, skip
+  local argv, skip, e2
   if plan == PLANS.ini then
     write_files(dir, plan)
     local ini = helpers.writefile(dir .. "/x.ini", table.concat({ "[cfg]", "erase = 1",
@@ -224,15 +239,19 @@ local function run_flash(dir, seed, rng, kind)
     argv = { "--json", "--port", sim.url, "flash", "--config", ini }
     skip = SKIP
   else
-    -- the sector-sharing plan with --erase 1 (erase each written range), the other as given
+    -- the sector-sharing plan with --erase 1 (erase each written range), the other as given or
+    -- with --erase 2
     local erase = plan == PLANS.shared and { "--erase", "1" } or {}
+    if plan == PLANS.flash and rng(2) == 1 then erase, e2 = { "--erase", "2" }, true end
     argv = plus(plus({ "--json", "--port", sim.url, "flash" }, erase), write_files(dir, plan))
   end
   local res = helpers.run(argv, { timeout = 300 })
   sim:stop()
   local img = helpers.readfile(sdir .. "/flash.bin")
-  local outcome, ev = flash_outcome(res, sim, plan, identical(img, plan, skip, old))
-  return (plan == PLANS.ini and "shared-ini" or kind) .. ": " .. outcome, table.concat(faults, " "), res, ev
+  local ident = identical(img, plan, skip, old) and (not e2 or rest_erased(img, plan))
+  local outcome, ev = flash_outcome(res, sim, plan, ident)
+  return (plan == PLANS.ini and "shared-ini" or (e2 and "flash-erase2" or kind)) .. ": " .. outcome,
+    table.concat(faults, " "), res, ev
 end
 
 -- the journal edits between the two runs of a resume

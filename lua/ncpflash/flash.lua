@@ -2,10 +2,11 @@
 --
 --   local plan = flash.plan(regions, {flash_size=, skip=})   -- validates; nothing is sent
 --   local s <close> = ctx:connect()
---   local summary = flash.run(ctx, s, plan, {erase=0|1|2, verify=true, skip_unchanged=false})
+--   local summary = flash.run(ctx, s, plan, {erase=0|1|2, chip_erase=false, verify=true, skip_unchanged=false})
 --
 -- A region is {address=, file= | data=, name=, max_size=}. Validation errors are "input" errors
--- (exit 7) naming the region. run() erases (policy 0 none, 1 each region, 2 chip erase first),
+-- (exit 7) naming the region. run() erases (policy 0 none, 1 each region, 2 every byte not written
+-- ends 0xFF: ncpflash.eraseplan, or the chip erase first with chip_erase / --resume),
 -- writes (XZ decompress-write or plain), write-checks, verifies by on-chip SHA-256, retries a
 -- failed region once, and reports progress and a summary through ctx.ev.
 local sys = require("ncpflash.core.sys")
@@ -573,7 +574,7 @@ function M.run(ctx, s, plan, opts)
   local sum = { regions = #plan.regions, written_regions = 0, skipped = 0, bytes = plan.bytes, sent = 0,
                 written = 0, seconds = {}, retries = 0, erase = opts.erase }
   local before = { erase = s.stats.erase or 0, verify = s.stats.verify or 0, write = s.stats.write or 0 }
-  if opts.erase == 2 and opts.skip_unchanged then
+  if opts.erase == 2 and opts.skip_unchanged and (opts.chip_erase or opts.resume) then
     ev:warn("--skip-unchanged has no effect with a chip erase (erase = 2); use --erase 1 or 0 to keep "
       .. "unchanged regions")
   end
@@ -637,18 +638,76 @@ function M.run(ctx, s, plan, opts)
       error(res2, 0)
     end
   end
+  local sel   -- erase = 2 reached without a chip erase (ncpflash.eraseplan)
   local function body()
-    -- 2. a chip erase, before anything else
+    -- 2. erase = 2: a chip erase before anything else, unless checking the chip on-chip shows
+    --    that erasing less reaches the same end state faster (ncpflash.eraseplan)
+    -- (--resume keeps the chip erase: its journal records it, and a run without --resume after
+    -- an interruption re-checks everything on chip anyway)
+    if opts.erase == 2 and not jr and opts.chip_erase ~= true then
+      phase = "plan"
+      local p = require("ncpflash.eraseplan").plan(s, units, sector)
+      if p.chip then
+        ev:info("erase = 2: chip erase (" .. p.why .. ")", { chip_erase = true, why = p.why })
+      else
+        sel = p
+      end
+      phase = "write"
+    end
     if resume_erase then
       ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
-    elseif opts.erase == 2 then
+    elseif opts.erase == 2 and not sel then
       ev:stage("erase", { all = true, detail = "whole chip" })
       touched, phase = true, "chip-erase"
       s:erase_all()
       phase = "write"
       if jr then jr:mark_chip_erased() end
+    elseif sel then
+      local n = { match = 0, blank = 0, erased = 0 }
+      for _, u in ipairs(units) do n[sel.class[u]] = n[sel.class[u]] + 1 end
+      local bytes = 0
+      for _, e in ipairs(sel.erase) do bytes = bytes + e.hi - e.lo end
+      ev:info(string.format("erase = 2 without a chip erase: %d on-chip SHA-256 checks; of %d unit%s %d already as "
+        .. "planned, %d blank, %d to erase; erasing %d bytes (about %.1f s, the chip erase %.1f s)", sel.checks,
+        #units, #units == 1 and "" or "s", n.match, n.blank, n.erased, bytes, sel.cost_ms / 1000, sel.chip_ms / 1000),
+        { checks = sel.checks, units_match = n.match, units_blank = n.blank, units_erased = n.erased,
+          erase_bytes = bytes })
+      if #sel.erase > 0 then
+        phase = "gaps"
+        touched = true
+        s:flash_config()
+        for _, e in ipairs(sel.erase) do
+          ev:stage("erase", { address = e.lo, size = e.hi - e.lo, detail = string.format(
+            "0x%X..0x%X (%d bytes)", e.lo, e.hi - 1, e.hi - e.lo) })
+          local ok, err = errors.catch(s.erase, s, e.lo, e.hi - e.lo)
+          if not ok and err.code ~= "interrupted" and err.code ~= "port" then
+            sum.retries = sum.retries + 1
+            ev:warn(string.format("erase of 0x%X..0x%X failed (%s); retrying once", e.lo, e.hi - 1,
+              tostring(err.message)), { code = err.code })
+            ok, err = errors.catch(s.erase, s, e.lo, e.hi - e.lo)
+          end
+          if not ok then
+            err.message = string.format("erase of 0x%X..0x%X: %s", e.lo, e.hi - 1, err.message)
+            error(err, 0)
+          end
+        end
+        phase = "write"
+      end
+      for _, u in ipairs(units) do
+        local c = sel.class[u]
+        if c == "match" and not u.skip then
+          u.skip = true
+          for _, r in ipairs(u.regions) do
+            sum.skipped = sum.skipped + 1
+            ev:info(string.format("%s: already on chip with the 0xFF around it (SHA-256 %s), not rewritten", label(r),
+              sha_hex(r.sha256):sub(1, 16)), { region = r.name, address = r.address, unchanged = true })
+          end
+        elseif c == "blank" or c == "erased" then
+          for _, r in ipairs(u.regions) do r.state = { erased = true } end
+        end
+      end
     end
-    if resume_erase or opts.erase == 2 then
+    if resume_erase or (opts.erase == 2 and not sel) then
       for _, u in ipairs(units) do
         for _, r in ipairs(u.regions) do r.state = { erased = true } end
       end
@@ -657,6 +716,7 @@ function M.run(ctx, s, plan, opts)
     -- one it never started must still read blank (rework, another tool): checked on chip
     local function needs_erase(u)
       if opts.erase == 1 then return true end
+      if sel then return false end   -- erased above
       if not resume_erase then return false end
       for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
       local n = u.hi - u.lo
@@ -764,7 +824,17 @@ function M.run(ctx, s, plan, opts)
           .. "unknown state (erased, partly erased or as before); nothing was written"
         err.state = "unknown"
       elseif phase == "verify" and err.code ~= "verify" then
-        err.message = err.message .. " - every region was written, but the final verify did not finish"
+        local names = {}
+        for _, u in ipairs(units) do
+          for _, r in ipairs(u.regions) do if not r.kept then names[#names + 1] = label(r) end end
+        end
+        err.message = err.message .. " - every region was written (" .. table.concat(names, ", ")
+          .. "), but the final verify did not finish: they are unverified"
+        err.unverified = table.concat(names, ", ")
+      elseif phase == "gaps" then
+        err.message = err.message .. " - while erasing, before any region was written: the plan is not written "
+          .. "(what the range holds is unknown; run it again)"
+        err.partial = true
       elseif not wrote and err.state then
         err.message = err.message .. " - nothing was written"
       elseif not wrote then
@@ -918,7 +988,7 @@ function M.from_config(ctx, ini, opts)
   end
   local s <close> = ctx:connect(opts.connect)
   local sum = M.run(ctx, s, plan, { erase = erase, verify = opts.verify, skip_unchanged = opts.skip_unchanged,
-    resume = opts.resume, before = opts.before })
+    resume = opts.resume, before = opts.before, chip_erase = opts.chip_erase })
   if opts.after then opts.after(s, sum) end
   return sum
 end

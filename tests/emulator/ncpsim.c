@@ -457,7 +457,9 @@ static void run(struct sim *s, int sfd)
 			next = t;
 		if ((s->flash.dirty || s->efuse.dirty) && s->next_save < next)
 			next = s->next_save;
-		int ms = next <= now ? 0 : (int)ceil((next - now) * 1000.0);
+		/* to the microsecond (ppoll), not rounded up to a millisecond: a reply due at T leaves at T */
+		double wait = next <= now ? 0 : next - now;
+		struct timespec ts = { .tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9) };
 		struct pollfd pfd[8];
 		int n = 0;
 		pfd[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
@@ -468,7 +470,7 @@ static void run(struct sim *s, int sfd)
 		}
 		int net0 = n;
 		n += net_pollfds(s, pfd + n, 8 - n);
-		int r = poll(pfd, (nfds_t)n, ms);
+		int r = ppoll(pfd, (nfds_t)n, &ts, NULL);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r <= 0)

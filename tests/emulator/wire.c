@@ -258,20 +258,34 @@ void wire_pump(struct sim *s, double now)
 		q->head = q->n = 0;
 }
 
+/* The next byte is due at `at`, the last one queued at `last`: the loop wakes at most once a
+ * millisecond while bytes trickle in or out (what a byte in the middle of a frame or reply does
+ * is seen by nobody before the last one), and exactly when the last one is due (a frame is
+ * complete, a reply has arrived), so a stop-and-wait exchange is not late by the timer. */
+static double paced(double at, double last)
+{
+	return last <= at + 0.001 ? last : at + 0.001;
+}
+
 double wire_next_event(const struct sim *s)
 {
 	double t = INFINITY;
 	if (s->out.n) {
 		const struct chunk *c = &s->out.c[0];
 		double at = c->at;
-		if (s->tm.realtime && !(c->flags & WS_RAW))
-			at = c->at + (double)(c->sent + 1) * 10.0 / c->baud;
+		if (s->tm.realtime && !(c->flags & WS_RAW)) {
+			double bit = 10.0 / c->baud;
+			at = paced(c->at + (double)(c->sent + 1) * bit, c->at + (double)c->len * bit);
+		}
 		t = at;
 	}
 	if (s->rx.head < s->rx.n) {
-		double at = s->rx.t[s->rx.head];
+		double at = s->rx.t[s->rx.head], last = s->rx.t[s->rx.n - 1];
 		if (at < s->busy_until)
 			at = s->busy_until;
+		if (last < at)
+			last = at;
+		at = paced(at, last);
 		if (at < t)
 			t = at;
 	}

@@ -109,4 +109,90 @@ function M.parse_log(lines, from)
   return ev
 end
 
+-- ncpsim's typical flash times (docs/api/ncpsim.md "Flash part": its defaults), seconds.
+M.sim_times = { page = 0.0006, sector = 0.045, blk32 = 0.120, blk64 = 0.150, chip_4m = 12.0, rate_switch = 0.005 }
+
+-- The events of a recording made on ncpsim without --realtime (the vendor's
+-- ../shared/conformance/vendor/*/ncpsim.log): the device time each command would take under the
+-- realtime model is computed as ncpsim does (opts.latency s per reply; pages of 256 bytes
+-- programmed; erase per unit of the SDK loop; a chip erase per 4 MiB; the baud switch). For 0x3F
+-- the log does not say how many bytes each frame decompressed to: the stream's pages are those
+-- of the region it wrote (the size its 0x3E verify names), charged once per stream - at least
+-- what ncpsim charges (it rounds each frame's output up to a page).
+function M.parse_plain(lines, opts)
+  opts = opts or {}
+  local lat, T = opts.latency or 0, opts.times or M.sim_times
+  local size = opts.flash_size or 0x400000
+  local erase_units = require("ncpflash.session").erase_units
+  local ev, baud, stream = {}, opts.baud or 500000, nil
+  for _, l in ipairs(lines) do
+    local op, plen = l:match("^0x(%x%x) %S+ plen=(%d+)")
+    if l:match("^handshake baud=%d+ %-> OK") then
+      baud = tonumber(l:match("baud=(%d+)"))
+      ev[#ev + 1] = { kind = "handshake", t = 0, busy = lat, baud = baud, phase = "connect" }
+    elseif op then
+      op, plen = tonumber(op, 16), tonumber(plen)
+      local tx = 2
+      local dl = l:match("%-> OK len=(%d+)")
+      if dl then tx = 4 + tonumber(dl) elseif l:match("%-> FL ") then tx = 4 end
+      local work = 0
+      if op == 0x3C then work = T.chip_4m * size / 0x400000
+      elseif op == 0x30 then
+        local a, e = l:match("start=0x(%x+) end=0x(%x+)")
+        local n = erase_units(tonumber(a, 16), tonumber(e, 16), 4096)
+        work = n.n64 * T.blk64 + n.n32 * T.blk32 + n.n4 * T.sector
+      elseif op == 0x31 then work = math.ceil((plen - 4) / 256) * T.page
+      elseif op == 0x3F and l:match("new%-stream") then stream = { cmd = nil }
+      elseif op == 0x3E and stream then
+        work = 0
+        stream.cmd.busy = stream.cmd.busy + math.ceil(tonumber(l:match(" len=(%d+) ")) / 256) * T.page
+        stream = nil
+      elseif op == 0x22 then work = T.rate_switch end
+      local e = { kind = "cmd", op = op, plen = plen, rx = 4 + plen, tx = tx, t = 0, busy = lat + work, baud = baud,
+        phase = M.phase_of[op] or "connect" }
+      if op == 0x3F and stream and not stream.cmd then stream.cmd = e end
+      ev[#ev + 1] = e
+      local nb = op == 0x22 and tonumber(l:match(" baud=(%d+)"))
+      if nb then baud = nb end
+    end
+  end
+  return ev
+end
+
+-- The vendor's fixed waits in its wire.trace (lines "  T_ms KIND ..."): every pause of at
+-- least 20 ms between two events, from the first event after the port's OPEN (the RFC 2217
+-- negotiation of the recording's transport is left out) to the first frame of a command that
+-- changes flash (0x30/0x31/0x3C/0x3F) - the probe before the reset, the reset sequence, the
+-- waits around the handshake, before the first 0x10 and after the baud switch. Pauses after that
+-- point are the vendor's own work (compressing the next file), not waits. Seconds.
+function M.vendor_waits(trace_lines)
+  local sum, prev, state = 0, nil, "before"
+  for _, l in ipairs(trace_lines) do
+    local t, kind, rest = l:match("^%s*([%d.]+) (%u+)%s*(%S*)")
+    t = tonumber(t)
+    if t then
+      if state == "before" then
+        if kind == "OPEN" then state = "open" end
+      elseif state == "open" then
+        state, prev = "on", t
+      else
+        local op = rest:sub(1, 2):lower()
+        if kind == "TX" and (op == "30" or op == "31" or op == "3c" or op == "3f") then return sum end
+        if t - prev >= 20 then sum = sum + (t - prev) / 1000 end
+        prev = t
+      end
+    end
+  end
+  return sum
+end
+
+-- The vendor's modelled time for the job of a recording: the bound of its command sequence
+-- under the realtime model at opts.latency (s) plus its fixed waits. Returns {bound=, waits=,
+-- total=, commands=, phases = M.bound's result}.
+function M.vendor(log_lines, trace_lines, opts)
+  local b = M.bound(M.parse_plain(log_lines, opts), opts)
+  local w = M.vendor_waits(trace_lines)
+  return { bound = b.total.bound, waits = w, total = b.total.bound + w, commands = b.total.commands, phases = b }
+end
+
 return M

@@ -65,6 +65,36 @@ test("the bound is wire time at the baud in effect plus the modelled device time
   near(b2.total.bound - b.total.bound, 10 * 0.016)
 end)
 
+test("the vendor's modelled time: its plain log charged as ncpsim's realtime model, plus its waits", function()
+  local lines = {
+    "handshake baud=500000 -> OK",
+    "0x10 get_boot_info plen=0 -> OK len=28",
+    "0x22 clk_set plen=8 irq=1 baud=2000000 -> OK",
+    "0x3C flash_chip_erase plen=0 -> OK",
+    "0x3F flash_decompress_write plen=2052 addr=0x80000000 len=2048 new-stream -> OK",
+    "0x3F flash_decompress_write plen=1000 addr=0x00000800 len=996 -> OK",
+    "0x3A flash_write_check plen=0 -> OK",
+    "0x3E flash_xip_read_sha plen=8 addr=0x00000000 len=10000 -> OK len=32",
+    "0x30 flash_erase plen=8 start=0x00010000 end=0x0002ffff -> OK",
+  }
+  local ev = model.parse_plain(lines, { latency = 0.001 })
+  eq(#ev, 9)
+  near(ev[3].busy, 0.001 + 0.005, "the baud switch")
+  eq(ev[3].baud, 500000); eq(ev[4].baud, 2000000)
+  near(ev[4].busy, 0.001 + 12.0, "chip erase of 4 MiB")
+  near(ev[5].busy, 0.001 + 40 * 0.0006, "the stream's pages (10000 bytes: 40) on its first frame")
+  near(ev[6].busy, 0.001)
+  near(ev[9].busy, 0.001 + 2 * 0.150, "two 64 KiB blocks")
+  local trace = {
+    "   10.000 BAUD 500000", "   10.100 OPEN rfc2217://x", "  500.000 RXTIMEOUT 0.1",     -- the open: left out
+    "  600.000 TX 10000000", "  800.000 LINE rts=1", "  800.010 RX 4f4b",                -- 100 + 200 ms
+    "  810.000 TX 3c000000", " 5000.000 TX 3f00",                                        -- stops at 0x3C
+  }
+  near(model.vendor_waits(trace), 0.3, "pauses >= 20 ms up to the first flash-changing frame")
+  local v = model.vendor(lines, trace, { latency = 0.001 })
+  near(v.total, v.bound + 0.3)
+end)
+
 test("reset to first command: from CHIP_EN pulled low to the first command after the handshake", function()
   near(model.reset_to_first_command(model.parse_log(LOG)), 0.2)
   eq(model.reset_to_first_command(model.parse_log({ LOG[4], LOG[5] })), nil, "no reset seen")

@@ -100,7 +100,8 @@ test("a ROM that refuses the probe frame: FL or silence, 2048-byte frames, all b
   local fw = helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(64 * 1024, 21))
   for _, case in ipairs({ { "--timeout-ms", "2000" }, { "--oversize", "silent" } }) do
     local sim <close> = helpers.ncpsim(case)
-    local r = helpers.run{ "--port", sim.url, "--frame-size", "4096", "--json", "flash", "--erase", "2", "0x10000", fw }
+    local r = helpers.run{ "--port", sim.url, "--frame-size", "4096", "--json", "flash", "--erase", "2", "--chip-erase",
+      "0x10000", fw }
     eq(r.code, 0, r.err)
     local probe
     for _, e in ipairs(helpers.json_lines(r.out)) do if e.frame_probe then probe = e.frame_probe end end

@@ -324,14 +324,14 @@ end)
 
 test("a device error every time: retried once, then exit 4 saying so", function()
   local R = SR.build(helpers.tmpdir(), {})
-  local sim <close> = helpers.ncpsim{ "--fault", "fl:3C:0031:0" }
+  local sim <close> = helpers.ncpsim{ "--fault", "fl:3A:0031:0" }
   local r = run(sim, { "st67w611m1/mission_t02", R.root, "--no-efuse" })
   eq(r.code, 4, r.err)
   match(r.err, "retrying once")
   match(r.err, "%(after one retry%)")
   local n = 0
-  for _, l in ipairs(sim:log_lines()) do if l:match("^0x3C ") then n = n + 1 end end
-  eq(n, 2, "the chip erase was tried twice")
+  for _, l in ipairs(sim:log_lines()) do if l:match("^0x3A ") then n = n + 1 end end
+  eq(n, 4, "the first region's write check: twice in each of the two runs")
 end)
 
 test("a failure inside the eFuse burn is not retried (bits may be burnt): exit 4, regions named", function()
