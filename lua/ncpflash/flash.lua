@@ -583,6 +583,25 @@ function M.run(ctx, s, plan, opts)
   local resume_erase = jr and opts.erase == 2 and jr:chip_erased()
   sum.resumed = 0
   local units = M.units(plan.regions, sector)
+  -- the journal's chip erase holds only if everything outside the regions' sectors still reads
+  -- erased (another job or tool may have written there between the runs): checked on chip, else
+  -- the chip is erased again and every region written
+  if resume_erase and s.flash_size then
+    local ep = require("ncpflash.eraseplan")
+    local gaps = ep.gaps(units, s.flash_size)
+    local ranges = {}
+    for i, g in ipairs(gaps) do ranges[i] = { addr = g.lo, len = g.hi - g.lo } end
+    local got = #ranges > 0 and s:sha256_many(ranges) or {}
+    for i, g in ipairs(gaps) do
+      if got[i] ~= ep.blank_sha(g.hi - g.lo) then
+        ev:warn(string.format("resume: the journal records the chip erase, but 0x%X..0x%X (outside the regions) is not "
+          .. "blank on chip: erasing the chip again and writing every region", g.lo, g.hi - 1))
+        resume_erase = false
+        jr.rec.chip_erased = false
+        break
+      end
+    end
+  end
   -- 1. what stays: a unit whose regions all are on chip already (verified before an interruption,
   --    or unchanged) is left alone; one changed region means the whole unit is written
   for _, u in ipairs(units) do

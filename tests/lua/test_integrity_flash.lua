@@ -291,7 +291,9 @@ test("interrupted erases: nothing written, the region's state unknown; a chip er
     local a = helpers.writefile(dir .. "/a.bin", helpers.random_bytes(200000, 15))
     local cmd = mode == "1" and "30" or "3C"
     local sim <close> = sim_with_old_flash(dir, { "--fault", "stall:" .. cmd .. ":8" })
-    local p <close> = helpers.spawn(helpers.ncpflash_argv{ "--port", sim.url, "flash", "--erase", mode, "0x10000", a })
+    local argv = { "--port", sim.url, "flash", "--erase", mode, "0x10000", a }
+    if mode == "2" then argv[#argv + 1] = "--chip-erase" end   -- (else erase = 2 may erase less)
+    local p <close> = helpers.spawn(helpers.ncpflash_argv(argv))
     local deadline, seen = sys.now() + 20, false
     while sys.now() < deadline and not seen do
       for _, l in ipairs(sim:log_lines()) do if l:match("^0x" .. cmd .. " ") then seen = true end end
@@ -358,4 +360,21 @@ test("a region wholly inside skip_mode is not flashed, and the run says so", fun
   match(r.err, "A @0x20000 %(4096 bytes%) lies wholly inside skip_mode: not flashed")
   sim:stop()
   eq(sim:flash():sub(0x20001, 0x21000), old:sub(0x20001, 0x21000), "left alone")
+end)
+
+test("5: --resume after the recorded chip erase: data written outside the regions between the runs is erased",
+  function()
+  local dir = helpers.tmpdir()
+  local set = require("synth").release(dir, {})   -- erase = 2
+  local env = { XDG_STATE_HOME = dir .. "/xdg" }
+  local state = interrupted_run(dir, set, env)
+  patch_flash(state, 0x200000, helpers.random_bytes(8192, 19))   -- another job, between the runs
+  local sim2 <close> = helpers.ncpsim{ "--state", state }
+  local r2 = helpers.run({ "--port", sim2.url, "flash", "--config", set.ini, "--resume" }, { env = env })
+  eq(r2.code, 0, r2.out .. r2.err)
+  match(r2.err, "the journal records the chip erase, but 0x%x+%.%.0x%x+ %(outside the regions%) is not blank")
+  sim2:stop()
+  local img = sim2:flash()
+  eq(img:sub(0x200001, 0x202000), string.rep("\255", 8192), "0xFF outside the regions, as erase = 2 promises")
+  for _, f in ipairs(set.files) do ok(holds(img, f.address, f.data), f.name .. " byte-exact") end
 end)
