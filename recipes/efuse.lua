@@ -87,8 +87,9 @@ the audit file gets the real after-state.]],
       if not st or st.type ~= "file" then
         errors.raise("input", "efuse burn: file " .. w[2] .. " not found or not readable")
       end
-      local job = efuse.prepare_file(ctx, w[2], a)
-      if a.root_key then efuse.load_root_key(a.root_key) end      -- a bad PEM fails before connecting
+      -- a bad PEM, a lock-out field without --allow-lockout, an audit file that cannot be
+      -- appended to: refused before connecting
+      local job = burn.precheck(efuse.prepare_file(ctx, w[2], a))
       local s <close> = ctx:connect()
       burn.apply(ctx, s, job)
     elseif sub == "mac" then
@@ -96,6 +97,7 @@ the audit file gets the real after-state.]],
       local mac = efuse.parse_mac(w[3])
       local map, board_efuse = efuse.map_for(ctx)
       if a.root_key then efuse.load_root_key(a.root_key) end
+      if a.confirm_efuse_burn then burn.check_records({ audit = a.audit or efuse.DEFAULT_AUDIT }) end
       local s <close> = ctx:connect()
       local current = burn.read(s, map)
       local wanted, mask, slot = efuse.mac_job(current, mac, map)
