@@ -47,7 +47,10 @@ the audit file (default ./ncpflash-efuse-audit.jsonl). The plan names every fiel
 the module out for good (LOCK-OUT lines); a burn that disables UART download or enables flash
 encryption also needs --allow-lockout with those field names. A write sent but not answered is
 "sent, outcome unknown": read back at once if the chip answers, else at the next connect, and
-the audit file gets the real after-state.]],
+the audit file gets the real after-state. A pending record is on disk before the first write,
+so a burn killed at any moment is read back at the next connect; an audit file that cannot be
+appended to is refused before anything is sent (exit 7). Bytes under a read lock the burn sets
+cannot be read back: reported burnt but unverified (exit 0 when every readable bit verified).]],
   args = {
     { "--raw", type = "path", metavar = "FILE", help = "read: also save the 512 raw bytes to FILE" },
     { "--all", flag = true, help = "read/decode: list fields that are zero too" },

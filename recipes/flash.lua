@@ -72,17 +72,19 @@ one section per file, @partition addresses resolved from the partition table).
         ctx.ev:info("reset: the chip runs from flash now")
       end
     end
-    local before
+    local before, opts
     if prov or efuse_job then
       before = function(s, plan)
         if efuse_job then
-          require("ncpflash.efuse_burn").preflight(ctx, s, efuse_job)
+          -- the erase mode: --erase, 1 for ADDR FILE pairs; an ini's own erase is not known here
+          -- (then the guard may pass an image the chip erase wipes: the burn's guard refuses it)
+          require("ncpflash.efuse_burn").preflight(ctx, s, efuse_job, plan, opts.erase)
           efuse_job.before_flash = nil
         end
         if prov then prov:before(s, plan) end
       end
     end
-    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
+    opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
       resume = a.resume, before = before,
       allow_outside = a.allow_outside, allow_bad_image = a.allow_bad_image }
     local function body()

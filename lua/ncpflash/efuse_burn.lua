@@ -124,7 +124,13 @@ end
 --- a signature over that hash (ECDSA-P256/SHA-256 over the image bytes, as Bouffalo's image tool
 --- signs: bflb_mcu_tool img_create_sign_data) that verifies with that public key.
 --- Returns true when the plan enables secure boot (the caller warns about the lock).
-function M.secure_boot_guard(ctx, s, p, map, board_efuse)
+---
+--- `view` (optional) is where the images are read: {read = fn(addr, n), sha256 = fn(addr, n),
+--- where = text, untouched = text}; a read that returns nil means "not known before the flash"
+--- and skips that image (planned_view, for `flash --efuse` before it flashes). Default: the chip.
+function M.secure_boot_guard(ctx, s, p, map, board_efuse, view)
+  view = view or { read = function(a, n) return s:read(a, n) end, sha256 = function(a, n) return s:sha256(a, n) end,
+    where = "on chip", untouched = "nothing was written" }
   local sign_f, hash_f
   for _, f in ipairs(map.fields) do
     if f.security == "sign_cfg" then sign_f = f end
@@ -136,17 +142,19 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
   local want = hash_f and p.after:sub(hash_f.offset + 1, hash_f.offset + hash_f.len) or ""
   if is_zero(want) then
     errors.raise("safety", "refusing to enable secure boot (sign_cfg) without a public-key hash in key slots 0-1: "
-      .. "the module could never boot again")
+      .. "the module could never boot again (" .. view.untouched .. ")")
   end
   local function refuse(msg, hint)
-    errors.raise("safety", "refusing to enable secure boot: " .. msg .. " (nothing was written)", { hint = hint or
+    errors.raise("safety", "refusing to enable secure boot: " .. msg .. " (" .. view.untouched .. ")", { hint = hint or
       "flash the release set signed with the key the eFuse data names first, e.g. `flash --config X.ini "
       .. "--efuse FILE`" })
   end
+  local checked = {}
   for _, im in ipairs(board_images(board_efuse)) do
     -- header, public key + CRC, signature length + up to 256 signature bytes + CRC
-    local head = s:read(im.address, H.size + 64 + 4 + 4 + 256 + 4)
+    local head = view.read(im.address, H.size + 64 + 4 + 4 + 256 + 4)
     local where = ("%s @0x%X"):format(im.name, im.address)
+    if not head then goto next_image end
     if not header.is_header(head) then
       refuse(("no boot image at %s (an unsigned or missing image would never boot again)"):format(where))
     end
@@ -163,7 +171,8 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
         codec.hex(h.public_key_hash), codec.hex(want)))
     end
     if not h.image_len or h.image_len == 0 then refuse(("the image at %s has no image length"):format(where)) end
-    local got = s:sha256(im.address + h.image_offset, h.image_len)
+    local got = view.sha256(im.address + h.image_offset, h.image_len)
+    if not got then goto next_image end
     if got ~= h.sha256 then
       refuse(("the image at %s does not match its header's SHA-256 (on chip %s, header %s): it would not boot")
         :format(where, codec.hex(got):sub(1, 16), codec.hex(h.sha256):sub(1, 16)))
@@ -174,12 +183,46 @@ function M.secure_boot_guard(ctx, s, p, map, board_efuse)
     if not h.signature or #h.signature ~= 64 or not valid then
       refuse(("the signature of the image at %s does not verify with its public key: it would not boot"):format(where))
     end
+    checked[#checked + 1] = ("0x%X"):format(im.address)
+    ::next_image::
   end
-  local where = {}
-  for _, im in ipairs(board_images(board_efuse)) do where[#where + 1] = ("0x%X"):format(im.address) end
-  ctx.ev:info(("secure-boot check: the images at %s are signed with the key the eFuse data names (SHA-256 %s); "
-    .. "hash and signature verified on chip"):format(table.concat(where, ", "), codec.hex(want)))
+  if #checked > 0 then
+    ctx.ev:info(("secure-boot check: the image%s at %s %s signed with the key the eFuse data names (SHA-256 %s); "
+      .. "hash and signature verified %s"):format(#checked == 1 and "" or "s", table.concat(checked, ", "),
+      #checked == 1 and "is" or "are", codec.hex(want), view.where))
+  end
   return true
+end
+
+--- The flash as it will be after `plan` is flashed, for the secure-boot guard before flashing:
+--- bytes inside one planned region come from its file, bytes no region touches from the chip
+--- (unless `erase` is 2: blank); a range that straddles a region's edge is not known (nil).
+function M.planned_view(s, plan, erase)
+  local function locate(a, n)
+    for _, r in ipairs(plan.regions) do
+      local e = r.address + #r.data
+      if a >= r.address and a + n <= e then return r end
+      if a < e and a + n > r.address then return false end
+    end
+    return nil
+  end
+  local function bytes(a, n)
+    local r = locate(a, n)
+    if r then return r.data:sub(a - r.address + 1, a - r.address + n) end
+    if r == false then return nil end
+    if erase == 2 then return string.rep("\xFF", n) end
+    return s:read(a, n)
+  end
+  return {
+    read = bytes,
+    sha256 = function(a, n)
+      local r = locate(a, n)
+      if r then return codec.sha256(r.data:sub(a - r.address + 1, a - r.address + n)) end
+      if r == false then return nil end
+      if erase == 2 then return codec.sha256(string.rep("\xFF", n)) end
+      return s:sha256(a, n)
+    end,
+    where = "in the images about to be flashed", untouched = "nothing was flashed or burnt" }
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -406,8 +449,10 @@ end
 --- The eFuse step of `flash --efuse`, on the flashing session before any flash command: the
 --- plan against the chip's current eFuse, refused now for what the flash cannot change
 --- (conflicts, write/read locks, lock-out fields without --allow-lockout, secure boot without a
---- key hash). The burn itself (apply) plans again after the flash.
-function M.preflight(ctx, s, job)
+--- key hash; with `flash_plan`, the secure-boot guard over the images as they will be after the
+--- flash: planned_view, with `erase` the flash's erase mode). The burn itself (apply) plans and
+--- guards again after the flash, on the chip.
+function M.preflight(ctx, s, job, flash_plan, erase)
   local current = M.read(s, job.map)
   local p = efuse.plan(current, job.wanted, job.mask, job.map)
   refuse_conflicts(p, job)
@@ -419,6 +464,9 @@ function M.preflight(ctx, s, job)
   local need = plan_lockouts(p, job)
   if #need > 0 and job.confirm then efuse.refuse_lockouts(need, job) end
   refuse_keyless_secure_boot(p, job.map, job)
+  if flash_plan then
+    M.secure_boot_guard(ctx, s, p, job.map, job.board_efuse, M.planned_view(s, flash_plan, erase))
+  end
   ctx.ev:info(("eFuse step: checked against the chip's eFuse before flashing: %d bit%s to set, no conflict; "
     .. "burnt after the flash"):format(p.bits_to_set, p.bits_to_set == 1 and "" or "s"))
   return p

@@ -347,3 +347,19 @@ test("a pending record that cannot be settled is never overwritten: the next bur
   eq(efuse_writes(sim), 0, "nothing burnt")
   eq(helpers.readfile(pend):match('"file":"(.-)"'), "old.bin", "the old record is kept")
 end)
+
+test("flash --efuse: the secure-boot guard runs over the images as they will be, before anything is flashed",
+  function()
+  local dir = helpers.tmpdir()
+  local fw = helpers.writefile(dir .. "/fw.bin", helpers.random_bytes(65536, 9))
+  local ef = helpers.writefile(dir .. "/st.bin", E.st_like(E.ST_HASH))
+  local sim <close> = helpers.ncpsim{}
+  local r = helpers.run{ "--port", sim.url, "flash", "0x10000", fw, "--efuse", ef, "--confirm-efuse-burn", "--yes",
+    "--insecure-write", "--audit", dir .. "/audit.jsonl" }
+  eq(r.code, 6, r.err)
+  match(r.err, "refusing to enable secure boot: no boot image at boot2 @0x0 .*%(nothing was flashed or burnt%)")
+  sim:stop()
+  eq(flash_changes(sim), 0, "no erase or write reached the flash")
+  eq(efuse_writes(sim), 0)
+  eq(sim:flash(), string.rep("\xFF", #sim:flash()), "flash.bin unchanged (blank)")
+end)
