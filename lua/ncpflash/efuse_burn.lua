@@ -473,8 +473,8 @@ function M.preflight(ctx, s, job, flash_plan, erase)
 end
 
 -- The read-back check of the written regions: bad (list of texts), verified (bits), unverified
--- (list of {range, bytes, bits, lock}: bytes with bits to set in a read-locked range, which read
--- back as zeros and cannot be checked).
+-- (list of {range, bytes, bits, lock}: bytes with bits to set in a read-locked range (locked on
+-- the chip or by this burn) that read back as zeros, so cannot be checked).
 local function check_back(p, back, map, written_list)
   local rd = active_locks(back, map, "rd")
   for _, l in ipairs(active_locks(p.after, map, "rd")) do rd[#rd + 1] = l end
@@ -484,7 +484,9 @@ local function check_back(p, back, map, written_list)
     for i = r.start, r.start + r.len - 1 do
       local w, got, ts = p.want:byte(i + 1), back:byte(i + 1), p.to_set:byte(i + 1)
       local lk = lock_at(rd, i)
-      if lk then
+      -- a read-locked byte reads as zero: burnt bits that read back are verified all the same (the
+      -- lock may not be in effect yet), a zero is "cannot be read back", anything else is wrong
+      if lk and got & w ~= w and got == 0 then
         if ts ~= 0 then
           local u = by_lock[lk]
           if not u then
