@@ -47,7 +47,10 @@ the audit file (default ./ncpflash-efuse-audit.jsonl). The plan names every fiel
 the module out for good (LOCK-OUT lines); a burn that disables UART download or enables flash
 encryption also needs --allow-lockout with those field names. A write sent but not answered is
 "sent, outcome unknown": read back at once if the chip answers, else at the next connect, and
-the audit file gets the real after-state.]],
+the audit file gets the real after-state. A pending record is on disk before the first write,
+so a burn killed at any moment is read back at the next connect; an audit file that cannot be
+appended to is refused before anything is sent (exit 7). Bytes under a read lock the burn sets
+cannot be read back: reported burnt but unverified (exit 0 when every readable bit verified).]],
   args = {
     { "--raw", type = "path", metavar = "FILE", help = "read: also save the 512 raw bytes to FILE" },
     { "--all", flag = true, help = "read/decode: list fields that are zero too" },
@@ -87,8 +90,9 @@ the audit file gets the real after-state.]],
       if not st or st.type ~= "file" then
         errors.raise("input", "efuse burn: file " .. w[2] .. " not found or not readable")
       end
-      local job = efuse.prepare_file(ctx, w[2], a)
-      if a.root_key then efuse.load_root_key(a.root_key) end      -- a bad PEM fails before connecting
+      -- a bad PEM, a lock-out field without --allow-lockout, an audit file that cannot be
+      -- appended to: refused before connecting
+      local job = burn.precheck(efuse.prepare_file(ctx, w[2], a))
       local s <close> = ctx:connect()
       burn.apply(ctx, s, job)
     elseif sub == "mac" then
@@ -96,6 +100,7 @@ the audit file gets the real after-state.]],
       local mac = efuse.parse_mac(w[3])
       local map, board_efuse = efuse.map_for(ctx)
       if a.root_key then efuse.load_root_key(a.root_key) end
+      if a.confirm_efuse_burn then burn.check_records({ audit = a.audit or efuse.DEFAULT_AUDIT }) end
       local s <close> = ctx:connect()
       local current = burn.read(s, map)
       local wanted, mask, slot = efuse.mac_job(current, mac, map)

@@ -49,13 +49,21 @@ the written ranges are erased, unless a chip erase is cheaper or the flash is en
   },
   run = function(ctx, a)
     -- --efuse: the file is validated before flashing, burnt (ncpflash.efuse) after a successful flash
+    -- (every refusal it can decide without the chip comes before connecting; the plan against the
+    -- chip's eFuse is checked on the flashing session before the first flash command)
     local efuse_job
     if a.efuse then
       local efuse = require("ncpflash.efuse")
-      efuse_job = efuse.precheck(efuse.prepare_file(ctx, a.efuse, { mask = a.efuse_mask,
+      if ctx.opts.yes and not a.confirm_efuse_burn then
+        errors.raise("safety", "--yes alone does not burn eFuses: add --confirm-efuse-burn, or drop --yes for a "
+          .. "dry run of the eFuse step (nothing was flashed or burnt)")
+      end
+      efuse_job = efuse.prepare_file(ctx, a.efuse, { mask = a.efuse_mask,
         confirm_efuse_burn = a.confirm_efuse_burn, root_key = a.root_key, audit = a.audit,
-        insecure_write = a.insecure_write, allow_lockout = a.allow_lockout }))
+        insecure_write = a.insecure_write, allow_lockout = a.allow_lockout })
       efuse_job.command = "flash --efuse"
+      efuse_job.before_flash = true
+      require("ncpflash.efuse_burn").precheck(efuse_job)
     end
     local prov = a.provision and require("ncpflash.provision").load(ctx, a.provision)
     if prov and a.no_verify then errors.raise("usage", "flash: --provision needs the verify (drop --no-verify)") end
@@ -69,8 +77,20 @@ the written ranges are erased, unless a chip erase is cheaper or the flash is en
         ctx.ev:info("reset: the chip runs from flash now")
       end
     end
-    local opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
-      resume = a.resume, chip_erase = a.chip_erase, before = prov and function(s, plan) prov:before(s, plan) end,
+    local before, opts
+    if prov or efuse_job then
+      before = function(s, plan)
+        if efuse_job then
+          -- the erase mode: --erase, 1 for ADDR FILE pairs; an ini's own erase is not known here
+          -- (then the guard may pass an image the chip erase wipes: the burn's guard refuses it)
+          require("ncpflash.efuse_burn").preflight(ctx, s, efuse_job, plan, opts.erase)
+          efuse_job.before_flash = nil
+        end
+        if prov then prov:before(s, plan) end
+      end
+    end
+    opts = { erase = a.erase, verify = not a.no_verify, skip_unchanged = a.skip_unchanged, after = finish,
+      resume = a.resume, chip_erase = a.chip_erase, before = before,
       allow_outside = a.allow_outside, allow_bad_image = a.allow_bad_image }
     local function body()
       if a.config then

@@ -8,7 +8,8 @@
  *
  * Interrupts: no C code runs in a signal handler. ncp_os_init() (called
  * once by host_run before any thread starts) blocks SIGINT/SIGTERM on
- * POSIX, or installs a console control handler on Windows; waits poll
+ * POSIX (and ignores SIGPIPE: a closed stdout is an EPIPE, not a death),
+ * or installs a console control handler on Windows; waits poll
  * ncp_interrupt_pending() in slices of <= 100 ms, and whoever turns it into
  * an "interrupted" error calls ncp_interrupt_consume() so that the cleanup
  * that follows is not interrupted again.

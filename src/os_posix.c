@@ -52,6 +52,10 @@ void ncp_os_init(struct ncp_os_state *st)
 	st->console_cp = 0;
 	interrupt_set(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* A write to a closed pipe (`ncpflash ... | head`) fails with EPIPE
+	 * instead of killing the process between two eFuse writes; children
+	 * get the default back (ncp_spawn: POSIX_SPAWN_SETSIGDEF). */
+	signal(SIGPIPE, SIG_IGN);
 }
 
 void ncp_os_done(const struct ncp_os_state *st)

@@ -504,19 +504,61 @@ function M.allowed_lockouts(list, map)
   return set
 end
 
+--- What a refusal of `job` says was left alone: "nothing was written", or, for the eFuse step of
+--- a flash that has not started yet (job.before_flash), "nothing was flashed or burnt".
+function M.untouched(job)
+  return job and job.before_flash and "nothing was flashed or burnt" or "nothing was written"
+end
+
+--- The lock-out fields that need --allow-lockout NAME (UART download disable, flash
+--- encryption) which the FILE asks for (wanted & mask) and `job.allow_lockout` does not name:
+--- sorted names. Decided without the chip: the flag is needed whenever the file sets the field.
+function M.file_lockouts_needing_flag(job)
+  local want = bytewise(job.wanted, job.mask or M.derive_mask(job.wanted), function(w, m) return w & m end)
+  local out = {}
+  for _, f in ipairs(job.map.fields) do
+    if f.lockout_flag and touches(f, want) and not (job.allow_lockout and job.allow_lockout[f.name]) then
+      out[#out + 1] = f
+    end
+  end
+  table.sort(out, function(x, y) return x.name < y.name end)
+  return out
+end
+
+--- The refusal of a confirmed burn that sets lock-out fields not named with --allow-lockout.
+--- `fields`: list of map fields; `subject`: "this plan" (default) or "the eFuse file".
+function M.refuse_lockouts(fields, job, subject)
+  local what, names = {}, {}
+  for _, f in ipairs(fields) do
+    what[#what + 1] = ("%s (%s)"):format(f.name, f.description)
+    names[#names + 1] = f.name
+  end
+  errors.raise("safety", ("refusing to burn: %s sets %s, which lock%s the module out for good; add "
+    .. "--allow-lockout %s to burn %s (%s)"):format(subject or "this plan", table.concat(what, ", "),
+    #names == 1 and "s" or "",
+    table.concat(names, ","), #names == 1 and "it" or "them", M.untouched(job)),
+    { fields = table.concat(names, ","), hint = "an eFuse bit cannot be cleared again" })
+end
+
 --- Checks that need no chip, so that a job that would be refused fails before anything else
---- happens (e.g. before flashing in `flash --efuse`): a bad root key (input), or a confirmed
---- secure-path burn without one (safety).
+--- happens (before connecting; in `flash --efuse`, before flashing): a bad root key (input), a
+--- confirmed secure-path burn without one (safety), and for a confirmed burn: lock-out fields
+--- the file sets without --allow-lockout (safety). ncpflash.efuse_burn.precheck adds the checks
+--- of the audit file and the pending-record folder.
 function M.precheck(job)
   local secure = job.map.secure_write and not job.insecure
   if job.root_key then M.load_root_key(job.root_key) end
   if job.confirm and secure and not job.root_key then
     local be = job.board_efuse
     errors.raise("safety", "the secure eFuse path needs the root public key to check the chip's challenge: "
-      .. "give --root-key PEM (nothing was written)",
+      .. "give --root-key PEM (" .. M.untouched(job) .. ")",
       { hint = (be and be.root_key_file and ("the key is " .. be.root_key_file .. " ("
         .. (be.root_key_hint or "shipped with the vendor's flasher") .. "); ") or "")
         .. "or use the plain path with --insecure-write" })
+  end
+  if job.confirm then
+    local need = M.file_lockouts_needing_flag(job)
+    if #need > 0 then M.refuse_lockouts(need, job, "the eFuse file") end
   end
   return job
 end
