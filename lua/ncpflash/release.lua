@@ -89,7 +89,7 @@ local function prepare_efuse(ctx, a, sel, rel)
   local job = efuse.prepare_file(ctx, file, { confirm_efuse_burn = a.confirm_efuse_burn, root_key = key,
     audit = a.audit })
   job.command = ctx.command .. " (eFuse step)"
-  efuse.precheck(job)
+  burn.precheck(job)   -- the file, the lock-out fields, the audit file and pending folder: before the flash
   -- ST's warning, in our words: what the file does, in the terms of ST's chip information
   local be = job.board_efuse or {}
   local sets = {}
@@ -122,6 +122,10 @@ local function efuse_line(res, rel)
   if res.dry_run then
     return ("eFuse: dry run, the module is NOT locked yet (%d bits to set); add --confirm-efuse-burn to burn "
       .. "%s"):format(res.bits_to_set or 0, rel.efuse_file)
+  end
+  if res.verified == false then
+    return ("eFuse: %d bits burnt; read back: %d verified, the rest read-locked (burnt but unverified)"):format(
+      res.bits_to_set or 0, res.verified_bits or 0)
   end
   return ("eFuse: %d bits burnt, read back and verified"):format(res.bits_to_set or 0)
 end
