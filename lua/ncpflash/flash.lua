@@ -726,7 +726,46 @@ function M.run(ctx, s, plan, opts)
         end
       end
     end
-    if resume_erase or (opts.erase == 2 and not sel) then
+    -- erase = 1 never slower than a chip erase: when the units that hold data would take longer
+    -- to erase (the part's typical times) than the whole chip, and everything outside them
+    -- reads erased, the chip erase ends in the same bytes
+    local by_chip = false
+    if opts.erase == 1 and not jr and #(plan.skip or {}) == 0 and s.info and s.info.encrypted == false
+        and s.flash_size then
+      local ep = require("ncpflash.eraseplan")
+      local t = ep.typical(s.chip, s.flash_size)
+      local bound, any_skip = 0, false
+      for _, u in ipairs(units) do
+        if u.skip then any_skip = true end
+        bound = bound + ep.cost(u.lo, u.hi, sector, t)
+      end
+      if not any_skip and bound > t.chip then
+        local ranges = {}
+        for _, u in ipairs(units) do ranges[#ranges + 1] = { addr = u.lo, len = u.hi - u.lo } end
+        for _, g in ipairs(ep.gaps(units, s.flash_size)) do ranges[#ranges + 1] = { addr = g.lo, len = g.hi - g.lo } end
+        local got = s:sha256_many(ranges)
+        local cost, outside_blank = 0, true
+        for i, rg in ipairs(ranges) do
+          local blank = got[i] == ep.blank_sha(rg.len)
+          if i <= #units then
+            if not blank then cost = cost + ep.cost(rg.addr, rg.addr + rg.len, sector, t) end
+          elseif not blank then
+            outside_blank = false
+          end
+        end
+        if outside_blank and cost > t.chip then
+          ev:info(string.format("erase = 1: erasing the %d units that hold data would take about %.1f s, the chip "
+            .. "erase %.1f s, and everything else reads erased: chip erase", #units, cost / 1000, t.chip / 1000),
+            { chip_erase = true, unit_erase_ms = cost, chip_erase_ms = t.chip })
+          ev:stage("erase", { all = true, detail = "whole chip (cheaper than the units)" })
+          touched, phase = true, "chip-erase"
+          s:erase_all()
+          phase = "write"
+          by_chip = true
+        end
+      end
+    end
+    if resume_erase or (opts.erase == 2 and not sel) or by_chip then
       for _, u in ipairs(units) do
         for _, r in ipairs(u.regions) do r.state = { erased = true } end
       end
@@ -734,7 +773,7 @@ function M.run(ctx, s, plan, opts)
     -- after a chip erase that an interrupted run recorded, a unit it had started is erased again;
     -- one it never started must still read blank (rework, another tool): checked on chip
     local function needs_erase(u)
-      if opts.erase == 1 then return true end
+      if opts.erase == 1 then return not by_chip end
       if sel then return false end   -- erased above
       if not resume_erase then return false end
       for _, r in ipairs(u.regions) do if jr:started(r) then return true end end

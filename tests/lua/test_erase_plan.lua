@@ -3,6 +3,7 @@
 -- erased or written; a chip erase where it is cheaper or the flash may be encrypted; an
 -- interrupted run never reports success and says what it left.
 local eraseplan = require "ncpflash.eraseplan"
+local sys = require "ncpflash.core.sys"
 
 local SIZE = 4 * 1024 * 1024
 local BLOCK = 65536
@@ -221,4 +222,59 @@ test("an erase that fails every time: exit 4, nothing claimed", function()
   eq(r.code, 4, r.err)
   match(r.out .. r.err, "before any region was written")
   eq(count(sim, "^0x3F ") + count(sim, "^0x31 "), 0, "nothing written after the failed erase")
+end)
+
+-- erase = 1 is never slower than a chip erase: 250 scattered regions, each in its own sector
+-- that holds old data (250 x 45 ms typical > the 10 s chip erase), everything else erased
+local function scattered(dir, gap_data)
+  local regions, args = {}, {}
+  local img = string.rep("\xFF", SIZE)
+  for i = 0, 249 do
+    local addr = 0x10000 + i * 0x3000
+    local data = helpers.random_bytes(16, 100 + i)
+    regions[#regions + 1] = { addr, data }
+    img = put(img, addr - addr % 4096, helpers.random_bytes(4096, 400 + i))   -- old data in its sector
+    args[#args + 1] = ("0x%X"):format(addr)
+    args[#args + 1] = helpers.writefile(("%s/r%03d.bin"):format(dir, i), data)
+  end
+  if gap_data then img = put(img, 0x11000, gap_data) end   -- between the first two units
+  sys.mkdirs(dir .. "/state")
+  helpers.writefile(dir .. "/state/flash.bin", img)
+  return regions, args, img
+end
+
+test("erase = 1: a chip erase where the units to erase cost more and everything else reads erased", function()
+  local dir = helpers.tmpdir()
+  local regions, args = scattered(dir)
+  local sim <close> = helpers.ncpsim{ "--state", dir .. "/state" }
+  local argv = { "--port", sim.url, "flash", "--erase", "1" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local r = helpers.run(argv, { timeout = 300 })
+  eq(r.code, 0, r.err)
+  match(r.out .. r.err, "erase = 1: erasing the 250 units that hold data would take about 11%.%d s, the chip erase "
+    .. "10%.0 s, and everything else reads erased: chip erase")
+  sim:stop()
+  local want = expected(regions)
+  eq(sim:flash() == want, true, "byte-identical to a chip erase + the writes (= the sector erases here)")
+  local n30, n3c = 0, 0
+  for _, l in ipairs(sim:log_lines()) do
+    if l:match("^0x30 ") then n30 = n30 + 1 elseif l:match("^0x3C ") then n3c = n3c + 1 end
+  end
+  eq({ n30, n3c }, { 0, 1 }, "one chip erase, no sector erases")
+end)
+
+test("erase = 1: data outside the regions keeps the per-unit erases (a chip erase would wipe it)", function()
+  local dir = helpers.tmpdir()
+  local keep = helpers.random_bytes(4096, 7)
+  local regions, args = scattered(dir, keep)
+  local sim <close> = helpers.ncpsim{ "--state", dir .. "/state" }
+  local argv = { "--port", sim.url, "flash", "--erase", "1" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local r = helpers.run(argv, { timeout = 300 })
+  eq(r.code, 0, r.err)
+  nomatch(r.out .. r.err, "chip erase")
+  sim:stop()
+  local img = sim:flash()
+  eq(img:sub(0x11001, 0x12000), keep, "the data between the regions is still there")
+  for _, rg in ipairs(regions) do eq(img:sub(rg[1] + 1, rg[1] + #rg[2]), rg[2]) end
 end)
