@@ -19,6 +19,16 @@ local function holds(img, addr, data)
   return img:sub(addr + 1, addr + #data) == data
 end
 
+-- wait (up to 20 s) until ncpsim's log shows command CMD (hex); true when it did
+local function wait_for_cmd(sim, cmd)
+  local deadline = sys.now() + 20
+  repeat
+    for _, l in ipairs(sim:log_lines()) do if l:match("^0x" .. cmd .. " ") then return true end end
+    sys.sleep(0.05)
+  until sys.now() > deadline
+  return false
+end
+
 -- the ncpsim log lines of commands matching `pat`, with their index
 local function log_index(sim, pat)
   local out = {}
@@ -212,13 +222,7 @@ test("6: SIGTERM during a write: the state counts acknowledged frames only", fun
   -- the third 0x3F reply is held back 5 s: two frames are acknowledged when the signal comes
   local sim <close> = sim_with_old_flash(dir, { "--fault", "stall:3F:5:3" })
   local p <close> = helpers.spawn(helpers.ncpflash_argv{ "--port", sim.url, "flash", "0x378000", f })
-  local deadline = sys.now() + 20
-  local seen = false
-  while sys.now() < deadline and not seen do
-    for _, l in ipairs(sim:log_lines()) do if l:match("^0x3F ") then seen = true end end
-    sys.sleep(0.05)
-  end
-  ok(seen, "the write started")
+  ok(wait_for_cmd(sim, "3F"), "the write started")
   sys.sleep(0.8)
   sys.kill(p.pid, "TERM")
   eq(sys.wait(p.pid, 20), 130)
@@ -294,12 +298,7 @@ test("interrupted erases: nothing written, the region's state unknown; a chip er
     local argv = { "--port", sim.url, "flash", "--erase", mode, "0x10000", a }
     if mode == "2" then argv[#argv + 1] = "--chip-erase" end   -- (else erase = 2 may erase less)
     local p <close> = helpers.spawn(helpers.ncpflash_argv(argv))
-    local deadline, seen = sys.now() + 20, false
-    while sys.now() < deadline and not seen do
-      for _, l in ipairs(sim:log_lines()) do if l:match("^0x" .. cmd .. " ") then seen = true end end
-      sys.sleep(0.05)
-    end
-    ok(seen, "the erase was sent")
+    ok(wait_for_cmd(sim, cmd), "the erase was sent")
     sys.sleep(0.5)
     sys.kill(p.pid, "INT")
     eq(sys.wait(p.pid, 20), 130)
