@@ -61,7 +61,7 @@ local function run(list)
 end
 
 print(("bench_multi: %d bytes in %d regions per board (erase policy %s), realtime ncpsims, %s"):format(total,
-  #set.files, erase or "from the ini (2 = chip erase)", "2 Mbaud"))
+  #set.files, erase or "from the ini (2: erased as needed, issue 17)", "2 Mbaud"))
 local t1 = run(sims(1))
 print(("  1 board : %6.2f s"):format(t1))
 local tn = run(sims(n))
