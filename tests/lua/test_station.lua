@@ -288,3 +288,26 @@ test("a QConn ini job: every region recorded, the flash byte-exact", function()
   local sess = db:query("SELECT job_command FROM sessions")[1]
   match(sess.job_command, "^flash %-%-config .*synth_flash_prog_cfg%.ini$")
 end)
+
+test("a job with an eFuse burn: flashed, burnt as the file says, audited, recorded", function()
+  local dir = helpers.tmpdir()
+  local fw = helpers.random_bytes(16 * 1024, 31)
+  helpers.writefile(dir .. "/fw.bin", fw)
+  local ef = string.rep("\0", 0x100) .. "STATION\3" .. string.rep("\0", 512 - 0x108)   -- customer area only
+  helpers.writefile(dir .. "/ef.bin", ef)
+  local sim = helpers.ncpsim{ "--boot-info", helpers.boot_info(0x31) }
+  local file = SL.write_station(dir, { station = "efuse", http = "127.0.0.1:0", probe = PROBE, ports = { sim.url },
+    job = { regions = { { 0x10000, "fw.bin" } }, efuse = "ef.bin", confirm_efuse_burn = true,
+      insecure_write = true, audit = "audit.jsonl" } })
+  local st <close> = SL.start(file)
+  SL.wait_slot(st, 1, "pass", 30)
+  eq(st:stop(), 0)
+  sim:stop()
+  eq(sim:flash():sub(0x10001, 0x10000 + #fw), fw, "flashed")
+  eq(sim:efuse():sub(0x101, 0x108), "STATION\3", "the eFuse holds the file's bytes")
+  local audit = helpers.read_lines(dir .. "/audit.jsonl")
+  eq(#audit, 1, "one audit record")
+  local rec = helpers.json_decode(audit[1])
+  eq(rec.result, "ok")
+  eq(rec.after, require("ncpflash.core.codec").hex(sim:efuse()), "the audit's after-state is the chip's")
+end)
