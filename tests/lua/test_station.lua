@@ -311,3 +311,22 @@ test("a job with an eFuse burn: flashed, burnt as the file says, audited, record
   eq(rec.result, "ok")
   eq(rec.after, require("ncpflash.core.codec").hex(sim:efuse()), "the audit's after-state is the chip's")
 end)
+
+test("a profile job (st67w611m1/mission_t02 from a 1.3 release): the newest firmware, flashed byte-exact", function()
+  local SR = require "strelease"
+  local dir = helpers.tmpdir()
+  local R = SR.build(dir .. "/rel", { layout = "1.3" })
+  local sim = helpers.ncpsim{ "--boot-info", helpers.boot_info(0x32) }
+  local file = SL.write_station(dir, { station = "profile", http = "127.0.0.1:0", probe = PROBE, ports = { sim.url },
+    job = { profile = "st67w611m1/mission_t02", release = R.nb } })
+  local st <close> = SL.start(file)
+  local s = SL.wait_slot(st, 1, "pass", 30)
+  match(s.job_name, "mission_t02")
+  eq(st:stop(), 0)
+  sim:stop()
+  local flash = sim:flash()
+  local fw = R.images.mission_t02["2.0.106"]
+  ok(fw, "the synthetic release has v2.0.106")
+  eq(flash:sub(0x10001, 0x10000 + #fw), fw, "the newest FW (v2.0.106) at 0x10000")
+  eq(flash:sub(1, #R.boot2), R.boot2, "boot2 at 0")
+end)
