@@ -112,14 +112,7 @@ local function release_set(dir)
            source = "synthetic (fixtures absent)", seed = function() return image(seed) end }
 end
 
-local function read_lines(path)
-  local out = {}
-  local f = io.open(path, "r")
-  if not f then return out end
-  for l in f:lines() do out[#out + 1] = l end
-  f:close()
-  return out
-end
+local read_lines = helpers.read_lines
 
 -- Run ncpflash (argv after --port URL --json), return wall time, rusage, exit code, result event.
 local function run_case(sim, dir, argv, env)

@@ -64,6 +64,15 @@ function M.blank_sha(n)
   return d
 end
 
+-- Whether each range {addr=, len=} reads erased on chip: one XIP session of SHA-256 digests,
+-- each compared with the digest of an erased range of its length. List of booleans.
+function M.read_blank(s, ranges)
+  if #ranges == 0 then return {} end
+  local got, out = s:sha256_many(ranges), {}
+  for i, r in ipairs(ranges) do out[i] = got[i] == M.blank_sha(r.len) end
+  return out
+end
+
 -- Typical time (ms) of erasing [lo, hi) by the SDK's unit loop, at the part's typical times.
 function M.cost(lo, hi, sector, t)
   local n = require("ncpflash.session").erase_units(lo, hi - 1, sector)

@@ -14,6 +14,7 @@ local codec = require("ncpflash.core.codec")
 local errors = require("ncpflash.errors")
 local header = require("ncpflash.header")
 local util = require("ncpflash.util")
+local eraseplan = require("ncpflash.eraseplan")
 
 local M = {}
 
@@ -380,12 +381,11 @@ local function erase_unit(ctx, s, u, sector, fresh, attempt)
   local keep = {}
   local blocks = M.blocks(u.lo, size, sector)
   if fresh and #blocks > 0 then
-    local last, blank = blocks[#blocks].hi, {}
+    local last = blocks[#blocks].hi
     local k = s:xip_sha(function(sha)
       local function erased_from(i)                -- blocks i..#blocks read 0xFF?
         local n = last - blocks[i].lo
-        blank[n] = blank[n] or codec.sha256(string.rep("\255", n))
-        return sha(u.lo + blocks[i].lo, n) == blank[n]
+        return sha(u.lo + blocks[i].lo, n) == eraseplan.blank_sha(n)
       end
       if erased_from(1) then return 1 end
       local lo, hi = 2, #blocks + 1                -- erased_from(hi) holds (hi = #blocks + 1: none)
@@ -587,17 +587,14 @@ function M.run(ctx, s, plan, opts)
   -- erased (another job or tool may have written there between the runs): checked on chip, else
   -- the chip is erased again and every region written
   if resume_erase and s.flash_size then
-    local ep = require("ncpflash.eraseplan")
-    local gaps = ep.gaps(units, s.flash_size)
+    local gaps = eraseplan.gaps(units, s.flash_size)
     local ranges = {}
     for i, g in ipairs(gaps) do ranges[i] = { addr = g.lo, len = g.hi - g.lo } end
-    local got = #ranges > 0 and s:sha256_many(ranges) or {}
-    for i, g in ipairs(gaps) do
-      if got[i] ~= ep.blank_sha(g.hi - g.lo) then
+    for i, blank in ipairs(eraseplan.read_blank(s, ranges)) do
+      if not blank then
         ev:warn(string.format("resume: the journal records the chip erase, but 0x%X..0x%X (outside the regions) is not "
-          .. "blank on chip: erasing the chip again and writing every region", g.lo, g.hi - 1))
-        resume_erase = false
-        jr.rec.chip_erased = false
+          .. "blank on chip: erasing the chip again and writing every region", gaps[i].lo, gaps[i].hi - 1))
+        resume_erase = false   -- (the chip erase below records itself in the journal again)
         break
       end
     end
@@ -664,14 +661,12 @@ function M.run(ctx, s, plan, opts)
     -- (--resume keeps the chip erase: its journal records it, and a run without --resume after
     -- an interruption re-checks everything on chip anyway)
     if opts.erase == 2 and not jr and opts.chip_erase ~= true then
-      phase = "plan"
-      local p = require("ncpflash.eraseplan").plan(s, units, sector)
+      local p = eraseplan.plan(s, units, sector)
       if p.chip then
         ev:info("erase = 2: chip erase (" .. p.why .. ")", { chip_erase = true, why = p.why })
       else
         sel = p
       end
-      phase = "write"
     end
     if resume_erase then
       ev:info("resume: the chip erase of the interrupted run stands; only regions it had started are erased")
@@ -732,23 +727,23 @@ function M.run(ctx, s, plan, opts)
     local by_chip = false
     if opts.erase == 1 and not jr and #(plan.skip or {}) == 0 and s.info and s.info.encrypted == false
         and s.flash_size then
-      local ep = require("ncpflash.eraseplan")
-      local t = ep.typical(s.chip, s.flash_size)
+      local t = eraseplan.typical(s.chip, s.flash_size)
       local bound, any_skip = 0, false
       for _, u in ipairs(units) do
         if u.skip then any_skip = true end
-        bound = bound + ep.cost(u.lo, u.hi, sector, t)
+        bound = bound + eraseplan.cost(u.lo, u.hi, sector, t)
       end
       if not any_skip and bound > t.chip then
         local ranges = {}
         for _, u in ipairs(units) do ranges[#ranges + 1] = { addr = u.lo, len = u.hi - u.lo } end
-        for _, g in ipairs(ep.gaps(units, s.flash_size)) do ranges[#ranges + 1] = { addr = g.lo, len = g.hi - g.lo } end
-        local got = s:sha256_many(ranges)
+        for _, g in ipairs(eraseplan.gaps(units, s.flash_size)) do
+          ranges[#ranges + 1] = { addr = g.lo, len = g.hi - g.lo }
+        end
         local cost, outside_blank = 0, true
-        for i, rg in ipairs(ranges) do
-          local blank = got[i] == ep.blank_sha(rg.len)
+        for i, blank in ipairs(eraseplan.read_blank(s, ranges)) do
+          local rg = ranges[i]
           if i <= #units then
-            if not blank then cost = cost + ep.cost(rg.addr, rg.addr + rg.len, sector, t) end
+            if not blank then cost = cost + eraseplan.cost(rg.addr, rg.addr + rg.len, sector, t) end
           elseif not blank then
             outside_blank = false
           end
@@ -778,7 +773,7 @@ function M.run(ctx, s, plan, opts)
       if not resume_erase then return false end
       for _, r in ipairs(u.regions) do if jr:started(r) then return true end end
       local n = u.hi - u.lo
-      if s:sha256(u.lo, n) == codec.sha256(string.rep("\255", n)) then return false end
+      if s:sha256(u.lo, n) == eraseplan.blank_sha(n) then return false end
       for _, r in ipairs(u.regions) do
         ev:warn(string.format("%s: the journal says the chip erase left it blank, but 0x%X..0x%X is not blank on "
           .. "chip: erasing it", label(r), u.lo, u.hi - 1), { region = r.name, address = r.address })
@@ -864,17 +859,13 @@ function M.run(ctx, s, plan, opts)
         err.code, err.lost = "device", true
       end
       -- anything programmed (acknowledged, or a frame in flight) anywhere in the plan?
-      local wrote = false
+      -- and the kept skip_mode bytes not back on the chip
+      local wrote, lost_kept = false, {}
       for _, u in ipairs(units) do
         for _, r in ipairs(u.regions) do
           local st = r.state
           if st and (st.written or (st.acked or 0) > 0 or st.writing) then wrote = true end
-        end
-      end
-      local lost_kept = {}
-      for _, u in ipairs(units) do
-        for _, r in ipairs(u.regions) do
-          if r.kept and r.state and not r.state.written then lost_kept[#lost_kept + 1] = r end
+          if r.kept and st and not st.written then lost_kept[#lost_kept + 1] = r end
         end
       end
       if phase == "chip-erase" then
