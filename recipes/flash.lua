@@ -7,16 +7,18 @@ return {
   description = [[
 Writes each file at its address: XZ-compressed while sending (0x3F) where compression pays,
 plain 0x31 writes otherwise; then write-check and an on-chip SHA-256 verify per region.
-The erases are planned over all regions and done before the first write (regions sharing a
-4 KiB sector are erased once; skip_mode bytes inside an erased sector are kept). A failed
-region is retried once, together with the regions sharing its sectors. Success is reported
-only after every region was verified again on chip after the last write. Everything is
+The erases are planned over all regions before anything is sent (regions sharing a 4 KiB
+sector form one unit, erased once, just before its writes; skip_mode bytes inside an erased
+sector are read first and written back). A failed region is retried once, together with
+the regions sharing its sectors. Success is reported only after every region was verified
+again on chip after the last write. Everything is
 validated (overlaps, flash size, partition sizes, missing or empty files) before anything
 is sent.
 
 --config reads a QConn_Flash / BLFlashCommand flash_prog_cfg.ini ([cfg] erase/skip_mode,
 one section per file, @partition addresses resolved from the partition table).
---erase: 0 none, 1 erase each written range (default for ADDR FILE), 2 every byte not written
+--erase: 0 none, 1 erase each written range (default for ADDR FILE; one chip erase instead
+when that is cheaper and everything else already reads erased), 2 every byte not written
 ends erased (0xFF): the chip's SHA-256 of its flash shows what holds data, and only that and
 the written ranges are erased, unless a chip erase is cheaper or the flash is encrypted
 (--chip-erase: always the chip erase, as the vendor's flasher).]],
@@ -35,7 +37,8 @@ the written ranges are erased, unless a chip erase is cheaper or the flash is en
       .. "fields (UART download disable, flash encryption)" },
     { "--allow-bad-image", flag = true, help = "flash boot images the ROM would not boot (a CRC, a body cut "
       .. "short or not matching the header's SHA-256, another chip's layout); refused without it" },
-    { "--erase", type = "choice", choices = { 0, 1, 2 }, help = "0 none, 1 written ranges, 2 whole chip" },
+    { "--erase", type = "choice", choices = { 0, 1, 2 },
+      help = "0 none, 1 written ranges, 2 all but the written bytes end 0xFF" },
     { "--chip-erase", flag = true, help = "with erase = 2: always the chip erase (0x3C), even where erasing less "
       .. "ends in the same bytes" },
     { "--skip-unchanged", flag = true, help = "leave regions whose on-chip SHA-256 already matches" },

@@ -23,7 +23,9 @@ report: only a full chip erase made it flashable again). Steps, each logged:
   3. the longest strap at a lower handshake baud (115200)
   4. the ladder from --reset / the board (e.g. manual) when the lines cannot do it
 As soon as the ROM answers: chip erase (the application is gone), then, with --config, the
-release is flashed on the same session. Exit 3 when the ROM never answered. On a port without
+release is flashed on the same session (an ini with skip_mode is refused before anything is
+sent: the chip erase would wipe those bytes; --no-erase --config keeps them and uses the ini's
+own erase). Exit 3 when the ROM never answered. On a port without
 modem lines (pty, socket://) steps 2 and 3 are left out: give --reset manual or --reset cmd:...]],
   args = {
     { "--config", type = "file", metavar = "INI", help = "flash this flash_prog_cfg.ini after the chip erase" },
